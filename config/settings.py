@@ -1,0 +1,268 @@
+"""Settings, read from the environment in this one place (django-environ).
+
+Every setting has a working development default, so `make demo` needs no configuration:
+SQLite under var/, the embedded Valkey broker, the sandbox third parties and the sandbox
+mailbox. Point DATABASE_URL, CELERY_BROKER_URL and EMAIL_URL at real services to leave them.
+"""
+
+from pathlib import Path
+
+import environ
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Runtime state of the embedded defaults (SQLite, broker data, media, mailbox); git-ignored.
+VAR_DIR = BASE_DIR / "var"
+VAR_DIR.mkdir(exist_ok=True)
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+# --- Core -------------------------------------------------------------------------------------
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_celery_results",
+    "shop",
+    "jobs",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat are separate processes writing one file: WAL lets readers run beside
+    # the writer, IMMEDIATE takes the write lock at BEGIN (no deadlock on lock upgrade), and the
+    # timeout makes a writer wait for the lock instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not :memory:, so that worker threads and worker processes see the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth -------------------------------------------------------------------------------------
+
+# Argon2 is the hasher Django's docs recommend; API tokens are not passwords and are stored as
+# SHA-256 digests instead (see shop.tokens), so no slow hash sits on the per-request path.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "catalogue"
+LOGOUT_REDIRECT_URL = "catalogue"
+
+# --- Internationalisation, static and media ---------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+
+# --- Uploads and orders -----------------------------------------------------------------------
+
+AVATAR_MAX_BYTES = env.int("AVATAR_MAX_BYTES", default=5 * 1024 * 1024)
+# Above this Pillow raises DecompressionBombError for us, and we answer 400.
+AVATAR_MAX_PIXELS = env.int("AVATAR_MAX_PIXELS", default=4096 * 4096)
+AVATAR_THUMBNAIL_SIZES = (64, 256)
+# Uploads bigger than the avatar limit are refused before they are read into memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=100)
+ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
+REVIEW_REMINDER_DELAY_SECONDS = env.int("REVIEW_REMINDER_DELAY_SECONDS", default=3600)
+
+# The staff account `manage.py seed_demo` creates for the admin, Flower-free parts of the demo.
+DEMO_STAFF_EMAIL = env("DEMO_STAFF_EMAIL", default="staff@example.com")
+DEMO_STAFF_PASSWORD = env("DEMO_STAFF_PASSWORD", default="demo-staff-password")
+
+# --- Email ------------------------------------------------------------------------------------
+
+# Defaults to the sandbox SMTP server (`manage.py mail_sandbox`); compose points it at Mailpit.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:2525")
+vars().update(EMAIL_CONFIG)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="shop <shop@example.com>")
+
+# --- Third parties (sandboxes by default) -----------------------------------------------------
+
+# WEB_PORT wins over PORT because honcho gives every process of the Procfile its own PORT.
+WEB_PORT = env.int("WEB_PORT", default=env.int("PORT", default=8000))
+SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default=f"http://127.0.0.1:{WEB_PORT}/sandbox")
+CRM_URL = env("CRM_URL", default=f"{SANDBOX_BASE_URL}/crm")
+PAYMENTS_URL = env("PAYMENTS_URL", default=f"{SANDBOX_BASE_URL}/payments")
+ANALYTICS_URL = env("ANALYTICS_URL", default=f"{SANDBOX_BASE_URL}/analytics")
+THIRD_PARTY_TIMEOUT_SECONDS = env.float("THIRD_PARTY_TIMEOUT_SECONDS", default=5.0)
+
+# Starting latency and failure rate of each sandbox; the /sandbox/ page changes them at run time.
+SANDBOX_SERVICES = {
+    service: {
+        "latency_ms": env.int(f"SANDBOX_{service.upper()}_LATENCY_MS", default=0),
+        "failure_rate": env.float(f"SANDBOX_{service.upper()}_FAILURE_RATE", default=0.0),
+    }
+    for service in ("crm", "payments", "analytics", "smtp")
+}
+SANDBOX_MAILDIR = Path(env("SANDBOX_MAILDIR", default=str(VAR_DIR / "mailbox")))
+
+# --- Celery -----------------------------------------------------------------------------------
+
+EMBEDDED_BROKER_PORT = env.int("EMBEDDED_BROKER_PORT", default=6479)
+CELERY_BROKER_URL = env(
+    "CELERY_BROKER_URL",
+    default=env("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_BROKER_PORT}/0"),
+)
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+# JSON only: a pickle payload on the broker would be code execution on every worker.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+
+QUEUES = ("critical", "default", "bulk", "media", "dead_letter")
+CELERY_TASK_QUEUES = tuple(Queue(name) for name in QUEUES)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "jobs.send_welcome_email": {"queue": "critical"},
+    "jobs.charge_payment": {"queue": "critical"},
+    "jobs.send_order_confirmation": {"queue": "critical"},
+    "jobs.make_avatar_thumbnails": {"queue": "media"},
+    "jobs.track_analytics_event": {"queue": "bulk"},
+    "jobs.sync_crm_contact": {"queue": "bulk"},
+    "jobs.sync_crm_deal": {"queue": "bulk"},
+    "jobs.send_review_reminder": {"queue": "default"},
+    "jobs.record_dead_letter": {"queue": "dead_letter"},
+    "jobs.publish_due_jobs": {"queue": "default"},
+    "jobs.relay_unpublished_jobs": {"queue": "default"},
+}
+
+# A killed worker's job must run again: ack after the job, and reject (requeue) when the process
+# running it dies. One message at a time per process, so a long job does not hold others back.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("JOBS_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", default=90)
+
+# Retry policy shared by every job (jobs.base.LedgerTask). The longest backoff and the time
+# limit both stay well below the visibility timeout, so Redis never redelivers a message
+# that a worker is still holding for its countdown.
+JOBS_RETRY_BACKOFF_SECONDS = env.int("JOBS_RETRY_BACKOFF_SECONDS", default=2)
+JOBS_RETRY_BACKOFF_MAX_SECONDS = env.int("JOBS_RETRY_BACKOFF_MAX_SECONDS", default=300)
+JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", default=5)
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=1800)
+_redis_transport_options = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
+CELERY_BROKER_TRANSPORT_OPTIONS = _redis_transport_options
+# Requests must not hang when the broker is down: fail the publish fast and leave the job in
+# the ledger, where the relay picks it up (jobs.dispatch).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=1.0)
+
+# Due reminders live in the database; beat hands them to the workers when they fall due.
+CELERY_BEAT_SCHEDULE = {
+    "publish-due-jobs": {"task": "jobs.publish_due_jobs", "schedule": 5.0},
+    "relay-unpublished-jobs": {"task": "jobs.relay_unpublished_jobs", "schedule": 10.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Jobs older than this without a publish time are published again by the relay.
+JOBS_RELAY_AFTER_SECONDS = env.int("JOBS_RELAY_AFTER_SECONDS", default=10)
+
+# --- API --------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "shop.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "shop + jobs API",
+    "DESCRIPTION": "Signup, catalogue, orders and the status of their background jobs.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Logging ----------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

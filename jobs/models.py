@@ -1,0 +1,102 @@
+"""The job ledger: one row per unit of background work.
+
+The ledger is at once the outbox (rows recorded in the request's transaction and not yet
+published), the status that pages and the API show, and the audit trail.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Job(models.Model):
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled"  # recorded with a due time; beat publishes it when due
+        QUEUED = "queued"  # recorded, to be (or already) published
+        RUNNING = "running"
+        RETRYING = "retrying"  # failed with a transient error, next attempt at next_attempt_at
+        SUCCEEDED = "succeeded"
+        DEAD = "dead"  # failed for good; a dead letter records why
+
+    FINAL_STATES = (State.SUCCEEDED, State.DEAD)
+
+    # Also the Celery task id, so a publish that is repeated is the same message.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, db_index=True)
+    kwargs = models.JSONField(default=dict)
+    queue = models.CharField(max_length=50)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    eta = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    customer = models.ForeignKey(
+        "shop.Customer", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    order = models.ForeignKey(
+        "shop.Order", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    first_failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            # The relay's and beat's sweeps: unpublished or due rows, oldest first.
+            models.Index(fields=["state", "published_at"], name="job_state_published"),
+            models.Index(fields=["state", "eta"], name="job_state_eta"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.state}] {self.id}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+
+class DeadLetter(models.Model):
+    """A job that failed for good: what it was, why, and what an operator did about it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        REQUEUED = "requeued"
+        DISCARDED = "discarded"
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="dead_letter")
+    error = models.TextField()
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField()
+    first_failed_at = models.DateTimeField()
+    failed_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-failed_at"]
+
+    def __str__(self) -> str:
+        return f"dead letter for {self.job}"
+
+
+class Effect(models.Model):
+    """A side effect that happened, under a key that names it (for example "welcome-email:42").
+
+    The unique key is what makes a repeated delivery of a job harmless: the effect is done
+    only if its key is not here yet.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.key

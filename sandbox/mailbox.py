@@ -1,0 +1,61 @@
+"""The sandbox SMTP server and the mailbox it fills (a Maildir under var/)."""
+
+import asyncio
+import email
+import email.policy
+import mailbox as stdlib_mailbox
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Message:
+    key: str
+    sender: str
+    to: str
+    subject: str
+    date: datetime | None
+    body: str
+
+
+def _maildir(path: Path | None = None) -> stdlib_mailbox.Maildir:
+    return stdlib_mailbox.Maildir(path or settings.SANDBOX_MAILDIR, create=True)
+
+
+def messages(path: Path | None = None) -> list[Message]:
+    """Every message in the mailbox, newest first."""
+    found = []
+    for key, raw in _maildir(path).iteritems():
+        parsed = email.message_from_bytes(raw.as_bytes(), policy=email.policy.default)
+        body = parsed.get_body(preferencelist=("plain", "html"))
+        found.append(
+            Message(
+                key=key,
+                sender=str(parsed["From"] or ""),
+                to=str(parsed["To"] or ""),
+                subject=str(parsed["Subject"] or ""),
+                date=parsedate_to_datetime(parsed["Date"]) if parsed["Date"] else None,
+                body=body.get_content() if body else "",
+            )
+        )
+    return sorted(found, key=lambda m: m.date or datetime.min.astimezone(), reverse=True)
+
+
+class MaildirHandler:
+    """aiosmtpd handler: accept each message into the Maildir, or refuse it when the sandbox's
+    `smtp` switch says so (451, which clients treat as try-again-later)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        from sandbox.switches import should_fail
+
+        if await asyncio.to_thread(should_fail, "smtp"):
+            return "451 4.3.0 sandbox SMTP is failing on purpose"
+        await asyncio.to_thread(_maildir(self.path).add, envelope.original_content)
+        return "250 OK"

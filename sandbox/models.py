@@ -1,0 +1,76 @@
+"""State of the sandbox third parties, kept in the database so that every process sees it."""
+
+from django.db import models
+
+
+class ServiceSwitch(models.Model):
+    """Latency and failures of one sandbox service, changeable at run time from /sandbox/."""
+
+    service = models.CharField(max_length=20, unique=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    failure_rate = models.FloatField(default=0.0)  # 0.0 … 1.0: share of requests answered 503
+    fail_next = models.PositiveIntegerField(default=0)  # the next N requests fail, then recover
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.latency_ms} ms, {self.failure_rate:.0%} failing"
+
+
+class ReceivedRequest(models.Model):
+    """Every request a sandbox service answered, for the sandbox page and for the tests."""
+
+    service = models.CharField(max_length=20, db_index=True)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    body = models.JSONField(default=dict)
+    status_code = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.method} {self.path} → {self.status_code}"
+
+
+class Charge(models.Model):
+    """A payment the sandbox gateway made. The Idempotency-Key never charges twice."""
+
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"charge {self.pk}: {self.amount} {self.currency} ({self.reference})"
+
+
+class CrmRecord(models.Model):
+    """A contact or deal in the sandbox CRM, upserted by its natural key."""
+
+    kind = models.CharField(max_length=10)  # "contact" | "deal"
+    external_key = models.CharField(max_length=255)
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+    writes = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "external_key"], name="unique_crm_record")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.external_key}"
+
+
+class AnalyticsEvent(models.Model):
+    """An event the sandbox collector received, deduplicated by its event id."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    properties = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.event_id}"

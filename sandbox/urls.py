@@ -1,0 +1,14 @@
+from django.urls import path
+
+from sandbox import views
+
+app_name = "sandbox"
+urlpatterns = [
+    path("", views.control_panel, name="control_panel"),
+    path("mailbox/", views.mailbox_view, name="mailbox"),
+    path("switches/<str:service>", views.switch_api, name="switch_api"),
+    path("payments/charges", views.create_charge, name="create_charge"),
+    path("crm/contacts/<str:key>", views.upsert_contact, name="crm_contact"),
+    path("crm/deals/<str:key>", views.upsert_deal, name="crm_deal"),
+    path("analytics/events", views.collect_event, name="analytics_events"),
+]

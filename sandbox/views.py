@@ -1,0 +1,203 @@
+"""The sandbox third parties, served over real HTTP by the web app under /sandbox/.
+
+Payment gateway, CRM and analytics collector each answer like their real counterparts would,
+deduplicate on the same keys, and fail or slow down on demand (sandbox.switches).
+"""
+
+import json
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from sandbox import mailbox
+from sandbox.models import AnalyticsEvent, Charge, CrmRecord, ReceivedRequest
+from sandbox.switches import SERVICES, get_switch, set_switch, should_fail
+
+# A charge at or above this amount is declined, so the demo can show a failed payment.
+DECLINE_AMOUNT = Decimal("10000.00")
+
+
+def _body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _answer(request: HttpRequest, service: str, status: int, payload: dict) -> JsonResponse:
+    ReceivedRequest.objects.create(
+        service=service,
+        method=request.method,
+        path=request.path,
+        idempotency_key=request.headers.get("Idempotency-Key", ""),
+        body=_body(request),
+        status_code=status,
+    )
+    return JsonResponse(payload, status=status)
+
+
+def _unavailable(request: HttpRequest, service: str) -> JsonResponse:
+    return _answer(request, service, 503, {"detail": f"{service} sandbox is failing on purpose"})
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def create_charge(request: HttpRequest) -> JsonResponse:
+    if should_fail("payments"):
+        return _unavailable(request, "payments")
+    key = request.headers.get("Idempotency-Key", "")
+    body = _body(request)
+    if not key:
+        return _answer(request, "payments", 400, {"detail": "Idempotency-Key header is required"})
+    try:
+        amount = Decimal(str(body.get("amount")))
+    except InvalidOperation:
+        return _answer(request, "payments", 400, {"detail": "amount must be a decimal string"})
+    if amount >= DECLINE_AMOUNT:
+        return _answer(request, "payments", 402, {"detail": "card declined"})
+    try:
+        with transaction.atomic():
+            charge = Charge.objects.create(
+                idempotency_key=key,
+                amount=amount,
+                currency=body.get("currency", "EUR"),
+                reference=str(body.get("reference", "")),
+            )
+            status = 201
+    except IntegrityError:
+        # A repeated key: answer with the first charge, charge nothing.
+        charge = Charge.objects.get(idempotency_key=key)
+        status = 200
+    return _answer(
+        request,
+        "payments",
+        status,
+        {"id": f"ch_{charge.pk}", "amount": str(charge.amount), "currency": charge.currency},
+    )
+
+
+def _upsert_crm(request: HttpRequest, kind: str, key: str) -> JsonResponse:
+    if should_fail("crm"):
+        return _unavailable(request, "crm")
+    data = _body(request)
+    updated = CrmRecord.objects.filter(kind=kind, external_key=key).update(
+        data=data, writes=F("writes") + 1
+    )
+    if not updated:
+        try:
+            with transaction.atomic():
+                CrmRecord.objects.create(kind=kind, external_key=key, data=data)
+        except IntegrityError:
+            CrmRecord.objects.filter(kind=kind, external_key=key).update(data=data)
+    return _answer(request, "crm", 200, {"kind": kind, "key": key, "created": not updated})
+
+
+@csrf_exempt
+@require_http_methods(["PUT"])
+def upsert_contact(request: HttpRequest, key: str) -> JsonResponse:
+    return _upsert_crm(request, "contact", key)
+
+
+@csrf_exempt
+@require_http_methods(["PUT"])
+def upsert_deal(request: HttpRequest, key: str) -> JsonResponse:
+    return _upsert_crm(request, "deal", key)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def collect_event(request: HttpRequest) -> JsonResponse:
+    if should_fail("analytics"):
+        return _unavailable(request, "analytics")
+    body = _body(request)
+    event_id = str(body.get("event_id", ""))
+    if not event_id:
+        return _answer(request, "analytics", 400, {"detail": "event_id is required"})
+    _, created = AnalyticsEvent.objects.get_or_create(
+        event_id=event_id,
+        defaults={"name": str(body.get("name", "")), "properties": body.get("properties", {})},
+    )
+    return _answer(request, "analytics", 202, {"event_id": event_id, "duplicate": not created})
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def switch_api(request: HttpRequest, service: str) -> JsonResponse:
+    """GET or POST {"latency_ms", "failure_rate", "fail_next"}: for scripts and tests."""
+    if service not in SERVICES:
+        return JsonResponse({"detail": f"unknown service {service!r}"}, status=404)
+    if request.method == "POST":
+        body = _body(request)
+        errors = _switch_errors(body)
+        if errors:
+            return JsonResponse({"errors": errors}, status=400)
+        set_switch(
+            service,
+            **{k: body[k] for k in ("latency_ms", "failure_rate", "fail_next") if k in body},
+        )
+    switch = get_switch(service)
+    return JsonResponse(
+        {
+            "service": service,
+            "latency_ms": switch.latency_ms,
+            "failure_rate": switch.failure_rate,
+            "fail_next": switch.fail_next,
+        }
+    )
+
+
+def _switch_errors(values: dict) -> dict[str, list[str]]:
+    errors = {}
+    for name in ("latency_ms", "fail_next"):
+        if name in values and (
+            not isinstance(values[name], int) or not 0 <= values[name] <= 600_000
+        ):
+            errors[name] = ["Must be a whole number from 0 to 600000."]
+    rate = values.get("failure_rate", 0)
+    if not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        errors["failure_rate"] = ["Must be a number from 0 to 1."]
+    return errors
+
+
+@require_http_methods(["GET", "POST"])
+def control_panel(request: HttpRequest):
+    """The sandbox page: switches per service and the last requests each one answered."""
+    if request.method == "POST":
+        service = request.POST.get("service", "")
+        try:
+            values = {
+                "latency_ms": int(request.POST.get("latency_ms", 0)),
+                "failure_rate": float(request.POST.get("failure_rate_percent", 0)) / 100,
+                "fail_next": int(request.POST.get("fail_next", 0)),
+            }
+        except ValueError:
+            values = {"latency_ms": -1}
+        errors = _switch_errors(values)
+        if service not in SERVICES or errors:
+            messages.error(request, f"Not changed: {errors or 'unknown service'}")
+        else:
+            set_switch(service, **values)
+            messages.success(request, f"{service} sandbox updated.")
+        return redirect("sandbox:control_panel")
+    return render(
+        request,
+        "sandbox/control_panel.html",
+        {
+            "switches": [get_switch(service) for service in SERVICES],
+            "recent": ReceivedRequest.objects.all()[:30],
+            "charges": Charge.objects.count(),
+            "crm_records": CrmRecord.objects.count(),
+            "events": AnalyticsEvent.objects.count(),
+        },
+    )
+
+
+def mailbox_view(request: HttpRequest):
+    return render(request, "sandbox/mailbox.html", {"messages_": mailbox.messages()})

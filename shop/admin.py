@@ -1,0 +1,94 @@
+from django.contrib import admin
+from django.http import HttpRequest
+
+from jobs.models import Job
+from shop.models import ApiToken, Customer, Order, OrderLine, Payment, Product
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("name", "email", "created_at")
+    list_select_related = ("user",)
+    search_fields = ("name", "user__email")
+    raw_id_fields = ("user",)
+    # Written by the avatar job; an edit here would point at files that do not exist.
+    readonly_fields = ("avatar_thumbnails", "created_at")
+
+    @admin.display(ordering="user__email")
+    def email(self, customer: Customer) -> str:
+        return customer.email
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ("sku", "name", "price", "currency", "stock")
+    search_fields = ("sku", "name")
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    raw_id_fields = ("product",)
+
+
+class PaymentInline(admin.StackedInline):
+    """Shown, never written here: only the gateway's answer makes a payment."""
+
+    model = Payment
+    fields = ("gateway_charge_id", "amount", "currency", "created_at")
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+    max_num = 0
+
+
+class JobInline(admin.TabularInline):
+    model = Job
+    fields = (
+        "name",
+        "queue",
+        "state",
+        "attempts",
+        "eta",
+        "last_error",
+        "created_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+    ordering = ("created_at",)
+    can_delete = False
+    extra = 0
+    max_num = 0
+    show_change_link = True
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ("id", "customer", "status", "total", "currency", "created_at")
+    list_filter = ("status",)
+    list_select_related = ("customer__user",)
+    search_fields = ("=id", "customer__user__email", "idempotency_key")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("customer",)
+    # Totals and keys come from the order service; editing them would break the replay check.
+    readonly_fields = ("total", "currency", "idempotency_key", "request_digest", "created_at")
+    inlines = (OrderLineInline, PaymentInline, JobInline)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are issued by the signup service and shown once; here they can only be seen
+    (as digests) or revoked."""
+
+    list_display = ("short_digest", "user", "created_at")
+    list_select_related = ("user",)
+    search_fields = ("user__email", "digest")
+    fields = ("user", "digest", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="digest")
+    def short_digest(self, token: ApiToken) -> str:
+        return f"{token.digest[:12]}…"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,133 @@
+"""Input validation and output shapes of the JSON API (api.md, "Shapes")."""
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from jobs.models import Job
+from shop import avatars
+from shop.models import Customer, Order, OrderLine, Product
+
+
+class SignupInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    name = serializers.CharField(max_length=150)
+    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    avatar = serializers.FileField(required=False, allow_empty_file=False)
+
+    def validate_password(self, value: str) -> str:
+        try:
+            validate_password(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages)) from exc
+        return value
+
+    def validate_avatar(self, upload):
+        try:
+            avatars.validate_avatar(upload)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages)) from exc
+        return upload
+
+
+class OrderItemInput(serializers.Serializer):
+    sku = serializers.CharField(max_length=32)
+    quantity = serializers.IntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY)
+
+
+class OrderInput(serializers.Serializer):
+    items = OrderItemInput(many=True, allow_empty=False, max_length=settings.ORDER_MAX_LINES)
+
+    def validate_items(self, items: list[dict]) -> list[dict]:
+        skus = [item["sku"] for item in items]
+        if len(set(skus)) != len(skus):
+            raise serializers.ValidationError("Each sku may appear once; add up its quantity.")
+        return items
+
+
+class JobOut(serializers.ModelSerializer):
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "name",
+            "queue",
+            "state",
+            "attempts",
+            "eta",
+            "last_error",
+            "created_at",
+            "finished_at",
+        ]
+
+
+class CustomerOut(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email")
+    avatar_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Customer
+        fields = ["id", "email", "name", "avatar_url"]
+
+    def get_avatar_url(self, customer: Customer) -> str | None:
+        return customer.avatar.url if customer.avatar else None
+
+
+class ProductOut(serializers.ModelSerializer):
+    price = serializers.DecimalField(max_digits=10, decimal_places=2)
+
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "price", "currency", "stock"]
+
+
+class OrderLineOut(serializers.ModelSerializer):
+    sku = serializers.CharField(source="product.sku")
+
+    class Meta:
+        model = OrderLine
+        fields = ["sku", "quantity", "unit_price"]
+
+
+class OrderOut(serializers.ModelSerializer):
+    items = OrderLineOut(source="lines", many=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "status", "total", "currency", "items", "created_at"]
+
+
+class SignupOut(serializers.Serializer):
+    customer = CustomerOut()
+    token = serializers.CharField()
+    jobs = JobOut(many=True)
+
+
+class ProductsOut(serializers.Serializer):
+    products = ProductOut(many=True)
+
+
+class OrderWithJobsOut(serializers.Serializer):
+    order = OrderOut()
+    jobs = JobOut(many=True)
+
+
+class JobEnvelopeOut(serializers.Serializer):
+    job = JobOut()
+
+
+class HealthOut(serializers.Serializer):
+    database = serializers.ChoiceField(choices=["ok", "down"])
+    broker = serializers.ChoiceField(choices=["ok", "down"])
+    workers = serializers.IntegerField(min_value=0)
+
+
+class FieldErrorsOut(serializers.Serializer):
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class DetailOut(serializers.Serializer):
+    detail = serializers.CharField()

@@ -1,0 +1,178 @@
+"""The public JSON API of api.md. Views validate, call one service, and shape the answer."""
+
+from django.conf import settings
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import health
+from jobs.models import Job
+from shop import selectors, services
+from shop.api import serializers as s
+
+FIELD_ERRORS = OpenApiResponse(s.FieldErrorsOut, description="Invalid fields; nothing written.")
+DETAIL = OpenApiResponse(s.DetailOut)
+# Room for the multipart envelope and the other fields around an avatar of the maximum size.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def field_errors(errors: dict, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"errors": errors}, status=code)
+
+
+class SignupView(APIView):
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request={"application/json": s.SignupInput, "multipart/form-data": s.SignupInput},
+        responses={201: s.SignupOut, 400: FIELD_ERRORS, 409: FIELD_ERRORS, 413: FIELD_ERRORS},
+        summary="Create a customer; its welcome email and other jobs run in the background.",
+    )
+    def post(self, request: Request) -> Response:
+        # Refuse an oversized upload by its declared length, before parsing writes it to disk.
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.AVATAR_MAX_BYTES + MULTIPART_OVERHEAD_BYTES:
+            return self._too_large()
+        upload = request.FILES.get("avatar")
+        if upload is not None and upload.size > settings.AVATAR_MAX_BYTES:
+            return self._too_large()
+        form = s.SignupInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            result = services.sign_up(**form.validated_data)
+        except services.EmailAlreadyRegistered:
+            return field_errors(
+                {"email": ["This email is already registered."]}, status.HTTP_409_CONFLICT
+            )
+        body = s.SignupOut(
+            {"customer": result.customer, "token": result.token, "jobs": result.jobs},
+            context={"request": request},
+        ).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def _too_large(self) -> Response:
+        limit_mb = settings.AVATAR_MAX_BYTES // (1024 * 1024)
+        return field_errors(
+            {"avatar": [f"The avatar is larger than {limit_mb} MB."]},
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+
+
+class ProductsView(APIView):
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: s.ProductsOut}, summary="The catalogue.")
+    def get(self, request: Request) -> Response:
+        return Response(s.ProductsOut({"products": selectors.products()}).data)
+
+
+class IsCustomer(permissions.BasePermission):
+    """A signed-in user with a customer profile (a staff account without one cannot order)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            raise NotAuthenticated()
+        if not hasattr(request.user, "customer"):
+            raise PermissionDenied("This account has no customer profile.")
+        return True
+
+
+class OrdersView(APIView):
+    permission_classes = [IsCustomer]
+
+    @extend_schema(
+        request=s.OrderInput,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Repeat the request safely: the same key and body give the same order.",
+            )
+        ],
+        responses={
+            201: s.OrderWithJobsOut,
+            400: FIELD_ERRORS,
+            401: DETAIL,
+            403: DETAIL,
+            422: DETAIL,
+        },
+        summary="Place an order; payment and the rest happen in the background.",
+    )
+    def post(self, request: Request) -> Response:
+        form = s.OrderInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip() or None
+        if key is not None and len(key) > 255:
+            return Response(
+                {"detail": "Idempotency-Key is longer than 255 characters."}, status=400
+            )
+        try:
+            result = services.place_order(
+                customer=request.user.customer,
+                items=form.validated_data["items"],
+                idempotency_key=key,
+            )
+        except services.OrderRejected as exc:
+            return field_errors(exc.errors)
+        except services.IdempotencyKeyReused:
+            return Response(
+                {"detail": "This Idempotency-Key was used with a different request body."},
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
+        order = selectors.order_for_display(result.order.pk)
+        body = s.OrderWithJobsOut({"order": order, "jobs": result.jobs}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class OrderDetailView(APIView):
+    permission_classes = [IsCustomer]
+
+    @extend_schema(
+        responses={200: s.OrderWithJobsOut, 401: DETAIL, 404: DETAIL},
+        summary="The order's live status and its jobs.",
+    )
+    def get(self, request: Request, order_id: int) -> Response:
+        order = selectors.order_of_customer(order_id, customer=request.user.customer)
+        if order is None:
+            raise Http404
+        return Response(s.OrderWithJobsOut({"order": order, "jobs": order.jobs.all()}).data)
+
+
+class JobDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        responses={200: s.JobEnvelopeOut, 401: DETAIL, 404: DETAIL}, summary="One job's state."
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        jobs = Job.objects.all()
+        if not request.user.is_staff:
+            jobs = jobs.filter(customer__user=request.user)
+        job = jobs.filter(pk=job_id).first()
+        if job is None:
+            raise Http404
+        return Response(s.JobEnvelopeOut({"job": job}).data)
+
+
+class HealthView(APIView):
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        responses={200: s.HealthOut, 503: s.HealthOut},
+        summary="Database, broker and worker liveness.",
+    )
+    def get(self, request: Request) -> Response:
+        database, broker = health.database_ok(), health.broker_ok()
+        body = {
+            "database": "ok" if database else "down",
+            "broker": "ok" if broker else "down",
+            "workers": health.workers_online() if broker else 0,
+        }
+        return Response(body, status=200 if database and broker else 503)

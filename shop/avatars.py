@@ -1,0 +1,79 @@
+"""Avatar uploads: strict checks at the door, thumbnails on the `media` workers."""
+
+from io import BytesIO
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from PIL import Image
+
+from jobs.errors import PermanentError
+from shop.models import Customer
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+class AvatarTooLarge(ValidationError):
+    """The upload is over AVATAR_MAX_BYTES: the API answers 413, not 400."""
+
+
+def validate_avatar(upload: UploadedFile) -> None:
+    """Refuse anything that is not a whole PNG, JPEG or WebP image of a sane size.
+
+    The header is read first (no decoding), so a decompression bomb is refused by its declared
+    size before a single pixel is allocated; only then is the image decoded in full, which
+    catches truncated files.
+    """
+    if upload.size is not None and upload.size > settings.AVATAR_MAX_BYTES:
+        raise AvatarTooLarge(
+            f"The avatar is larger than {settings.AVATAR_MAX_BYTES // (1024 * 1024)} MB."
+        )
+    try:
+        upload.seek(0)
+        with Image.open(upload, formats=ACCEPTED_FORMATS) as image:
+            width, height = image.size
+            if width * height > settings.AVATAR_MAX_PIXELS:
+                raise ValidationError(
+                    f"The avatar has too many pixels ({width}x{height}); "
+                    f"the limit is {settings.AVATAR_MAX_PIXELS:,}."
+                )
+            image.load()
+    except ValidationError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValidationError("The avatar must be a complete PNG, JPEG or WebP image.") from exc
+    finally:
+        upload.seek(0)
+
+
+def make_thumbnails(*, customer_id: int) -> dict[str, str]:
+    """Write one PNG thumbnail per configured size; the names are fixed, so a rerun overwrites."""
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None:
+        raise PermanentError(f"customer {customer_id} is gone")
+    if not customer.avatar:
+        return {}
+    try:
+        with (
+            customer.avatar.open("rb") as source,
+            Image.open(source, formats=ACCEPTED_FORMATS) as image,
+        ):
+            image.load()
+            original = image.convert("RGBA")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise PermanentError(f"avatar of customer {customer_id} is not a readable image") from exc
+
+    thumbnails = {}
+    for size in settings.AVATAR_THUMBNAIL_SIZES:
+        thumbnail = original.copy()
+        thumbnail.thumbnail((size, size))
+        buffer = BytesIO()
+        thumbnail.save(buffer, format="PNG")  # re-encoding also drops any metadata
+        name = f"avatars/thumbs/{customer_id}-{size}.png"
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        thumbnails[str(size)] = default_storage.save(name, ContentFile(buffer.getvalue()))
+    Customer.objects.filter(pk=customer_id).update(avatar_thumbnails=thumbnails)
+    return thumbnails

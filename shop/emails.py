@@ -1,0 +1,88 @@
+"""The emails the jobs send. Each is keyed, so a repeated job does not send it twice.
+
+The one honest limit (README, "Guarantees"): if a worker dies after the SMTP server accepted a
+message and before its key is written, the job runs again and that email goes out twice.
+"""
+
+import smtplib
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.template.loader import render_to_string
+
+from jobs import effects
+from jobs.errors import PermanentError, TransientError
+from shop.models import Customer, Order
+
+
+def _send_once(
+    *, key: str, job_id: str | None, to: str, subject: str, template: str, context: dict
+) -> bool:
+    if effects.already_done(key):
+        return False
+    message = EmailMessage(
+        subject=subject,
+        body=render_to_string(template, context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        headers={"X-Effect-Key": key},
+    )
+    try:
+        message.send()
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise PermanentError(f"recipient {to} refused") from exc
+    except smtplib.SMTPResponseException as exc:
+        if 400 <= exc.smtp_code < 500:
+            raise TransientError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+        raise PermanentError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise TransientError(f"SMTP unavailable: {exc}") from exc
+    effects.record(key, job_id=job_id)
+    return True
+
+
+def send_welcome_email(*, customer_id: int, job_id: str | None = None) -> bool:
+    customer = Customer.objects.select_related("user").filter(pk=customer_id).first()
+    if customer is None:
+        raise PermanentError(f"customer {customer_id} is gone")
+    return _send_once(
+        key=f"welcome-email:{customer_id}",
+        job_id=job_id,
+        to=customer.email,
+        subject="Welcome to the shop",
+        template="shop/emails/welcome.txt",
+        context={"customer": customer},
+    )
+
+
+def _order(order_id: int) -> Order:
+    order = Order.objects.select_related("customer__user").filter(pk=order_id).first()
+    if order is None:
+        raise PermanentError(f"order {order_id} is gone")
+    return order
+
+
+def send_order_confirmation(*, order_id: int, job_id: str | None = None) -> bool:
+    order = _order(order_id)
+    return _send_once(
+        key=f"order-confirmation:{order_id}",
+        job_id=job_id,
+        to=order.customer.email,
+        subject=f"Order #{order.pk} is paid",
+        template="shop/emails/order_confirmation.txt",
+        context={"order": order, "lines": order.lines.select_related("product")},
+    )
+
+
+def send_review_reminder(*, order_id: int, job_id: str | None = None) -> bool:
+    order = _order(order_id)
+    if order.status != Order.Status.PAID:
+        return False  # nothing to review: the order was never paid
+    return _send_once(
+        key=f"review-reminder:{order_id}",
+        job_id=job_id,
+        to=order.customer.email,
+        subject=f"How was order #{order.pk}?",
+        template="shop/emails/review_reminder.txt",
+        context={"order": order},
+    )

@@ -1,0 +1,100 @@
+"""Forms of the HTML pages. They check shapes; what needs the database is the services' job."""
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.http import QueryDict
+
+from shop.avatars import validate_avatar
+
+QUANTITY_PREFIX = "quantity_"
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+class SignupForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    password = forms.CharField(
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    # A plain FileField: validate_avatar does the image checks once, header first, instead of
+    # ImageField decoding the whole upload before we have looked at its declared size.
+    avatar = forms.FileField(
+        required=False,
+        widget=forms.FileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+        help_text="Optional. PNG, JPEG or WebP.",
+    )
+
+    def clean_email(self) -> str:
+        return self.cleaned_data["email"].strip().lower()
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        password_validation.validate_password(password)
+        return password
+
+    def clean_avatar(self) -> UploadedFile | None:
+        avatar = self.cleaned_data.get("avatar")
+        if avatar:
+            # AvatarTooLarge is a ValidationError too, so both land on the field.
+            validate_avatar(avatar)
+        return avatar or None
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """The login form: usernames are lower-cased emails, so ask for an email and match it."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "Please enter a correct email and password.",
+    }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        username = self.fields["username"]
+        username.label = "Email"
+        username.widget.input_type = "email"
+        username.widget.attrs["autocomplete"] = "email"
+
+    def clean_username(self) -> str:
+        return self.cleaned_data["username"].strip().lower()
+
+
+def order_items_from(data: QueryDict) -> list[dict]:
+    """`quantity_<sku>` fields of the catalogue form → `[{"sku", "quantity"}]`, blanks and 0
+    left out. Raises ValidationError with every problem at once."""
+    items = []
+    errors = []
+    for name, value in data.items():
+        if not name.startswith(QUANTITY_PREFIX) or not value.strip():
+            continue
+        sku = name.removeprefix(QUANTITY_PREFIX)
+        try:
+            quantity = int(value)
+        except ValueError:
+            errors.append(f"{sku}: the quantity must be a whole number.")
+            continue
+        if quantity == 0:
+            continue
+        if not 1 <= quantity <= settings.ORDER_MAX_QUANTITY:
+            errors.append(f"{sku}: the quantity must be from 1 to {settings.ORDER_MAX_QUANTITY}.")
+            continue
+        items.append({"sku": sku, "quantity": quantity})
+    if errors:
+        raise ValidationError(errors)
+    if not items:
+        raise ValidationError("Choose a quantity of at least one product.")
+    if len(items) > settings.ORDER_MAX_LINES:
+        raise ValidationError(f"An order has at most {settings.ORDER_MAX_LINES} products.")
+    return items
+
+
+def idempotency_key_from(data: QueryDict) -> str | None:
+    """The key the catalogue form was rendered with, so a double submit places one order."""
+    key = data.get("idempotency_key", "").strip()
+    return key if 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH else None

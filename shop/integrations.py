@@ -1,0 +1,72 @@
+"""What the jobs do with the third parties: charge, sync to the CRM, report to analytics.
+
+Every call carries a key that the receiver deduplicates on, so a job that runs twice has one
+effect: the payment's Idempotency-Key, the CRM's natural key (PUT), the analytics event id.
+"""
+
+from django.db import transaction
+
+from jobs.clients import analytics, crm, payments
+from jobs.dispatch import enqueue
+from jobs.errors import PermanentError
+from jobs.tasks.emails import send_order_confirmation
+from shop.models import Customer, Order, Payment
+
+
+def charge_order(*, order_id: int) -> str:
+    """Charge the order once; on success mark it paid and record its confirmation email."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise PermanentError(f"order {order_id} is gone")
+    if order.status != Order.Status.PENDING_PAYMENT:
+        return order.status
+
+    outcome = payments.charge(
+        amount=order.total,
+        currency=order.currency,
+        reference=f"order-{order.pk}",
+        idempotency_key=f"order-{order.pk}-charge",
+    )
+    with transaction.atomic():
+        claimed = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING_PAYMENT)
+        if outcome.charge_id is None:
+            claimed.update(status=Order.Status.PAYMENT_FAILED)
+            return Order.Status.PAYMENT_FAILED
+        if claimed.update(status=Order.Status.PAID):
+            Payment.objects.create(
+                order=order,
+                gateway_charge_id=outcome.charge_id,
+                amount=order.total,
+                currency=order.currency,
+            )
+            enqueue(send_order_confirmation, concerning=order, order_id=order.pk)
+    return Order.Status.PAID
+
+
+def sync_customer_to_crm(*, customer_id: int) -> None:
+    customer = Customer.objects.select_related("user").filter(pk=customer_id).first()
+    if customer is None:
+        raise PermanentError(f"customer {customer_id} is gone")
+    crm.upsert_contact(
+        email=customer.email,
+        data={"name": customer.name, "email": customer.email, "customer_id": customer.pk},
+    )
+
+
+def sync_order_to_crm(*, order_id: int) -> None:
+    order = Order.objects.select_related("customer__user").filter(pk=order_id).first()
+    if order is None:
+        raise PermanentError(f"order {order_id} is gone")
+    crm.upsert_deal(
+        deal_key=f"order-{order.pk}",
+        data={
+            "contact_email": order.customer.email,
+            "amount": str(order.total),
+            "currency": order.currency,
+            "status": order.status,
+        },
+    )
+
+
+def track_event(*, event_id: str, name: str, properties: dict) -> None:
+    analytics.send_event(event_id=event_id, name=name, properties=properties)

@@ -1,0 +1,44 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from shop.models import Product
+
+CATALOGUE = [
+    ("MUG-001", "Enamel camping mug", "14.00", 120),
+    ("TEE-002", "Organic cotton tee", "29.00", 80),
+    ("CAP-003", "Six-panel cap", "22.50", 60),
+    ("BAG-004", "Waxed canvas tote", "48.00", 40),
+    ("PEN-005", "Brass pocket pen", "35.00", 75),
+    ("NTB-006", "Dot-grid notebook", "12.90", 200),
+    ("SOC-007", "Merino hiking socks", "18.00", 150),
+    ("LMP-008", "Desk lamp (declined at checkout: over the sandbox limit)", "12000.00", 5),
+]
+
+
+class Command(BaseCommand):
+    help = "Seed the catalogue and the demo staff account (idempotent), and print its login."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--quiet", action="store_true", help="Do not print the credentials.")
+
+    def handle(self, *args, quiet: bool = False, **options):
+        for sku, name, price, stock in CATALOGUE:
+            Product.objects.update_or_create(
+                sku=sku, defaults={"name": name, "price": Decimal(price), "stock": stock}
+            )
+        email = settings.DEMO_STAFF_EMAIL
+        password = settings.DEMO_STAFF_PASSWORD
+        User = get_user_model()
+        staff, _ = User.objects.get_or_create(username=email, defaults={"email": email})
+        staff.is_staff = staff.is_superuser = True
+        staff.set_password(password)
+        staff.save()
+        if not quiet:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Seeded {len(CATALOGUE)} products. Staff login: {email} / {password}"
+                )
+            )

@@ -1,0 +1,104 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+
+class Customer(models.Model):
+    """The shop side of a user account: display name and avatar."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer"
+    )
+    name = models.CharField(max_length=150)
+    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    # {"64": "avatars/thumbs/…", "256": "…"}: written by the avatar job, one set per upload.
+    avatar_thumbnails = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.user.email}>"
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+
+class ApiToken(models.Model):
+    """A bearer token. Only its SHA-256 digest is stored; the token itself is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"token {self.digest[:8]}… of {self.user}"
+
+
+class Product(models.Model):
+    sku = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="EUR")
+    stock = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sku"]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING_PAYMENT = "pending_payment", "pending payment"
+        PAID = "paid", "paid"
+        PAYMENT_FAILED = "payment_failed", "payment failed"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT)
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    currency = models.CharField(max_length=3, default="EUR")
+    # The client's Idempotency-Key and a digest of the body it came with: the same key with
+    # the same body replays the order, with another body it is refused.
+    # NULL, not "": orders without a key must not collide in the unique constraint below.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    request_digest = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "idempotency_key"], name="unique_idempotency_key_per_customer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"order #{self.pk} ({self.status})"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product.sku}"
+
+
+class Payment(models.Model):
+    """The gateway's answer to charging an order: at most one per order."""
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="payment")
+    gateway_charge_id = models.CharField(max_length=64)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"payment {self.gateway_charge_id} for {self.order}"

@@ -1,0 +1,27 @@
+"""Reads, shaped for pages and the API (with the joins they need, and no more)."""
+
+from django.db.models import Prefetch, QuerySet
+
+from shop.models import Customer, Order, OrderLine, Product
+
+
+def products() -> QuerySet[Product]:
+    return Product.objects.order_by("sku")
+
+
+def _orders_for_display() -> QuerySet[Order]:
+    return Order.objects.prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.select_related("product")), "jobs"
+    )
+
+
+def order_for_display(order_id: int) -> Order:
+    return _orders_for_display().get(pk=order_id)
+
+
+def order_of_customer(order_id: int, *, customer: Customer) -> Order | None:
+    return _orders_for_display().filter(pk=order_id, customer=customer).first()
+
+
+def recent_orders(customer: Customer, *, limit: int = 10) -> QuerySet[Order]:
+    return Order.objects.filter(customer=customer).order_by("-created_at")[:limit]

@@ -1,0 +1,198 @@
+"""Writes on the request path. Each service is one transaction: domain rows and the jobs that
+follow from them are committed together, or not at all (design.md, "Request flow")."""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs.dispatch import enqueue
+from jobs.models import Job
+from jobs.tasks import analytics, crm, emails, media, payments
+from shop.models import Customer, Order, OrderLine, Product
+from shop.tokens import issue_token
+
+
+class EmailAlreadyRegistered(Exception):
+    pass
+
+
+class OrderRejected(Exception):
+    """The order cannot be placed as asked; `errors` maps fields to messages, like a form."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was used before with another request body."""
+
+
+@dataclass
+class SignUpResult:
+    customer: Customer
+    token: str
+    jobs: list[Job]
+
+
+@dataclass
+class PlaceOrderResult:
+    order: Order
+    jobs: list[Job] = field(default_factory=list)
+    replayed: bool = False
+
+
+def sign_up(
+    *, email: str, name: str, password: str, avatar: UploadedFile | None = None
+) -> SignUpResult:
+    """Create the user, its customer profile and API token, and record the signup's jobs."""
+    email = email.strip().lower()
+    # Hash before the transaction: ~0.1 s of Argon2 must not hold the database's write lock.
+    password_hash = make_password(password)
+    User = get_user_model()
+    customer: Customer | None = None
+    try:
+        with transaction.atomic():
+            if User.objects.filter(username=email).exists():
+                raise EmailAlreadyRegistered(email)
+            user = User.objects.create(username=email, email=email, password=password_hash)
+            customer = Customer.objects.create(user=user, name=name)
+            if avatar is not None:
+                customer.avatar.save(f"{customer.pk}-{avatar.name}", avatar, save=True)
+            token = issue_token(user)
+            jobs = [
+                enqueue(emails.send_welcome_email, concerning=customer, customer_id=customer.pk),
+                enqueue(
+                    analytics.track_analytics_event,
+                    concerning=customer,
+                    event_id=f"signed_up:{customer.pk}",
+                    name="signed_up",
+                    properties={"customer_id": customer.pk},
+                ),
+                enqueue(crm.sync_crm_contact, concerning=customer, customer_id=customer.pk),
+            ]
+            if avatar is not None:
+                jobs.append(
+                    enqueue(
+                        media.make_avatar_thumbnails, concerning=customer, customer_id=customer.pk
+                    )
+                )
+    except BaseException as exc:
+        # The transaction rolled back; an avatar file written inside it must not linger.
+        if customer is not None and customer.avatar:
+            customer.avatar.storage.delete(customer.avatar.name)
+        if isinstance(exc, IntegrityError):
+            # Two signups with one email at the same instant: the unique username decides.
+            raise EmailAlreadyRegistered(email) from exc
+        raise
+    return SignUpResult(customer=customer, token=token, jobs=jobs)
+
+
+def request_digest(items: list[dict]) -> str:
+    canonical = json.dumps(
+        sorted(
+            [{"sku": i["sku"], "quantity": i["quantity"]} for i in items], key=lambda i: i["sku"]
+        ),
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def place_order(
+    *, customer: Customer, items: list[dict], idempotency_key: str | None = None
+) -> PlaceOrderResult:
+    """Reserve stock, write the order and its lines, record payment and follow-up jobs.
+
+    `items` are `{"sku": str, "quantity": int}` with validated shapes; what needs the database
+    (unknown sku, stock) is checked here, inside the transaction, and refused as OrderRejected.
+    """
+    digest = request_digest(items)
+    if idempotency_key:
+        replay = _replay(customer=customer, idempotency_key=idempotency_key, digest=digest)
+        if replay is not None:
+            return replay
+    try:
+        with transaction.atomic():
+            order = _create_order(
+                customer=customer, items=items, idempotency_key=idempotency_key, digest=digest
+            )
+            jobs = [
+                enqueue(payments.charge_payment, concerning=order, order_id=order.pk),
+                enqueue(
+                    analytics.track_analytics_event,
+                    concerning=order,
+                    event_id=f"order_placed:{order.pk}",
+                    name="order_placed",
+                    properties={"order_id": order.pk, "total": str(order.total)},
+                ),
+                enqueue(crm.sync_crm_deal, concerning=order, order_id=order.pk),
+                enqueue(
+                    emails.send_review_reminder,
+                    concerning=order,
+                    eta=timezone.now() + timedelta(seconds=settings.REVIEW_REMINDER_DELAY_SECONDS),
+                    order_id=order.pk,
+                ),
+            ]
+    except IntegrityError:
+        # The same key raced in from a second request; the first one's order is the answer.
+        replay = _replay(customer=customer, idempotency_key=idempotency_key, digest=digest)
+        if replay is None:
+            raise
+        return replay
+    return PlaceOrderResult(order=order, jobs=jobs)
+
+
+def _replay(*, customer: Customer, idempotency_key: str, digest: str) -> PlaceOrderResult | None:
+    order = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+    if order is None:
+        return None
+    if order.request_digest != digest:
+        raise IdempotencyKeyReused(idempotency_key)
+    return PlaceOrderResult(order=order, jobs=list(order.jobs.all()), replayed=True)
+
+
+def _create_order(
+    *, customer: Customer, items: list[dict], idempotency_key: str | None, digest: str
+) -> Order:
+    skus = [item["sku"] for item in items]
+    products = Product.objects.in_bulk(skus, field_name="sku")
+    unknown = [sku for sku in skus if sku not in products]
+    if unknown:
+        raise OrderRejected({"items": [f"Unknown sku: {', '.join(unknown)}."]})
+
+    order = Order.objects.create(
+        customer=customer,
+        currency=products[skus[0]].currency,
+        idempotency_key=idempotency_key or None,
+        request_digest=digest,
+    )
+    total = Decimal("0.00")
+    lines = []
+    for item in items:
+        product = products[item["sku"]]
+        # Reserve with a conditional update: stock can never go below zero, even under races.
+        reserved = Product.objects.filter(pk=product.pk, stock__gte=item["quantity"]).update(
+            stock=F("stock") - item["quantity"]
+        )
+        if not reserved:
+            raise OrderRejected({"items": [f"Not enough stock for {product.sku}."]})
+        lines.append(
+            OrderLine(
+                order=order, product=product, quantity=item["quantity"], unit_price=product.price
+            )
+        )
+        total += product.price * item["quantity"]
+    OrderLine.objects.bulk_create(lines)
+    order.total = total
+    order.save(update_fields=["total"])
+    return order

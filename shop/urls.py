@@ -1,0 +1,13 @@
+from django.urls import path
+
+from shop import views
+
+urlpatterns = [
+    path("", views.catalogue, name="catalogue"),
+    path("signup", views.signup, name="signup"),
+    path("login", views.EmailLoginView.as_view(), name="login"),
+    path("logout", views.logout_view, name="logout"),
+    path("orders", views.place_order, name="place_order"),
+    path("orders/<int:order_id>", views.order_detail, name="order_detail"),
+    path("orders/<int:order_id>/timeline", views.order_timeline, name="order_timeline"),
+]

@@ -1,0 +1,171 @@
+"""The HTML pages. Thin: a form checks the input, one service writes, the page answers."""
+
+import uuid
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from jobs.models import Job
+from shop import services
+from shop.forms import (
+    EmailAuthenticationForm,
+    SignupForm,
+    idempotency_key_from,
+    order_items_from,
+)
+from shop.models import Customer, Order, Product
+
+RECENT_ORDERS = 10
+
+
+def _customer_of(request: HttpRequest) -> Customer | None:
+    # A staff account made with createsuperuser has no customer; the reverse one-to-one then
+    # raises an AttributeError subclass, which getattr turns into None.
+    return getattr(request.user, "customer", None)
+
+
+@require_GET
+def catalogue(request: HttpRequest) -> HttpResponse:
+    customer = _customer_of(request)
+    return render(
+        request,
+        "shop/catalogue.html",
+        {
+            "products": Product.objects.all(),
+            "customer": customer,
+            "recent_orders": customer.orders.all()[:RECENT_ORDERS] if customer else [],
+            "max_quantity": settings.ORDER_MAX_QUANTITY,
+            # A fresh key per rendering: submitting this form twice places one order.
+            "idempotency_key": uuid.uuid4().hex,
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST, request.FILES) if request.method == "POST" else SignupForm()
+    if form.is_bound and form.is_valid():
+        try:
+            result = services.sign_up(
+                email=form.cleaned_data["email"],
+                name=form.cleaned_data["name"],
+                password=form.cleaned_data["password"],
+                avatar=form.cleaned_data["avatar"],
+            )
+        except services.EmailAlreadyRegistered:
+            form.add_error("email", "An account with this email already exists.")
+        else:
+            login(request, result.customer.user)
+            messages.success(
+                request,
+                f"Welcome, {result.customer.name}! Your account is ready; "
+                "a welcome email is on its way.",
+            )
+            return redirect("catalogue")
+    status = 400 if form.errors else 200
+    return render(request, "shop/signup.html", {"form": form}, status=status)
+
+
+class EmailLoginView(LoginView):
+    form_class = EmailAuthenticationForm
+    template_name = "shop/login.html"
+    redirect_authenticated_user = True
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, "You are logged out.")
+    return redirect("catalogue")
+
+
+@login_required
+@require_POST
+def place_order(request: HttpRequest) -> HttpResponse:
+    customer = _customer_of(request)
+    if customer is None:
+        messages.error(
+            request,
+            "This account has no customer profile (a staff account, for example), so it cannot "
+            "place orders. Sign up with another email to shop.",
+        )
+        return redirect("catalogue")
+    try:
+        items = order_items_from(request.POST)
+    except ValidationError as exc:
+        messages.error(request, "Order not placed: " + " ".join(exc.messages))
+        return redirect("catalogue")
+    try:
+        result = services.place_order(
+            customer=customer,
+            items=items,
+            idempotency_key=idempotency_key_from(request.POST),
+        )
+    except services.OrderRejected as exc:
+        problems = [message for field in exc.errors.values() for message in field]
+        messages.error(request, "Order not placed: " + " ".join(problems))
+        return redirect("catalogue")
+    except services.IdempotencyKeyReused:
+        messages.error(
+            request,
+            "That form was already submitted with other quantities. "
+            "Choose them again on this fresh page.",
+        )
+        return redirect("catalogue")
+    if result.replayed:
+        messages.info(request, f"Order #{result.order.pk} was already placed; here it is.")
+    else:
+        messages.success(
+            request, f"Order #{result.order.pk} placed. Payment and the rest follow below."
+        )
+    return redirect("order_detail", order_id=result.order.pk)
+
+
+def _visible_order(request: HttpRequest, order_id: int) -> Order:
+    """The order if this user may see it; a 404 otherwise, so ids of others leak nothing."""
+    orders = Order.objects.select_related("customer__user")
+    if not request.user.is_staff:
+        orders = orders.filter(customer__user=request.user)
+    return get_object_or_404(orders, pk=order_id)
+
+
+def _timeline(order: Order) -> dict:
+    jobs: QuerySet[Job] = order.jobs.order_by("created_at")
+    # A scheduled job (the review reminder, due in an hour) must not keep the page polling.
+    waiting = [job for job in jobs if job.state != Job.State.SCHEDULED]
+    all_final = order.status != Order.Status.PENDING_PAYMENT and all(
+        job.is_final for job in waiting
+    )
+    return {"order": order, "jobs": jobs, "all_final": all_final}
+
+
+@login_required
+@require_GET
+def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _visible_order(request, order_id)
+    return render(
+        request,
+        "shop/order_detail.html",
+        {
+            **_timeline(order),
+            "lines": order.lines.select_related("product"),
+            "payment": getattr(order, "payment", None),
+        },
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def order_timeline(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = _visible_order(request, order_id)
+    return render(request, "shop/_timeline.html", _timeline(order))

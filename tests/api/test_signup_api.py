@@ -1,0 +1,133 @@
+"""POST /api/signup: what clients get for good and bad input, and that bad input writes nothing."""
+
+import os
+from io import BytesIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+from PIL import Image
+
+from jobs.models import Job
+from shop.models import ApiToken, Customer
+from shop.tokens import digest
+from tests.conftest import png_bytes
+
+pytestmark = pytest.mark.django_db
+
+VALID = {"email": "Grace@Example.com", "name": "Grace Hopper", "password": "compile-the-cobol-1959"}
+
+
+def nothing_written() -> bool:
+    return not (
+        get_user_model().objects.exists() or Customer.objects.exists() or Job.objects.exists()
+    )
+
+
+def test_json_signup_creates_customer_token_and_jobs(api_client):
+    response = api_client.post("/api/signup", VALID, format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["customer"]["email"] == "grace@example.com"
+    assert body["customer"]["avatar_url"] is None
+    assert {job["state"] for job in body["jobs"]} == {"queued"}
+    assert {job["name"] for job in body["jobs"]} == {
+        "jobs.send_welcome_email",
+        "jobs.track_analytics_event",
+        "jobs.sync_crm_contact",
+    }
+    # The token works, and only its digest is stored.
+    assert ApiToken.objects.filter(digest=digest(body["token"])).exists()
+    assert not ApiToken.objects.filter(digest=body["token"]).exists()
+    user = get_user_model().objects.get()
+    assert user.password.startswith("argon2")
+
+
+def test_multipart_signup_with_avatar_records_the_thumbnail_job(api_client):
+    avatar = SimpleUploadedFile("me.png", png_bytes(), content_type="image/png")
+    response = api_client.post("/api/signup", {**VALID, "avatar": avatar}, format="multipart")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["customer"]["avatar_url"].endswith(".png")
+    assert "jobs.make_avatar_thumbnails" in {job["name"] for job in body["jobs"]}
+    media_job = next(j for j in body["jobs"] if j["name"] == "jobs.make_avatar_thumbnails")
+    assert media_job["queue"] == "media"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"email": "not-an-email"}, "email"),
+        ({"password": "short"}, "password"),
+        ({"password": "password123"}, "password"),
+        ({"name": ""}, "name"),
+        ({"email": None}, "email"),
+    ],
+)
+def test_invalid_fields_are_refused_with_messages_and_nothing_is_written(
+    api_client, changes, field
+):
+    response = api_client.post("/api/signup", {**VALID, **changes}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"][field]
+    assert nothing_written()
+
+
+def _upload(content: bytes, name: str = "avatar.png") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="image/png")
+
+
+def _bomb() -> bytes:
+    buffer = BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buffer, format="PNG")  # a few KB, 400 megapixels
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(b"<html><body>not an image</body></html>", id="html-named-png"),
+        pytest.param(png_bytes()[:200], id="truncated-png"),
+        pytest.param(_bomb(), id="decompression-bomb"),
+        pytest.param(b"GIF89a" + b"\x00" * 100, id="gif"),
+    ],
+)
+def test_bad_avatars_are_refused_and_nothing_is_written(api_client, content):
+    response = api_client.post(
+        "/api/signup", {**VALID, "avatar": _upload(content)}, format="multipart"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"]["avatar"]
+    assert nothing_written()
+
+
+@override_settings(AVATAR_MAX_BYTES=50_000)
+def test_an_avatar_over_the_size_limit_is_413(api_client):
+    noisy = Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3))  # noise: no compression
+    buffer = BytesIO()
+    noisy.save(buffer, format="PNG")
+    big = buffer.getvalue()
+    assert len(big) > 50_000
+
+    response = api_client.post("/api/signup", {**VALID, "avatar": _upload(big)}, format="multipart")
+
+    assert response.status_code == 413
+    assert response.json()["errors"]["avatar"]
+    assert nothing_written()
+
+
+def test_an_email_already_registered_is_409_and_writes_nothing_more(api_client):
+    assert api_client.post("/api/signup", VALID, format="json").status_code == 201
+    jobs_before = Job.objects.count()
+
+    again = api_client.post("/api/signup", {**VALID, "email": "grace@example.COM"}, format="json")
+
+    assert again.status_code == 409
+    assert again.json()["errors"]["email"]
+    assert get_user_model().objects.count() == 1
+    assert Job.objects.count() == jobs_before

@@ -1,0 +1,104 @@
+import time
+from collections.abc import Callable, Iterator
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+from PIL import Image
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from sandbox import mailbox as sandbox_mailbox
+from sandbox.mailbox import MaildirHandler
+
+
+def wait_until(
+    predicate: Callable[[], object],
+    *,
+    timeout: float = 30,
+    interval: float = 0.1,
+    message: str = "condition",
+) -> object:
+    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+def png_bytes(size: tuple[int, int] = (300, 200), color: str = "teal") -> bytes:
+    buffer = BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def broker() -> redis.Redis:
+    """A plain client of the test broker, to look at queues as Celery left them."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def empty_queues(broker: redis.Redis) -> redis.Redis:
+    """Start from empty queues, whatever an earlier test (or run) left on the broker."""
+    for queue in settings.QUEUES:
+        broker.delete(queue, *broker.keys(f"{queue}\x06\x16*"))
+    broker.delete("unacked", "unacked_index")
+    return broker
+
+
+@pytest.fixture(scope="session")
+def mail_server() -> Iterator[Controller]:
+    """The sandbox SMTP server, on the port the settings send mail to."""
+    controller = Controller(
+        MaildirHandler(settings.SANDBOX_MAILDIR), hostname="127.0.0.1", port=settings.EMAIL_PORT
+    )
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(mail_server: Controller, settings) -> Callable[[], list[sandbox_mailbox.Message]]:
+    """Empty the sandbox mailbox; return a function that lists what arrived since.
+
+    Mail goes over real SMTP: Django's test set-up swaps in the in-memory backend, and this
+    puts the configured one back.
+    """
+    settings.EMAIL_BACKEND = settings.EMAIL_CONFIG["EMAIL_BACKEND"]
+    maildir = Path(settings.SANDBOX_MAILDIR)
+    for message_file in maildir.glob("*/*"):
+        message_file.unlink()
+    return sandbox_mailbox.messages
+
+
+@pytest.fixture
+def celery_worker(transactional_db, live_server, mailbox, empty_queues):
+    """A real Celery worker, in this process, consuming every queue from the real broker.
+
+    Threads pool so that jobs run side by side as they do in production; the sandboxes answer
+    from pytest-django's live server, over real HTTP.
+    """
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=4,
+        queues=list(settings.QUEUES),
+        perform_ping_check=False,
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker

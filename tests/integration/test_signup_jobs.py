@@ -1,0 +1,109 @@
+"""Signup, end to end: HTTP request, real broker, real worker, real sandboxes over HTTP."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from jobs.models import DeadLetter, Job
+from jobs.tasks.crm import sync_crm_contact
+from sandbox.models import AnalyticsEvent, CrmRecord, ReceivedRequest
+from sandbox.switches import set_switch
+from tests.conftest import png_bytes, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def sign_up(api_client, email="ada@example.com", avatar=True):
+    data = {"email": email, "name": "Ada Lovelace", "password": "analytical-engine-1843"}
+    if avatar:
+        data["avatar"] = SimpleUploadedFile("ada.png", png_bytes(), content_type="image/png")
+    response = api_client.post("/api/signup", data, format="multipart")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def all_final(job_ids):
+    return all(job.is_final for job in Job.objects.filter(pk__in=job_ids))
+
+
+def test_signup_runs_every_job_once_and_reaches_every_third_party(
+    celery_worker, api_client, mailbox
+):
+    body = sign_up(api_client)
+    job_ids = [job["id"] for job in body["jobs"]]
+    assert {job["name"] for job in body["jobs"]} == {
+        "jobs.send_welcome_email",
+        "jobs.make_avatar_thumbnails",
+        "jobs.track_analytics_event",
+        "jobs.sync_crm_contact",
+    }
+
+    wait_until(lambda: all_final(job_ids), message="every signup job to finish")
+
+    assert set(Job.objects.filter(pk__in=job_ids).values_list("state", flat=True)) == {"succeeded"}
+    welcome = [m for m in mailbox() if m.to == "ada@example.com"]
+    assert len(welcome) == 1
+    assert "Welcome" in welcome[0].subject
+
+    customer_id = body["customer"]["id"]
+    thumbnails = {
+        size: Path(settings.MEDIA_ROOT, f"avatars/thumbs/{customer_id}-{size}.png")
+        for size in settings.AVATAR_THUMBNAIL_SIZES
+    }
+    for size, path in thumbnails.items():
+        with Image.open(path) as image:
+            assert max(image.size) == size
+
+    assert AnalyticsEvent.objects.filter(event_id=f"signed_up:{customer_id}").count() == 1
+    contact = CrmRecord.objects.get(kind="contact", external_key="ada@example.com")
+    assert contact.writes == 1
+    assert contact.data["name"] == "Ada Lovelace"
+
+
+def test_a_crm_that_fails_twice_is_retried_with_growing_delays(celery_worker, api_client):
+    set_switch("crm", fail_next=2)
+
+    body = sign_up(api_client, avatar=False)
+    crm_job_id = next(j["id"] for j in body["jobs"] if j["name"] == "jobs.sync_crm_contact")
+    wait_until(lambda: Job.objects.get(pk=crm_job_id).is_final, message="the CRM job to finish")
+
+    job = Job.objects.get(pk=crm_job_id)
+    assert job.state == "succeeded"
+    assert job.attempts == 3
+    calls = list(ReceivedRequest.objects.filter(service="crm").order_by("created_at"))
+    assert [call.status_code for call in calls] == [503, 503, 200]
+    first_delay = (calls[1].created_at - calls[0].created_at).total_seconds()
+    second_delay = (calls[2].created_at - calls[1].created_at).total_seconds()
+    assert 0 < first_delay < second_delay
+    assert second_delay <= 2 * settings.JOBS_RETRY_BACKOFF_SECONDS + 1  # capped by the schedule
+    assert not DeadLetter.objects.exists()
+
+
+def test_a_crm_that_always_fails_ends_in_one_dead_letter(celery_worker, api_client, monkeypatch):
+    monkeypatch.setattr(sync_crm_contact, "max_retries", 2)  # a small budget keeps the test short
+    set_switch("crm", failure_rate=1.0)
+
+    body = sign_up(api_client, avatar=False)
+    crm_job_id = next(j["id"] for j in body["jobs"] if j["name"] == "jobs.sync_crm_contact")
+    wait_until(
+        lambda: DeadLetter.objects.filter(job_id=crm_job_id).exists(),
+        message="the dead letter of the CRM job",
+    )
+
+    letter = DeadLetter.objects.get(job_id=crm_job_id)
+    assert letter.attempts == 3
+    assert "503" in letter.error
+    assert "TransientError" in letter.traceback
+    assert letter.first_failed_at <= letter.failed_at
+    job = Job.objects.get(pk=crm_job_id)
+    assert job.state == "dead"
+    assert ReceivedRequest.objects.filter(service="crm").count() == 3
+    # The other signup jobs were not held back by the failing one.
+    others = Job.objects.filter(customer_id=body["customer"]["id"]).exclude(
+        name__in=["jobs.sync_crm_contact", "jobs.record_dead_letter"]
+    )
+    wait_until(lambda: all(j.state == "succeeded" for j in others), message="the other jobs")
+    assert DeadLetter.objects.count() == 1
