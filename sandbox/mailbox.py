@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connections
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ def messages(path: Path | None = None) -> list[Message]:
             )
         )
     return sorted(found, key=lambda m: m.date or datetime.min.astimezone(), reverse=True)
+
+
+def _smtp_should_fail() -> bool:
+    from sandbox.switches import should_fail
+
+    try:
+        return should_fail("smtp")
+    finally:
+        # This runs in an executor thread that lives on: don't leave its connection open.
+        connections.close_all()
 
 
 class MaildirHandler:
