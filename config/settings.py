@@ -44,6 +44,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and the pages' static files under gunicorn too (compose, Dockerfile).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "shop.middleware.upload_size_limit",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -120,10 +121,11 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # --- Uploads and orders -----------------------------------------------------------------------
 
 AVATAR_MAX_BYTES = env.int("AVATAR_MAX_BYTES", default=5 * 1024 * 1024)
-# Above this Pillow raises DecompressionBombError for us, and we answer 400.
+# Checked from the image header before decoding: a decompression bomb is refused with a 400.
 AVATAR_MAX_PIXELS = env.int("AVATAR_MAX_PIXELS", default=4096 * 4096)
 AVATAR_THUMBNAIL_SIZES = (64, 256)
-# Uploads bigger than the avatar limit are refused before they are read into memory.
+# Multipart bodies larger than the avatar limit are refused by their declared length, before
+# they are parsed (shop.middleware); within it, uploads over 2.5 MB are spooled to disk.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
@@ -162,6 +164,9 @@ SANDBOX_SERVICES = {
     for service in ("crm", "payments", "analytics", "smtp")
 }
 SANDBOX_MAILDIR = Path(env("SANDBOX_MAILDIR", default=str(VAR_DIR / "mailbox")))
+# The sandbox (fake third parties, their switches, the mailbox) is for the demo and the tests:
+# it is not mounted unless asked for, and is asked for by default only in debug mode.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
 
 # --- Celery -----------------------------------------------------------------------------------
 
@@ -213,8 +218,13 @@ JOBS_RETRY_BACKOFF_SECONDS = env.int("JOBS_RETRY_BACKOFF_SECONDS", default=2)
 JOBS_RETRY_BACKOFF_MAX_SECONDS = env.int("JOBS_RETRY_BACKOFF_MAX_SECONDS", default=300)
 JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", default=5)
 BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=1800)
-_redis_transport_options = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
-CELERY_BROKER_TRANSPORT_OPTIONS = _redis_transport_options
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
+    # Without a socket timeout a broker that accepts connections but never answers hangs the
+    # publishing request forever (kombu's redis transport docs).
+    "socket_timeout": env.float("BROKER_SOCKET_TIMEOUT", default=2.0),
+    "socket_connect_timeout": env.float("BROKER_CONNECTION_TIMEOUT", default=1.0),
+}
 # Requests must not hang when the broker is down: fail the publish fast and leave the job in
 # the ledger, where the relay picks it up (jobs.dispatch).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

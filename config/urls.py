@@ -6,8 +6,9 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("shop.urls")),
     path("api/", include("shop.api.urls")),
-    path("sandbox/", include("sandbox.urls")),
     path("admin/", admin.site.urls),
 ]
+if settings.SANDBOX_ENABLED:
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

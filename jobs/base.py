@@ -15,7 +15,9 @@ import random
 from datetime import datetime, timedelta
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from jobs import ledger
@@ -32,7 +34,9 @@ def describe(exc: BaseException) -> str:
 class LedgerTask(Task):
     abstract = True
 
-    autoretry_for = (TransientError,)
+    # A database that is briefly unreachable and a job that ran past its soft time limit are
+    # transient too; an IntegrityError (also a DatabaseError) is not, so it is not listed.
+    autoretry_for = (TransientError, OperationalError, InterfaceError, SoftTimeLimitExceeded)
     retry_backoff = settings.JOBS_RETRY_BACKOFF_SECONDS
     retry_backoff_max = settings.JOBS_RETRY_BACKOFF_MAX_SECONDS
     retry_jitter = False  # our own equal jitter is applied in retry()

@@ -1,5 +1,6 @@
 """Avatar uploads: strict checks at the door, thumbnails on the `media` workers."""
 
+import uuid
 from io import BytesIO
 
 from django.conf import settings
@@ -13,18 +14,22 @@ from jobs.errors import PermanentError
 from shop.models import Customer
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 
 
 class AvatarTooLarge(ValidationError):
     """The upload is over AVATAR_MAX_BYTES: the API answers 413, not 400."""
 
 
-def validate_avatar(upload: UploadedFile) -> None:
-    """Refuse anything that is not a whole PNG, JPEG or WebP image of a sane size.
+def clean_avatar(upload: UploadedFile) -> ContentFile:
+    """Check an upload and return it re-encoded, under a name the server chose.
 
-    The header is read first (no decoding), so a decompression bomb is refused by its declared
-    size before a single pixel is allocated; only then is the image decoded in full, which
-    catches truncated files.
+    Refuses anything that is not a whole PNG, JPEG or WebP image of a sane size. The header
+    is read first (no decoding), so a decompression bomb is refused by its declared size before
+    a single pixel is allocated; only then is the image decoded in full, which catches
+    truncated files. Re-encoding drops whatever rides along in the file (EXIF with GPS
+    positions, text chunks with markup), and the server-chosen name with the detected format's
+    extension means a file uploaded as `x.html` is never served as HTML.
     """
     if upload.size is not None and upload.size > settings.AVATAR_MAX_BYTES:
         raise AvatarTooLarge(
@@ -40,12 +45,19 @@ def validate_avatar(upload: UploadedFile) -> None:
                     f"the limit is {settings.AVATAR_MAX_PIXELS:,}."
                 )
             image.load()
+            image_format = image.format
+            clean = image.copy()
     except ValidationError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValidationError("The avatar must be a complete PNG, JPEG or WebP image.") from exc
     finally:
         upload.seek(0)
+    if image_format == "JPEG" and clean.mode not in ("RGB", "L"):
+        clean = clean.convert("RGB")
+    buffer = BytesIO()
+    clean.save(buffer, format=image_format)
+    return ContentFile(buffer.getvalue(), name=f"{uuid.uuid4().hex}.{EXTENSIONS[image_format]}")
 
 
 def make_thumbnails(*, customer_id: int) -> dict[str, str]:

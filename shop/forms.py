@@ -5,10 +5,10 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 from django.http import QueryDict
 
-from shop.avatars import validate_avatar
+from shop.avatars import clean_avatar
 
 QUANTITY_PREFIX = "quantity_"
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
@@ -22,7 +22,7 @@ class SignupForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=password_validation.password_validators_help_text_html(),
     )
-    # A plain FileField: validate_avatar does the image checks once, header first, instead of
+    # A plain FileField: clean_avatar does the image checks once, header first, instead of
     # ImageField decoding the whole upload before we have looked at its declared size.
     avatar = forms.FileField(
         required=False,
@@ -38,12 +38,10 @@ class SignupForm(forms.Form):
         password_validation.validate_password(password)
         return password
 
-    def clean_avatar(self) -> UploadedFile | None:
+    def clean_avatar(self) -> File | None:
         avatar = self.cleaned_data.get("avatar")
-        if avatar:
-            # AvatarTooLarge is a ValidationError too, so both land on the field.
-            validate_avatar(avatar)
-        return avatar or None
+        # AvatarTooLarge is a ValidationError too, so both land on the field.
+        return clean_avatar(avatar) if avatar else None
 
 
 class EmailAuthenticationForm(AuthenticationForm):

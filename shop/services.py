@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -52,10 +52,11 @@ class PlaceOrderResult:
     replayed: bool = False
 
 
-def sign_up(
-    *, email: str, name: str, password: str, avatar: UploadedFile | None = None
-) -> SignUpResult:
-    """Create the user, its customer profile and API token, and record the signup's jobs."""
+def sign_up(*, email: str, name: str, password: str, avatar: File | None = None) -> SignUpResult:
+    """Create the user, its customer profile and API token, and record the signup's jobs.
+
+    `avatar` is an image that shop.avatars.clean_avatar checked and re-encoded.
+    """
     email = email.strip().lower()
     # Hash before the transaction: ~0.1 s of Argon2 must not hold the database's write lock.
     password_hash = make_password(password)
@@ -68,7 +69,7 @@ def sign_up(
             user = User.objects.create(username=email, email=email, password=password_hash)
             customer = Customer.objects.create(user=user, name=name)
             if avatar is not None:
-                customer.avatar.save(f"{customer.pk}-{avatar.name}", avatar, save=True)
+                customer.avatar.save(avatar.name, avatar, save=True)
             token = issue_token(user)
             jobs = [
                 enqueue(emails.send_welcome_email, concerning=customer, customer_id=customer.pk),
@@ -145,6 +146,8 @@ def place_order(
             ]
     except IntegrityError:
         # The same key raced in from a second request; the first one's order is the answer.
+        if not idempotency_key:
+            raise
         replay = _replay(customer=customer, idempotency_key=idempotency_key, digest=digest)
         if replay is None:
             raise

@@ -25,10 +25,9 @@ class SignupInput(serializers.Serializer):
 
     def validate_avatar(self, upload):
         try:
-            avatars.validate_avatar(upload)
+            return avatars.clean_avatar(upload)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(list(exc.messages)) from exc
-        return upload
 
 
 class OrderItemInput(serializers.Serializer):

@@ -48,10 +48,11 @@ def test_an_order_is_created_with_its_jobs_and_stock_is_reserved(customer_client
     ("items", "field"),
     [
         ([], "items"),
-        ([{"sku": "MUG-001", "quantity": 0}], "items"),
-        ([{"sku": "MUG-001", "quantity": -3}], "items"),
-        ([{"sku": "MUG-001", "quantity": 10**12}], "items"),
-        ([{"sku": "MUG-001", "quantity": "two"}], "items"),
+        ([{"sku": "MUG-001", "quantity": 0}], "items[0].quantity"),
+        ([{"sku": "MUG-001", "quantity": -3}], "items[0].quantity"),
+        ([{"sku": "MUG-001", "quantity": 10**12}], "items[0].quantity"),
+        ([{"sku": "MUG-001", "quantity": "two"}], "items[0].quantity"),
+        ([{"sku": "MUG-001", "quantity": 1}, {"quantity": 1}], "items[1].sku"),
         ([{"sku": "NOPE-404", "quantity": 1}], "items"),
         ([{"sku": "MUG-001", "quantity": 6}], "items"),  # more than in stock
         ([{"sku": "MUG-001", "quantity": 1}, {"sku": "MUG-001", "quantity": 1}], "items"),
@@ -62,7 +63,9 @@ def test_bad_orders_are_400_with_messages_and_write_nothing(customer_client, mug
     response = order(customer_client, items)
 
     assert response.status_code == 400
-    assert response.json()["errors"][field]
+    errors = response.json()["errors"]
+    assert list(errors) == [field]
+    assert all(isinstance(message, str) and message for message in errors[field])
     assert not Order.objects.exists()
     assert not Job.objects.exists()
     assert Product.objects.get(sku="MUG-001").stock == 5

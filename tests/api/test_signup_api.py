@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from jobs.models import Job
 from shop.models import ApiToken, Customer
@@ -73,7 +73,9 @@ def test_invalid_fields_are_refused_with_messages_and_nothing_is_written(
     response = api_client.post("/api/signup", {**VALID, **changes}, format="json")
 
     assert response.status_code == 400
-    assert response.json()["errors"][field]
+    errors = response.json()["errors"]
+    assert list(errors) == [field]
+    assert all(isinstance(message, str) and message for message in errors[field])
     assert nothing_written()
 
 
@@ -131,3 +133,50 @@ def test_an_email_already_registered_is_409_and_writes_nothing_more(api_client):
     assert again.json()["errors"]["email"]
     assert get_user_model().objects.count() == 1
     assert Job.objects.count() == jobs_before
+
+
+def test_an_avatar_is_stored_re_encoded_under_a_server_chosen_name(api_client):
+    """A valid PNG named .html carrying markup must not come back as an HTML page."""
+    image = Image.new("RGB", (40, 40), "red")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "<script>alert(1)</script>")
+    buffer = BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    upload = SimpleUploadedFile("x.html", buffer.getvalue(), content_type="text/html")
+
+    response = api_client.post("/api/signup", {**VALID, "avatar": upload}, format="multipart")
+
+    assert response.status_code == 201
+    customer = Customer.objects.get()
+    assert customer.avatar.name.endswith(".png")
+    assert "x.html" not in customer.avatar.name
+    assert b"<script>" not in customer.avatar.read()
+
+
+def test_jpeg_metadata_such_as_gps_is_dropped(api_client):
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0)}  # GPSInfo
+    buffer = BytesIO()
+    Image.new("RGB", (40, 40), "blue").save(buffer, format="JPEG", exif=exif)
+    assert Image.open(BytesIO(buffer.getvalue())).getexif()  # the upload does carry it
+    upload = SimpleUploadedFile("me.jpg", buffer.getvalue(), content_type="image/jpeg")
+
+    response = api_client.post("/api/signup", {**VALID, "avatar": upload}, format="multipart")
+
+    assert response.status_code == 201
+    with Image.open(Customer.objects.get().avatar) as stored:
+        assert stored.format == "JPEG"
+        assert not stored.getexif()
+
+
+@override_settings(AVATAR_MAX_BYTES=10_000)
+def test_a_body_far_over_the_limit_is_refused_unread_with_413(api_client, client):
+    huge = SimpleUploadedFile("big.png", b"\0" * 200_000, content_type="image/png")
+
+    api = api_client.post("/api/signup", {**VALID, "avatar": huge}, format="multipart")
+    huge.seek(0)
+    page = client.post("/signup", {**VALID, "avatar": huge})
+
+    assert api.status_code == page.status_code == 413
+    assert api.json()["errors"]["avatar"]
+    assert nothing_written()

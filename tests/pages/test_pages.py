@@ -1,0 +1,129 @@
+"""The HTML pages: signup, login, ordering from the catalogue, the order page and its timeline."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from jobs.models import Job
+from shop.models import Order
+from tests.conftest import png_bytes
+from tests.factories import CustomerFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shopper(client):
+    customer = CustomerFactory()
+    client.force_login(customer.user)
+    return customer
+
+
+def test_signup_page_creates_the_account_logs_in_and_records_the_jobs(client):
+    response = client.post(
+        "/signup",
+        {
+            "email": "Lin@Example.com",
+            "name": "Lin",
+            "password": "a-fine-long-password",
+            "avatar": SimpleUploadedFile("lin.png", png_bytes(), content_type="image/png"),
+        },
+    )
+
+    assert response.status_code == 302
+    user = get_user_model().objects.get(email="lin@example.com")
+    assert client.session["_auth_user_id"] == str(user.pk)
+    assert set(Job.objects.values_list("name", flat=True)) == {
+        "jobs.send_welcome_email",
+        "jobs.track_analytics_event",
+        "jobs.sync_crm_contact",
+        "jobs.make_avatar_thumbnails",
+    }
+
+
+def test_signup_page_shows_field_errors_and_writes_nothing(client):
+    response = client.post(
+        "/signup",
+        {
+            "email": "nope",
+            "name": "",
+            "password": "123",
+            "avatar": SimpleUploadedFile("x.png", b"<html>", content_type="image/png"),
+        },
+    )
+
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert {"email", "name", "password", "avatar"} <= set(form.errors)
+    assert not get_user_model().objects.exists()
+    assert not Job.objects.exists()
+
+
+def test_login_by_email_in_any_case(client):
+    CustomerFactory(user__email="kim@example.com", user__username="kim@example.com")
+
+    response = client.post(
+        "/login", {"username": "KIM@example.com", "password": "a-long-enough-password"}
+    )
+
+    assert response.status_code == 302
+    assert "_auth_user_id" in client.session
+
+
+def test_ordering_from_the_catalogue_leads_to_the_order_page(client, shopper):
+    ProductFactory(sku="MUG-001", stock=3)
+    catalogue = client.get("/")
+    key = catalogue.context["idempotency_key"]
+
+    first = client.post("/orders", {"quantity_MUG-001": "2", "idempotency_key": key})
+    double_click = client.post("/orders", {"quantity_MUG-001": "2", "idempotency_key": key})
+
+    order = Order.objects.get()
+    assert first.status_code == double_click.status_code == 302
+    assert first["Location"] == double_click["Location"] == f"/orders/{order.pk}"
+    page = client.get(f"/orders/{order.pk}")
+    assert page.status_code == 200
+    assert b"charge_payment" in page.content
+    assert b"timeline.js" in page.content
+
+
+def test_an_order_beyond_the_stock_is_refused_with_a_message(client, shopper):
+    ProductFactory(sku="MUG-001", stock=1)
+
+    response = client.post("/orders", {"quantity_MUG-001": "5"}, follow=True)
+
+    assert not Order.objects.exists()
+    assert any("Not enough stock" in str(m) for m in response.context["messages"])
+
+
+def test_the_order_form_needs_a_csrf_token(shopper):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(shopper.user)
+    ProductFactory(sku="MUG-001")
+
+    assert strict.post("/orders", {"quantity_MUG-001": "1"}).status_code == 403
+    assert not Order.objects.exists()
+
+
+def test_another_customers_order_page_and_timeline_are_404(client, shopper):
+    ProductFactory(sku="MUG-001")
+    client.post("/orders", {"quantity_MUG-001": "1"})
+    order = Order.objects.get()
+    client.force_login(CustomerFactory().user)
+
+    assert client.get(f"/orders/{order.pk}").status_code == 404
+    assert client.get(f"/orders/{order.pk}/timeline").status_code == 404
+
+
+def test_the_timeline_says_when_everything_is_final(client, shopper):
+    ProductFactory(sku="MUG-001")
+    client.post("/orders", {"quantity_MUG-001": "1"})
+    order = Order.objects.get()
+
+    assert b'data-final="false"' in client.get(f"/orders/{order.pk}/timeline").content
+
+    Order.objects.update(status=Order.Status.PAID)
+    Job.objects.exclude(state=Job.State.SCHEDULED).update(state=Job.State.SUCCEEDED)
+    assert b'data-final="true"' in client.get(f"/orders/{order.pk}/timeline").content
