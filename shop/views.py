@@ -22,7 +22,7 @@ from shop.forms import (
     idempotency_key_from,
     order_items_from,
 )
-from shop.models import Customer, Order, Product
+from shop.models import Customer, Order, Payment, Product
 
 RECENT_ORDERS = 10
 
@@ -145,7 +145,8 @@ def _timeline(order: Order) -> dict:
     all_final = order.status != Order.Status.PENDING_PAYMENT and all(
         job.is_final for job in waiting
     )
-    return {"order": order, "jobs": jobs, "all_final": all_final}
+    payment = Payment.objects.filter(order=order).first()
+    return {"order": order, "jobs": jobs, "all_final": all_final, "payment": payment}
 
 
 @login_required
@@ -158,7 +159,6 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         {
             **_timeline(order),
             "lines": order.lines.select_related("product"),
-            "payment": getattr(order, "payment", None),
         },
     )
 
