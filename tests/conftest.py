@@ -102,3 +102,22 @@ def celery_worker(transactional_db, live_server, mailbox, empty_queues):
         shutdown_timeout=30,
     ) as worker:
         yield worker
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_other_sessions_before_teardown(django_db_setup, django_db_blocker):
+    """Let pytest-django drop the PostgreSQL test database at the end.
+
+    Threads of the in-process worker keep their database connection until the thread is
+    collected, and PostgreSQL refuses to drop a database that has sessions.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -1,0 +1,78 @@
+"""The sandbox third parties keep the promises real ones make: keys deduplicate, switches bite."""
+
+import pytest
+
+from sandbox.models import AnalyticsEvent, Charge, CrmRecord
+from sandbox.switches import set_switch
+
+pytestmark = pytest.mark.django_db
+
+
+def charge(client, key, amount="10.00"):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(
+        "/sandbox/payments/charges",
+        {"amount": amount, "currency": "EUR", "reference": "order-1"},
+        content_type="application/json",
+        **headers,
+    )
+
+
+def test_the_gateway_never_charges_one_idempotency_key_twice(client):
+    first = charge(client, "order-1-charge")
+    again = charge(client, "order-1-charge")
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert Charge.objects.count() == 1
+
+
+def test_the_gateway_wants_a_key_and_declines_big_amounts(client):
+    assert charge(client, None).status_code == 400
+    assert charge(client, "k-2", amount="12000.00").status_code == 402
+    assert not Charge.objects.exists()
+
+
+def test_crm_upserts_by_natural_key_and_analytics_dedupes_by_event_id(client):
+    for _ in range(2):
+        client.put("/sandbox/crm/contacts/a%40b.c", {"name": "A"}, content_type="application/json")
+        client.post(
+            "/sandbox/analytics/events",
+            {"event_id": "e-1", "name": "x"},
+            content_type="application/json",
+        )
+
+    assert CrmRecord.objects.get().writes == 2
+    assert AnalyticsEvent.objects.count() == 1
+
+
+def test_fail_next_fails_exactly_that_many_requests(client):
+    set_switch("crm", fail_next=2)
+
+    codes = [
+        client.put("/sandbox/crm/deals/order-9", {}, content_type="application/json").status_code
+        for _ in range(3)
+    ]
+
+    assert codes == [503, 503, 200]
+
+
+def test_switches_are_set_over_http_and_validated(client):
+    ok = client.post(
+        "/sandbox/switches/payments",
+        {"failure_rate": 1.0, "latency_ms": 5},
+        content_type="application/json",
+    )
+    bad = client.post(
+        "/sandbox/switches/payments", {"failure_rate": 7}, content_type="application/json"
+    )
+
+    assert ok.json() == {
+        "service": "payments",
+        "latency_ms": 5,
+        "failure_rate": 1.0,
+        "fail_next": 0,
+    }
+    assert bad.status_code == 400
+    assert "failure_rate" in bad.json()["errors"]
+    assert charge(client, "k-3").status_code == 503
