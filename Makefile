@@ -15,7 +15,7 @@ export FLOWER_PORT FLOWER_BASIC_AUTH
 # uv must use the machine's Python, never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-DEMO_PROCESSES := web worker beat flower mail
+DEMO_PROCESSES := web worker beat relay flower mail
 ifeq ($(strip $(CELERY_BROKER_URL)$(REDIS_URL)),)
 DEMO_PROCESSES += broker
 endif

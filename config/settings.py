@@ -8,6 +8,7 @@ mailbox. Point DATABASE_URL, CELERY_BROKER_URL and EMAIL_URL at real services to
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -21,9 +22,20 @@ environ.Env.read_env(BASE_DIR / ".env")
 # --- Core -------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
+_DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"  # noqa: S105 - refused below
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY)
+if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ImproperlyConfigured("Set DJANGO_SECRET_KEY: the development key is public.")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# Production (DJANGO_DEBUG=false) is HTTPS-only by default; `manage.py check --deploy` is clean.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = not DEBUG
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -144,6 +156,7 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:2525")
 vars().update(EMAIL_CONFIG)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="shop <shop@example.com>")
+EMAIL_MESSAGE_ID_DOMAIN = env("EMAIL_MESSAGE_ID_DOMAIN", default="shop.example.com")
 
 # --- Third parties (sandboxes by default) -----------------------------------------------------
 
@@ -211,22 +224,34 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("JOBS_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", default=90)
 
-# Retry policy shared by every job (jobs.base.LedgerTask). The longest backoff and the time
-# limit both stay well below the visibility timeout, so Redis never redelivers a message
-# that a worker is still holding for its countdown.
+# Retry policy shared by every job (jobs.base.LedgerTask).
 JOBS_RETRY_BACKOFF_SECONDS = env.int("JOBS_RETRY_BACKOFF_SECONDS", default=2)
 JOBS_RETRY_BACKOFF_MAX_SECONDS = env.int("JOBS_RETRY_BACKOFF_MAX_SECONDS", default=300)
 JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", default=5)
-BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=1800)
+# A run holds its job for this long (its lease); a second delivery meanwhile waits instead of
+# running beside it. Longer than the hard time limit, so a live run never outlasts its lease.
+JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT + 10)
+# A job whose worker died under it this many times goes to the dead letters, not round again.
+JOBS_MAX_LOST_RUNS = env.int("JOBS_MAX_LOST_RUNS", default=3)
+
+# Redis redelivers a message that was taken and not acknowledged after the visibility timeout.
+# It must exceed the longest countdown a worker holds (backoff cap, busy-wait of a lease) and
+# the longest run, or a job runs twice (celery/celery#2481); jobs.checks warns when it doesn't.
+# Long delays (the review reminder) are kept in the database, never as broker countdowns.
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
+    # Look for timed-out messages every N seconds (kombu's default sweep is ~100 s).
+    "unacked_restore_interval": env.int("BROKER_RESTORE_INTERVAL_SECONDS", default=10),
+    "unacked_restore_throttle": 1,
     # Without a socket timeout a broker that accepts connections but never answers hangs the
     # publishing request forever (kombu's redis transport docs).
     "socket_timeout": env.float("BROKER_SOCKET_TIMEOUT", default=2.0),
     "socket_connect_timeout": env.float("BROKER_CONNECTION_TIMEOUT", default=1.0),
 }
 # Requests must not hang when the broker is down: fail the publish fast and leave the job in
-# the ledger, where the relay picks it up (jobs.dispatch).
+# the ledger, where the relay picks it up (jobs.dispatch). After a failure, publishing is not
+# tried again for a few seconds, so requests during an outage answer at once.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 1,
     "interval_start": 0,
@@ -234,6 +259,11 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=1.0)
+JOBS_BROKER_DOWN_PAUSE_SECONDS = env.float("JOBS_BROKER_DOWN_PAUSE_SECONDS", default=5.0)
+# On SIGTERM (a deploy), finish running jobs for this long, then hand unfinished ones back to
+# the broker at once instead of leaving them for the visibility timeout.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", default=10.0)
+CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 
 # Due reminders live in the database; beat hands them to the workers when they fall due.
 CELERY_BEAT_SCHEDULE = {
@@ -241,8 +271,14 @@ CELERY_BEAT_SCHEDULE = {
     "relay-unpublished-jobs": {"task": "jobs.relay_unpublished_jobs", "schedule": 10.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-# Jobs older than this without a publish time are published again by the relay.
-JOBS_RELAY_AFTER_SECONDS = env.int("JOBS_RELAY_AFTER_SECONDS", default=10)
+# The outbox relay (`manage.py relay_outbox`, and beat's sweep as a backstop) publishes jobs
+# that were committed but not published (broker down, web process killed after commit) once
+# they are this old, and looks every JOBS_RELAY_INTERVAL_SECONDS.
+JOBS_RELAY_AFTER_SECONDS = env.float("JOBS_RELAY_AFTER_SECONDS", default=2.0)
+JOBS_RELAY_INTERVAL_SECONDS = env.float("JOBS_RELAY_INTERVAL_SECONDS", default=1.0)
+# A published job that has not started after this long is published again, in case its
+# message was lost (a broker restart without its append-only file). Repeats are harmless.
+JOBS_REPUBLISH_AFTER_SECONDS = env.int("JOBS_REPUBLISH_AFTER_SECONDS", default=900)
 
 # --- API --------------------------------------------------------------------------------------
 

@@ -6,25 +6,34 @@ A task declares what is transient for it (`autoretry_for`) and, if it must, its 
 - transient errors retry with exponential backoff, capped, with "equal jitter": each delay is
   drawn from the upper half of its exponential step, so delays never shrink from one attempt
   to the next, and a third party's Retry-After is honoured;
+- each delivery claims its job in the ledger first (jobs.ledger): a job that already finished
+  is not run again, a job another run holds is looked at again when that run's lease ends,
+  and a job whose workers keep dying is given up;
 - every start, retry, success and failure is written to the job's ledger row;
 - a permanent error, or a spent budget, moves the job to `dead` and records a dead letter
   through the `dead_letter` queue.
 """
 
+import logging
 import random
 from datetime import datetime, timedelta
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 
 from jobs import ledger
 from jobs.errors import TransientError
+from jobs.routing import queue_for
+
+logger = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 2_000
 MAX_TRACEBACK_LENGTH = 20_000
+# When the ledger cannot be read at all, look at the message again after this long.
+DATABASE_DOWN_RECHECK_SECONDS = 5
 
 
 def describe(exc: BaseException) -> str:
@@ -45,9 +54,43 @@ class LedgerTask(Task):
     reject_on_worker_lost = True
 
     def __call__(self, *args, **kwargs):
-        if not ledger.claim(self.request.id):
-            return {"skipped": "job already finished"}
-        return super().__call__(*args, **kwargs)
+        request = self.request
+        request.ledger_claimed = False
+        try:
+            claim = ledger.claim(
+                request.id,
+                retries=request.retries,
+                lease_seconds=settings.JOBS_LEASE_SECONDS,
+                max_lost_runs=settings.JOBS_MAX_LOST_RUNS,
+            )
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("ledger unavailable for job %s (%s); later", request.id, exc)
+            self._deliver_again(after_seconds=DATABASE_DOWN_RECHECK_SECONDS)
+            return {"skipped": "database unavailable, delivered again later"}
+
+        if claim.outcome is ledger.Outcome.RUN:
+            request.ledger_claimed = True
+            return super().__call__(*args, **kwargs)
+        if claim.outcome is ledger.Outcome.BUSY:
+            # Never beside the run that holds the job: look again when its lease ends.
+            self._deliver_again(after_seconds=claim.busy_for_seconds + 1)
+        elif claim.outcome is ledger.Outcome.GAVE_UP:
+            from jobs.models import Job
+
+            job = Job.objects.get(pk=request.id)
+            self._record_dead_letter(job, error=job.last_error, traceback="")
+        return {"skipped": claim.outcome.value}
+
+    def _deliver_again(self, *, after_seconds: float) -> None:
+        """Publish this same message (same id, same retry count) to be looked at later."""
+        self.apply_async(
+            args=self.request.args,
+            kwargs=self.request.kwargs,
+            task_id=self.request.id,
+            countdown=after_seconds,
+            retries=self.request.retries,
+            queue=queue_for(self.name),
+        )
 
     def retry(
         self,
@@ -76,23 +119,43 @@ class LedgerTask(Task):
             **options,
         )
 
+    # The hooks below write the ledger only for a run that claimed its job, fenced by the
+    # message's retry count. A failed write is logged, not raised: the job's outcome stands,
+    # and the relay's sweep finds a row left `running` once its lease has passed.
+
     def on_retry(self, exc, task_id, args, kwargs, einfo):
         when = getattr(einfo.exception, "when", None)
         if isinstance(when, int | float):
             when = timezone.now() + timedelta(seconds=when)
-        ledger.mark_retrying(
+        self._write_ledger(
+            ledger.mark_retrying,
             task_id,
             error=describe(exc),
             next_attempt_at=when if isinstance(when, datetime) else None,
         )
 
     def on_success(self, retval, task_id, args, kwargs):
-        ledger.mark_succeeded(task_id)
+        self._write_ledger(ledger.mark_succeeded, task_id)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        job = ledger.mark_dead(task_id, error=describe(exc))
-        if job is None or self.name == "jobs.record_dead_letter":
-            return
+        job = self._write_ledger(ledger.mark_dead, task_id, error=describe(exc))
+        if job is not None:
+            self._record_dead_letter(
+                job, error=describe(exc), traceback=str(einfo.traceback)[-MAX_TRACEBACK_LENGTH:]
+            )
+
+    def _write_ledger(self, change, task_id, **fields):
+        if not getattr(self.request, "ledger_claimed", False):
+            return None
+        try:
+            return change(task_id, retries=self.request.retries, **fields)
+        except DatabaseError:
+            logger.exception("could not record %s of job %s", change.__name__, task_id)
+            return None
+
+    def _record_dead_letter(self, job, *, error: str, traceback: str) -> None:
+        if self.name == "jobs.record_dead_letter":
+            return  # a dead letter about a dead letter would loop
         # Imported here: the dead-letter task module imports this one.
         from jobs.dispatch import enqueue
         from jobs.tasks.dead_letters import record_dead_letter
@@ -101,6 +164,6 @@ class LedgerTask(Task):
             record_dead_letter,
             concerning=job.order or job.customer,
             job_id=str(job.pk),
-            error=describe(exc),
-            traceback=str(einfo.traceback)[-MAX_TRACEBACK_LENGTH:],
+            error=error,
+            traceback=traceback,
         )

@@ -27,7 +27,14 @@ class Job(models.Model):
     kwargs = models.JSONField(default=dict)
     queue = models.CharField(max_length=50)
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)  # runs started, whatever their end
+    # Celery's retry count of the message that holds the job now: a fence, so that a stale or
+    # duplicate message can be told apart from the job's current one (jobs.ledger.claim).
+    retries = models.PositiveIntegerField(default=0)
+    # While RUNNING: until when the current run holds the job (hard time limit plus a margin).
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Runs whose worker died under them (found by an expired lease).
+    lost_runs = models.PositiveIntegerField(default=0)
     eta = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -49,6 +56,7 @@ class Job(models.Model):
             # The relay's and beat's sweeps: unpublished or due rows, oldest first.
             models.Index(fields=["state", "published_at"], name="job_state_published"),
             models.Index(fields=["state", "eta"], name="job_state_eta"),
+            models.Index(fields=["state", "lease_until"], name="job_state_lease"),
         ]
 
     def __str__(self) -> str:
@@ -88,15 +96,19 @@ class DeadLetter(models.Model):
 
 
 class Effect(models.Model):
-    """A side effect that happened, under a key that names it (for example "welcome-email:42").
+    """A side effect under a key that names it (for example "welcome-email:42").
 
-    The unique key is what makes a repeated delivery of a job harmless: the effect is done
-    only if its key is not here yet.
+    The key is reserved before the effect is performed and marked done after, so a repeated
+    delivery of a job finds it done (and skips), or reserved by a run that is still going
+    (and waits), or reserved by a run that died before marking it (and performs it again:
+    the one case where an effect without receiver-side deduplication can repeat).
     """
 
     key = models.CharField(max_length=200, unique=True)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    reserved_until = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.key

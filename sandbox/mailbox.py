@@ -3,7 +3,10 @@
 import asyncio
 import email
 import email.policy
+import hashlib
 import mailbox as stdlib_mailbox
+import os
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -46,6 +49,40 @@ def messages(path: Path | None = None) -> list[Message]:
     return sorted(found, key=lambda m: m.date or datetime.min.astimezone(), reverse=True)
 
 
+def _seen_before(path: Path, raw: bytes) -> bool:
+    """Remember the message's Message-ID; True if a message with it was delivered already.
+
+    Creating a marker file with O_EXCL is atomic, so two deliveries at once cannot both
+    pass. A repeat is kept under .duplicates/, where the mailbox page counts it.
+    """
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    message_id = str(parsed["Message-ID"] or "").strip()
+    if not message_id:
+        return False
+    markers = Path(path) / ".message-ids"
+    markers.mkdir(parents=True, exist_ok=True)
+    marker = markers / hashlib.sha256(message_id.encode()).hexdigest()
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        duplicates = Path(path) / ".duplicates"
+        duplicates.mkdir(exist_ok=True)
+        (duplicates / f"{marker.name}-{time.time_ns()}").write_bytes(raw)
+        return True
+    return False
+
+
+def _deliver(path: Path, raw: bytes) -> None:
+    box = _maildir(path)  # first: it creates the Maildir's folders
+    if not _seen_before(path, raw):
+        box.add(raw)
+
+
+def duplicates_suppressed(path: Path | None = None) -> int:
+    duplicates = Path(path or settings.SANDBOX_MAILDIR) / ".duplicates"
+    return sum(1 for _ in duplicates.iterdir()) if duplicates.exists() else 0
+
+
 def _smtp_should_fail() -> bool:
     from sandbox.switches import should_fail
 
@@ -58,7 +95,8 @@ def _smtp_should_fail() -> bool:
 
 class MaildirHandler:
     """aiosmtpd handler: accept each message into the Maildir, or refuse it when the sandbox's
-    `smtp` switch says so (451, which clients treat as try-again-later)."""
+    `smtp` switch says so (451, which clients treat as try-again-later). A message whose
+    Message-ID was delivered before is accepted and not shown again, as mail clients do."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -68,5 +106,5 @@ class MaildirHandler:
 
         if await asyncio.to_thread(should_fail, "smtp"):
             return "451 4.3.0 sandbox SMTP is failing on purpose"
-        await asyncio.to_thread(_maildir(self.path).add, envelope.original_content)
+        await asyncio.to_thread(_deliver, self.path, envelope.original_content)
         return "250 OK"

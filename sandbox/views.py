@@ -200,4 +200,8 @@ def control_panel(request: HttpRequest):
 
 
 def mailbox_view(request: HttpRequest):
-    return render(request, "sandbox/mailbox.html", {"messages_": mailbox.messages()})
+    return render(
+        request,
+        "sandbox/mailbox.html",
+        {"messages_": mailbox.messages(), "duplicates": mailbox.duplicates_suppressed()},
+    )

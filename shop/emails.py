@@ -1,7 +1,8 @@
 """The emails the jobs send. Each is keyed, so a repeated job does not send it twice.
 
 The one honest limit (README, "Guarantees"): if a worker dies after the SMTP server accepted a
-message and before its key is written, the job runs again and that email goes out twice.
+message and before its key is marked done, the job runs again and that email goes out twice;
+it carries the same Message-ID both times, so a receiver that deduplicates shows it once.
 """
 
 import smtplib
@@ -15,29 +16,35 @@ from jobs.errors import PermanentError, TransientError
 from shop.models import Customer, Order
 
 
+def message_id(key: str) -> str:
+    """The same email gets the same Message-ID however often it is sent (RFC 5322 allows
+    it; it is the same message), so a receiver that deduplicates by it shows it once."""
+    return f"<{key.replace(':', '.')}@{settings.EMAIL_MESSAGE_ID_DOMAIN}>"
+
+
 def _send_once(
     *, key: str, job_id: str | None, to: str, subject: str, template: str, context: dict
 ) -> bool:
-    if effects.already_done(key):
-        return False
     message = EmailMessage(
         subject=subject,
         body=render_to_string(template, context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
-        headers={"X-Effect-Key": key},
+        headers={"Message-ID": message_id(key)},
     )
-    try:
-        message.send()
-    except smtplib.SMTPRecipientsRefused as exc:
-        raise PermanentError(f"recipient {to} refused") from exc
-    except smtplib.SMTPResponseException as exc:
-        if 400 <= exc.smtp_code < 500:
-            raise TransientError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
-        raise PermanentError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
-    except (smtplib.SMTPException, OSError) as exc:
-        raise TransientError(f"SMTP unavailable: {exc}") from exc
-    effects.record(key, job_id=job_id)
+    with effects.once(key, job_id=job_id) as go:
+        if not go:
+            return False
+        try:
+            message.send()
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise PermanentError(f"recipient {to} refused") from exc
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise TransientError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+            raise PermanentError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientError(f"SMTP unavailable: {exc}") from exc
     return True
 
 

@@ -1,7 +1,7 @@
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from io import BytesIO
-from pathlib import Path
 
 import pytest
 import redis
@@ -80,9 +80,7 @@ def mailbox(mail_server: Controller, settings) -> Callable[[], list[sandbox_mail
     puts the configured one back.
     """
     settings.EMAIL_BACKEND = settings.EMAIL_CONFIG["EMAIL_BACKEND"]
-    maildir = Path(settings.SANDBOX_MAILDIR)
-    for message_file in maildir.glob("*/*"):
-        message_file.unlink()
+    shutil.rmtree(settings.SANDBOX_MAILDIR, ignore_errors=True)
     return sandbox_mailbox.messages
 
 

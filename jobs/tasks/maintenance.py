@@ -10,6 +10,8 @@ def publish_due_jobs() -> int:
     return dispatch.publish_due()
 
 
+# A backstop for deployments that run no `relay_outbox` process; it reaches the broker only
+# once the broker is back, which is when it is needed.
 @shared_task(name="jobs.relay_unpublished_jobs", ignore_result=True)
 def relay_unpublished_jobs() -> int:
-    return dispatch.relay_unpublished()
+    return dispatch.relay()

@@ -1,0 +1,38 @@
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import DatabaseError, close_old_connections
+
+from jobs import dispatch
+
+
+class Command(BaseCommand):
+    help = (
+        "Publish jobs that are in the ledger but not on the broker (the outbox relay), "
+        "every JOBS_RELAY_INTERVAL_SECONDS, until stopped."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="One round, then exit.")
+
+    def handle(self, *args, once: bool = False, **options):
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        self.stdout.write(f"outbox relay: every {settings.JOBS_RELAY_INTERVAL_SECONDS}s")
+        try:
+            while not stop.is_set():
+                try:
+                    published = dispatch.relay()
+                except DatabaseError as exc:
+                    self.stderr.write(f"database unavailable, next round: {exc}")
+                    close_old_connections()
+                    published = 0
+                if published:
+                    self.stdout.write(f"relayed {published} job(s)")
+                if once:
+                    break
+                stop.wait(settings.JOBS_RELAY_INTERVAL_SECONDS)
+        except KeyboardInterrupt:
+            pass
