@@ -23,7 +23,7 @@ environ.Env.read_env(BASE_DIR / ".env")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 _DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"  # noqa: S105 - refused below
-SECRET_KEY = env("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or _DEV_SECRET_KEY
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
     raise ImproperlyConfigured("Set DJANGO_SECRET_KEY: the development key is public.")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
@@ -92,11 +92,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # timeout makes a writer wait for the lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        "timeout": env.float("SQLITE_TIMEOUT_SECONDS", default=20),
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not :memory:, so that worker threads and worker processes see the test data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # The test suite gives each run its own (tests/embedded_services.py).
+    DATABASES["default"]["TEST"] = {
+        "NAME": env("SQLITE_TEST_DATABASE", default=str(VAR_DIR / "test.sqlite3"))
+    }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -19,7 +19,7 @@ import random
 from datetime import datetime, timedelta
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
@@ -66,7 +66,7 @@ class LedgerTask(Task):
         except (OperationalError, InterfaceError) as exc:
             logger.warning("ledger unavailable for job %s (%s); later", request.id, exc)
             self._deliver_again(after_seconds=DATABASE_DOWN_RECHECK_SECONDS)
-            return {"skipped": "database unavailable, delivered again later"}
+            raise Ignore("database unavailable, delivered again later") from exc
 
         if claim.outcome is ledger.Outcome.RUN:
             request.ledger_claimed = True
@@ -79,7 +79,10 @@ class LedgerTask(Task):
 
             job = Job.objects.get(pk=request.id)
             self._record_dead_letter(job, error=job.last_error, traceback="")
-        return {"skipped": claim.outcome.value}
+        # Ignore, not a return value: a skipped delivery must store no result under the job's
+        # id. Celery 5.7 reads a stored SUCCESS as "this task is done" and would not put the
+        # message back if the worker running the job's real run died.
+        raise Ignore(f"delivery skipped: {claim.outcome.value}")
 
     def _deliver_again(self, *, after_seconds: float) -> None:
         """Publish this same message (same id, same retry count) to be looked at later."""

@@ -7,7 +7,7 @@ ones every part of the app sees, including subprocess workers, which inherit the
   points the suite at a running one (CI does, for the machine's Redis);
 - the sandbox SMTP server's port (started by the `mail_server` fixture) and its mailbox;
 - the port of pytest-django's live server, which serves the sandbox third parties;
-- a temporary MEDIA_ROOT.
+- a temporary MEDIA_ROOT and SQLite test database.
 """
 
 import os
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -26,12 +26,14 @@ def _free_port() -> int:
 
 _scratch = Path(tempfile.mkdtemp(prefix="shop-jobs-tests-"))
 _embedded_broker_wanted = not (os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL"))
-_broker_port = _free_port()
-LIVE_SERVER_PORT = _free_port()
+_broker_port = free_port()
+LIVE_SERVER_PORT = free_port()
 
 os.environ.setdefault("MEDIA_ROOT", str(_scratch / "media"))
+# Two runs at once (a developer's and an agent's, say) must not share one SQLite test file.
+os.environ.setdefault("SQLITE_TEST_DATABASE", str(_scratch / "test.sqlite3"))
 os.environ.setdefault("SANDBOX_MAILDIR", str(_scratch / "mailbox"))
-os.environ["EMAIL_URL"] = f"smtp://127.0.0.1:{_free_port()}"
+os.environ["EMAIL_URL"] = f"smtp://127.0.0.1:{free_port()}"
 os.environ["SANDBOX_BASE_URL"] = f"http://127.0.0.1:{LIVE_SERVER_PORT}/sandbox"
 if _embedded_broker_wanted:
     os.environ["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{_broker_port}/0"

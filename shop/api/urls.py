@@ -1,7 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from shop.api import views
+from shop.api import schema, views  # noqa: F401  (schema: registers the bearer auth scheme)
 
 urlpatterns = [
     path("signup", views.SignupView.as_view(), name="api-signup"),
@@ -11,4 +11,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="api-job"),
     path("health", views.HealthView.as_view(), name="api-health"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="api-openapi"),
+    # Last: any other /api/ address (including /api/orders/abc) is a JSON 404, not an HTML page.
+    # (`^` and not `^.*$`: `.` stops at a newline, and /api/jobs/a%0Ab would get the HTML page.)
+    re_path(r"^", views.not_found, name="api-not-found"),
 ]

