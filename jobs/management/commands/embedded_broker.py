@@ -23,10 +23,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(1):
-                if not server.is_running():
-                    raise CommandError(f"Valkey stopped; see {server.log_path}")
+                if not embedded_broker.process_alive(server):
+                    raise CommandError(f"Valkey exited; see {server.log_path}")
         except KeyboardInterrupt:
             pass
         finally:
-            if server.is_running():
+            if embedded_broker.process_alive(server):
                 server.stop()
