@@ -4,6 +4,7 @@ import asyncio
 import email
 import email.policy
 import hashlib
+import logging
 import mailbox as stdlib_mailbox
 import os
 import time
@@ -13,7 +14,9 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,12 @@ def duplicates_suppressed(path: Path | None = None) -> int:
 def _smtp_should_fail() -> bool:
     from sandbox.switches import should_fail
 
+    # An executor thread that lives on: start from a fresh connection (the database may have
+    # gone away since the last message) and don't leave it open.
+    close_old_connections()
     try:
         return should_fail("smtp")
     finally:
-        # This runs in an executor thread that lives on: don't leave its connection open.
         connections.close_all()
 
 
@@ -101,10 +106,13 @@ class MaildirHandler:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    async def handle_DATA(self, server, session, envelope) -> str:
-        from sandbox.switches import should_fail
-
-        if await asyncio.to_thread(should_fail, "smtp"):
-            return "451 4.3.0 sandbox SMTP is failing on purpose"
-        await asyncio.to_thread(_deliver, self.path, envelope.original_content)
+    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's hook name
+        try:
+            if await asyncio.to_thread(_smtp_should_fail):
+                return "451 4.3.0 sandbox SMTP is failing on purpose"
+            await asyncio.to_thread(_deliver, self.path, envelope.original_content)
+        except Exception as exc:
+            # Trouble on our side is temporary, as a real mail server would say: 4xx, not 5xx.
+            logger.exception("sandbox SMTP could not take a message")
+            return f"451 4.3.0 sandbox SMTP error, try again later ({type(exc).__name__})"
         return "250 OK"

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
+from jobs import effects
 from jobs.errors import PermanentError
 from shop.models import Customer
 
@@ -60,13 +61,23 @@ def clean_avatar(upload: UploadedFile) -> ContentFile:
     return ContentFile(buffer.getvalue(), name=f"{uuid.uuid4().hex}.{EXTENSIONS[image_format]}")
 
 
-def make_thumbnails(*, customer_id: int) -> dict[str, str]:
-    """Write one PNG thumbnail per configured size; the names are fixed, so a rerun overwrites."""
+def make_thumbnails(*, customer_id: int, job_id: str | None = None) -> dict[str, str]:
+    """Write one PNG thumbnail per configured size, once per uploaded avatar.
+
+    The effect key names the upload, so a repeated job does nothing; the file names are fixed,
+    so even a run cut short and done again leaves one set.
+    """
     customer = Customer.objects.filter(pk=customer_id).first()
     if customer is None:
         raise PermanentError(f"customer {customer_id} is gone")
     if not customer.avatar:
         return {}
+    with effects.once(f"thumbnails:{customer.avatar.name}", job_id=job_id) as go:
+        return _write_thumbnails(customer) if go else customer.avatar_thumbnails
+
+
+def _write_thumbnails(customer: Customer) -> dict[str, str]:
+    customer_id = customer.pk
     try:
         with (
             customer.avatar.open("rb") as source,

@@ -1,42 +1,16 @@
 import shutil
-import time
 from collections.abc import Callable, Iterator
-from io import BytesIO
 
 import pytest
 import redis
 from aiosmtpd.controller import Controller
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
-from PIL import Image
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from sandbox import mailbox as sandbox_mailbox
 from sandbox.mailbox import MaildirHandler
-
-
-def wait_until(
-    predicate: Callable[[], object],
-    *,
-    timeout: float = 30,
-    interval: float = 0.1,
-    message: str = "condition",
-) -> object:
-    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {message}")
-
-
-def png_bytes(size: tuple[int, int] = (300, 200), color: str = "teal") -> bytes:
-    buffer = BytesIO()
-    Image.new("RGB", size, color).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from PIL import Image, PngImagePlugin
 from jobs.models import Job
 from shop.models import ApiToken, Customer
 from shop.tokens import digest
-from tests.conftest import png_bytes
+from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.django_db
 

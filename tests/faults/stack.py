@@ -12,7 +12,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from django.db import connection
 from jobs.embedded_broker import DURABLE_CONFIG
 from sandbox import mailbox
 from tests.embedded_services import free_port
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -55,16 +55,6 @@ def database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def wait_for(predicate, *, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _port_open(port: int) -> bool:
@@ -193,7 +183,7 @@ class Stack:
             "--graceful-timeout",
             "2",
         )
-        wait_for(lambda: _port_open(self.web_port), timeout=30, what="gunicorn to listen")
+        wait_until(lambda: _port_open(self.web_port), timeout=30, message="gunicorn to listen")
         return proc
 
     def start_worker(
@@ -218,10 +208,10 @@ class Stack:
             "--without-gossip",
             "--loglevel=INFO",
         )
-        wait_for(
+        wait_until(
             lambda: " ready." in proc.output() or not proc.alive(),
             timeout=60,
-            what=f"worker {name} to be ready",
+            message=f"worker {name} to be ready",
         )
         assert proc.alive(), proc.output()[-3000:]
         return proc
@@ -231,7 +221,9 @@ class Stack:
 
     def start_mail(self) -> Proc:
         proc = self.spawn("mail", str(BIN / "python"), "manage.py", "mail_sandbox")
-        wait_for(lambda: _port_open(self.smtp_port), timeout=30, what="the sandbox SMTP server")
+        wait_until(
+            lambda: _port_open(self.smtp_port), timeout=30, message="the sandbox SMTP server"
+        )
         return proc
 
     def run_script(self, *args: str, check_exit: int | None = 0) -> subprocess.CompletedProcess:
@@ -312,18 +304,36 @@ def database_outage() -> Iterator[None]:
             blocker.rollback()
             blocker.close()
         return
-    name = connection.settings_dict["NAME"]
+    import psycopg
+
+    db = connection.settings_dict
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         (own_pid,) = cursor.fetchone()
-        cursor.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        cursor.execute(
+    # A database cannot close itself to connections: do it from the maintenance database.
+    admin = psycopg.connect(
+        dbname="postgres",
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"],
+        port=db["PORT"] or 5432,
+        autocommit=True,
+    )
+    with admin:
+        admin.execute(f'ALTER DATABASE "{db["NAME"]}" WITH ALLOW_CONNECTIONS false')
+        admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = %s AND pid <> %s",
-            [name, own_pid],
+            [db["NAME"], own_pid],
         )
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        try:
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{db["NAME"]}" WITH ALLOW_CONNECTIONS true')
+
+
+def every_job_final() -> bool:
+    """Every job succeeded or dead (the delayed review reminders wait, as they should)."""
+    from jobs.models import Job
+
+    return not Job.objects.exclude(state__in=["succeeded", "dead", "scheduled"]).exists()

@@ -7,13 +7,10 @@ import pytest
 from jobs.models import Job
 from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
 from shop.models import Order
-from tests.faults.stack import wait_for
+from tests.faults.stack import every_job_final
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.faults
-
-
-def every_job_final() -> bool:
-    return not Job.objects.exclude(state__in=["succeeded", "dead", "scheduled"]).exists()
 
 
 def test_requests_while_the_broker_is_down_are_answered_and_their_jobs_run_once_it_is_back(
@@ -39,7 +36,7 @@ def test_requests_while_the_broker_is_down_are_answered_and_their_jobs_run_once_
     assert not Job.objects.filter(published_at__isnull=False).exists()  # none reached a broker
 
     app.start_broker()  # same port, same append-only file
-    wait_for(every_job_final, timeout=90, what="every job to run once the broker is back")
+    wait_until(every_job_final, timeout=90, message="every job to run once the broker is back")
 
     assert app.get("/api/health").json()["broker"] == "ok"
     assert set(Job.objects.exclude(state="scheduled").values_list("state", flat=True)) == {
@@ -68,7 +65,7 @@ def test_a_process_killed_between_commit_and_publish_is_made_good_by_the_relay(s
     assert not jobs.filter(state="succeeded").exists()  # nothing runs without the relay
 
     app.start_relay()
-    wait_for(every_job_final, timeout=60, what="the relay to publish and the jobs to run")
+    wait_until(every_job_final, timeout=60, message="the relay to publish and the jobs to run")
 
     assert set(jobs.values_list("state", flat=True)) == {"succeeded"}
     assert set(jobs.values_list("attempts", flat=True)) == {1}
@@ -87,10 +84,10 @@ def test_a_broker_killed_with_1000_jobs_queued_loses_none_and_runs_none_twice(st
     assert app.broker_client().llen("bulk") == 1000
     app.start_worker(pool="threads", concurrency=8, queues="bulk")
 
-    wait_for(
+    wait_until(
         lambda: not Job.objects.exclude(state="succeeded").exists(),
         timeout=240,
-        what="1,000 jobs to run",
+        message="1,000 jobs to run",
         interval=1,
     )
     assert AnalyticsEvent.objects.count() == 1000

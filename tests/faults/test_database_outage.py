@@ -8,7 +8,8 @@ from jobs.models import Job
 from sandbox.models import Charge
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.faults.stack import database_outage, wait_for
+from tests.faults.stack import database_outage
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -18,18 +19,18 @@ def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(sta
     app.start_web(), app.start_mail()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("db-outage@example.com")
-    wait_for(
+    wait_until(
         lambda: not Job.objects.exclude(state="succeeded").exists(),
         timeout=30,
-        what="the signup's jobs",
+        message="the signup's jobs",
     )
     set_switch("payments", latency_ms=2000)
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
     charge = Job.objects.get(order_id=order_id, name="jobs.charge_payment")
-    wait_for(
+    wait_until(
         lambda: Job.objects.get(pk=charge.pk).state == "running",
         timeout=30,
-        what="the charge to start",
+        message="the charge to start",
     )
 
     with database_outage():
@@ -37,15 +38,15 @@ def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(sta
         time.sleep(8)
     set_switch("payments", latency_ms=0)
 
-    wait_for(
+    wait_until(
         lambda: Job.objects.get(pk=charge.pk).state == "succeeded",
         timeout=90,
-        what="the charge to succeed once the database is back",
+        message="the charge to succeed once the database is back",
     )
-    wait_for(
+    wait_until(
         lambda: not Job.objects.exclude(state__in=["succeeded", "scheduled"]).exists(),
         timeout=60,
-        what="every job to finish",
+        message="every job to finish",
     )
     charge.refresh_from_db()
     assert charge.attempts >= 2

@@ -10,13 +10,10 @@ from jobs.models import Job
 from sandbox.models import Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.faults.stack import wait_for
+from tests.faults.stack import every_job_final
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.faults
-
-
-def every_job_final() -> bool:
-    return not Job.objects.exclude(state__in=["succeeded", "dead", "scheduled"]).exists()
 
 
 def deliveries_of(app, job_id) -> int:
@@ -48,13 +45,13 @@ def test_a_job_slower_than_the_visibility_timeout_runs_once(stack, catalogue):
 
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
     charge = Job.objects.get(order_id=order_id, name="jobs.charge_payment")
-    wait_for(
+    wait_until(
         lambda: deliveries_of(app, charge.pk) >= 2,
         timeout=30,
-        what="Redis to deliver the running job a second time",
+        message="Redis to deliver the running job a second time",
     )
     set_switch("payments", latency_ms=0)
-    wait_for(every_job_final, timeout=90, what="the jobs to finish")
+    wait_until(every_job_final, timeout=90, message="the jobs to finish")
 
     charge.refresh_from_db()
     assert charge.state == "succeeded"
@@ -69,13 +66,13 @@ def test_the_same_order_job_delivered_to_four_workers_at_once_has_one_effect(sta
     for name in ("w1", "w2", "w3", "w4"):
         app.start_worker(name)
     customer = app.sign_up("four@example.com")
-    wait_for(every_job_final, timeout=30, what="the signup's jobs")
+    wait_until(every_job_final, timeout=30, message="the signup's jobs")
     set_switch("payments", latency_ms=1000)
 
     done = app.run_script("place_order_published_n_times", customer["token"], "MUG-001", "4")
     charge = Job.objects.get(pk=done.stdout.strip())
-    wait_for(lambda: deliveries_of(app, charge.pk) >= 4, timeout=30, what="four deliveries")
-    wait_for(every_job_final, timeout=60, what="the jobs to finish")
+    wait_until(lambda: deliveries_of(app, charge.pk) >= 4, timeout=30, message="four deliveries")
+    wait_until(every_job_final, timeout=60, message="the jobs to finish")
 
     charge.refresh_from_db()
     assert charge.state == "succeeded"
@@ -125,12 +122,12 @@ def test_poison_messages_are_refused_and_the_worker_keeps_serving(stack, tmp_pat
             routing_key="default",
             headers=headers("jobs.drop_all_tables", "poison-unknown"),
         )
-    wait_for(
-        lambda: "drop_all_tables" in worker.output(), timeout=30, what="the worker to see them"
+    wait_until(
+        lambda: "drop_all_tables" in worker.output(), timeout=30, message="the worker to see them"
     )
 
     app.sign_up("after-poison@example.com")
-    wait_for(every_job_final, timeout=30, what="the worker to go on serving")
+    wait_until(every_job_final, timeout=30, message="the worker to go on serving")
 
     assert not marker.exists()
     assert worker.alive()

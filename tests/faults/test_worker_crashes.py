@@ -10,7 +10,8 @@ from jobs.models import DeadLetter, Job
 from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.faults.stack import children_of, wait_for
+from tests.faults.stack import children_of, every_job_final
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -19,8 +20,14 @@ def charge_job(order_id: int) -> Job:
     return Job.objects.get(order_id=order_id, name="jobs.charge_payment")
 
 
-def every_job_final() -> bool:
-    return not Job.objects.exclude(state__in=["succeeded", "dead", "scheduled"]).exists()
+def order_with_a_running_charge(app, token: str, *, gateway_latency_ms: int) -> int:
+    """Place an order and return once its charge is in flight at a gateway this slow."""
+    set_switch("payments", latency_ms=gateway_latency_ms)
+    order_id = app.order(token, "MUG-001")["order"]["id"]
+    wait_until(
+        lambda: charge_job(order_id).state == "running", timeout=30, message="a running charge"
+    )
+    return order_id
 
 
 def assert_each_order_paid_once(app, order_ids: list[int]) -> None:
@@ -41,17 +48,19 @@ def test_sigkill_of_the_pool_child_mid_job_runs_it_again_with_one_effect(stack, 
     set_switch("payments", latency_ms=3000)  # the charge is in flight for 3 s
 
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
-    wait_for(lambda: charge_job(order_id).state == "running", timeout=30, what="a running charge")
+    wait_until(
+        lambda: charge_job(order_id).state == "running", timeout=30, message="a running charge"
+    )
     [child] = children_of(worker.pid)
     os.kill(child, signal.SIGKILL)
     set_switch("payments", latency_ms=0)
 
-    wait_for(
+    wait_until(
         lambda: Order.objects.get(pk=order_id).status == "paid",
         timeout=60,
-        what="the order to be paid after the redelivery",
+        message="the order to be paid after the redelivery",
     )
-    wait_for(every_job_final, timeout=30, what="the confirmation")
+    wait_until(every_job_final, timeout=30, message="the confirmation")
     job = charge_job(order_id)
     assert job.state == "succeeded"
     assert job.attempts == 2  # the killed run and the one after it
@@ -69,10 +78,10 @@ def test_sigkill_of_the_whole_worker_then_a_restart_loses_nothing(stack, catalog
     customer = app.sign_up("kill-all@example.com")
     set_switch("payments", latency_ms=1500)
     order_ids = [app.order(customer["token"], "MUG-001")["order"]["id"] for _ in range(6)]
-    wait_for(
+    wait_until(
         lambda: Job.objects.filter(state="running").count() >= 2,
         timeout=30,
-        what="jobs in the middle of running",
+        message="jobs in the middle of running",
     )
 
     worker.signal_group(signal.SIGKILL)  # the main process and its pool, no goodbyes
@@ -80,7 +89,7 @@ def test_sigkill_of_the_whole_worker_then_a_restart_loses_nothing(stack, catalog
     set_switch("payments", latency_ms=0)
     app.start_worker("w2", concurrency=2)
 
-    wait_for(every_job_final, timeout=120, what="every job to finish after the restart")
+    wait_until(every_job_final, timeout=120, message="every job to finish after the restart")
     assert set(Job.objects.exclude(state="scheduled").values_list("state", flat=True)) == {
         "succeeded"
     }
@@ -94,10 +103,10 @@ def test_sigterm_lets_a_running_job_finish_before_the_worker_exits(stack, catalo
     app.start_web(), app.start_mail()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("deploy@example.com")
-    wait_for(every_job_final, timeout=30, what="the signup's jobs")
-    set_switch("payments", latency_ms=1500)  # shorter than the 3 s soft shutdown
-    order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
-    wait_for(lambda: charge_job(order_id).state == "running", timeout=30, what="a running charge")
+    wait_until(every_job_final, timeout=30, message="the signup's jobs")
+    order_id = order_with_a_running_charge(
+        app, customer["token"], gateway_latency_ms=1500
+    )  # shorter than the 3 s soft shutdown
 
     worker.popen.send_signal(signal.SIGTERM)
     assert worker.wait(15) == 0
@@ -114,10 +123,10 @@ def test_sigterm_hands_a_job_longer_than_the_soft_shutdown_back_at_once(stack, c
     app.start_web(), app.start_mail()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("long-deploy@example.com")
-    wait_for(every_job_final, timeout=30, what="the signup's jobs")
-    set_switch("payments", latency_ms=5000)  # longer than the 3 s soft shutdown
-    order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
-    wait_for(lambda: charge_job(order_id).state == "running", timeout=30, what="a running charge")
+    wait_until(every_job_final, timeout=30, message="the signup's jobs")
+    order_id = order_with_a_running_charge(
+        app, customer["token"], gateway_latency_ms=5000
+    )  # longer than the 3 s soft shutdown
 
     stopped_at = time.monotonic()
     worker.popen.send_signal(signal.SIGTERM)
@@ -126,12 +135,12 @@ def test_sigterm_hands_a_job_longer_than_the_soft_shutdown_back_at_once(stack, c
     set_switch("payments", latency_ms=0)
     app.start_worker("w2", concurrency=1)
 
-    wait_for(
+    wait_until(
         lambda: charge_job(order_id).state == "succeeded",
         timeout=60,
-        what="the handed-back job to run (long before the 300 s visibility timeout)",
+        message="the handed-back job to run (long before the 300 s visibility timeout)",
     )
-    wait_for(every_job_final, timeout=30, what="the confirmation")
+    wait_until(every_job_final, timeout=30, message="the confirmation")
     assert_each_order_paid_once(app, [order_id])
 
 
@@ -140,21 +149,21 @@ def test_a_job_that_kills_its_worker_every_time_ends_as_one_dead_letter(stack, c
     app.start_web(), app.start_mail()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("poison-job@example.com")
-    wait_for(every_job_final, timeout=30, what="the signup's jobs")
+    wait_until(every_job_final, timeout=30, message="the signup's jobs")
     set_switch("payments", latency_ms=4000)
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
 
     for run in (1, 2, 3):  # the job's every run dies, as if it crashed its process
-        wait_for(
+        wait_until(
             lambda run=run: (
                 charge_job(order_id).state == "running" and charge_job(order_id).attempts == run
             ),
             timeout=60,
-            what=f"run {run}",
+            message=f"run {run}",
         )
         os.kill(*children_of(worker.pid), signal.SIGKILL)
 
-    wait_for(lambda: DeadLetter.objects.exists(), timeout=60, what="the dead letter")
+    wait_until(lambda: DeadLetter.objects.exists(), timeout=60, message="the dead letter")
     time.sleep(3)  # long enough for any further delivery to show up
     job = charge_job(order_id)
     assert job.state == "dead"

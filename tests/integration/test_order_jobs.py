@@ -5,8 +5,8 @@ import pytest
 from jobs.models import Job
 from sandbox.models import Charge, ReceivedRequest
 from shop.models import Order
-from tests.conftest import wait_until
 from tests.factories import ProductFactory, customer_with_token
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from config.celery import app
 from jobs.dispatch import publish_due
 from jobs.models import Job
 from shop.models import Order
-from tests.conftest import wait_until
 from tests.factories import ProductFactory, customer_with_token
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from jobs.models import DeadLetter, Job
+from jobs.models import DeadLetter, Effect, Job
 from jobs.tasks.crm import sync_crm_contact
 from sandbox.models import AnalyticsEvent, CrmRecord, ReceivedRequest
 from sandbox.switches import set_switch
-from tests.conftest import png_bytes, wait_until
+from tests.helpers import png_bytes, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +57,9 @@ def test_signup_runs_every_job_once_and_reaches_every_third_party(
         with Image.open(path) as image:
             assert max(image.size) == size
 
+    # The two effects the app itself performs are keyed and marked done.
+    done = Effect.objects.filter(done_at__isnull=False).values_list("key", flat=True)
+    assert sorted(key.split(":")[0] for key in done) == ["thumbnails", "welcome-email"]
     assert AnalyticsEvent.objects.filter(event_id=f"signed_up:{customer_id}").count() == 1
     contact = CrmRecord.objects.get(kind="contact", external_key="ada@example.com")
     assert contact.writes == 1

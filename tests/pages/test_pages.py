@@ -6,8 +6,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job
 from shop.models import Order
-from tests.conftest import png_bytes
 from tests.factories import CustomerFactory, ProductFactory
+from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.django_db
 
