@@ -59,6 +59,7 @@ migrate: install
 
 seed: migrate
 	$(MANAGE) seed_demo
+	$(MANAGE) seed_schedules
 
 demo: seed
 	@echo ""

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_results",
+    "django_celery_beat",
     "shop",
     "jobs",
     "sandbox",
@@ -179,6 +180,10 @@ SANDBOX_SERVICES = {
     }
     for service in ("crm", "payments", "analytics", "smtp")
 }
+# Bearer token Prometheus sends to /metrics; unset, /metrics answers in debug mode only.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# Where the ops dashboard links to Flower.
+FLOWER_URL = env("FLOWER_URL", default=f"http://127.0.0.1:{env.int('FLOWER_PORT', default=5555)}/")
 SANDBOX_MAILDIR = Path(env("SANDBOX_MAILDIR", default=str(VAR_DIR / "mailbox")))
 # The sandbox (fake third parties, their switches, the mailbox) is for the demo and the tests:
 # it is not mounted unless asked for, and is asked for by default only in debug mode.
@@ -215,6 +220,7 @@ CELERY_TASK_ROUTES = {
     "jobs.record_dead_letter": {"queue": "dead_letter"},
     "jobs.publish_due_jobs": {"queue": "default"},
     "jobs.relay_unpublished_jobs": {"queue": "default"},
+    "jobs.purge_old_records": {"queue": "bulk"},
 }
 
 # A killed worker's job must run again: ack after the job, and reject (requeue) when the process
@@ -268,12 +274,11 @@ JOBS_BROKER_DOWN_PAUSE_SECONDS = env.float("JOBS_BROKER_DOWN_PAUSE_SECONDS", def
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", default=10.0)
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 
-# Due reminders live in the database; beat hands them to the workers when they fall due.
-CELERY_BEAT_SCHEDULE = {
-    "publish-due-jobs": {"task": "jobs.publish_due_jobs", "schedule": 5.0},
-    "relay-unpublished-jobs": {"task": "jobs.relay_unpublished_jobs", "schedule": 10.0},
-}
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat's schedules live in the database (django-celery-beat), seeded by `manage.py
+# seed_schedules` from jobs/schedules.py and editable in the admin. Due reminders are jobs in
+# the ledger; a schedule hands them to the workers when they fall due.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+JOBS_RETENTION_DAYS = env.int("JOBS_RETENTION_DAYS", default=30)
 # The outbox relay (`manage.py relay_outbox`, and beat's sweep as a backstop) publishes jobs
 # that were committed but not published (broker down, web process killed after commit) once
 # they are this old, and looks every JOBS_RELAY_INTERVAL_SECONDS.

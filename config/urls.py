@@ -3,9 +3,13 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 
+from jobs import views as jobs_views
+
 urlpatterns = [
     path("", include("shop.urls")),
     path("api/", include("shop.api.urls")),
+    path("ops/", include("jobs.urls")),
+    path("metrics", jobs_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]
 if settings.SANDBOX_ENABLED:

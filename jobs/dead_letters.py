@@ -6,16 +6,22 @@ from jobs.models import DeadLetter, Job
 
 
 def record(*, job_id: str, error: str, traceback: str) -> DeadLetter:
-    """One letter per job, however often this runs."""
+    """One letter per job, however often this runs (and however often the job dies)."""
     job = Job.objects.get(pk=job_id)
-    letter, _ = DeadLetter.objects.get_or_create(
+    failure = {
+        "error": error,
+        "traceback": traceback,
+        "attempts": job.attempts,
+        "failed_at": job.finished_at or timezone.now(),
+    }
+    letter, created = DeadLetter.objects.get_or_create(
         job=job,
-        defaults={
-            "error": error,
-            "traceback": traceback,
-            "attempts": job.attempts,
-            "first_failed_at": job.first_failed_at or job.finished_at or timezone.now(),
-            "failed_at": job.finished_at or timezone.now(),
-        },
+        defaults={**failure, "first_failed_at": job.first_failed_at or failure["failed_at"]},
     )
+    if not created and letter.status == DeadLetter.Status.REQUEUED:
+        # Requeued by an operator and dead again: the same letter opens again, with its history.
+        DeadLetter.objects.filter(pk=letter.pk, status=DeadLetter.Status.REQUEUED).update(
+            **failure, status=DeadLetter.Status.OPEN, resolved_by=None, resolved_at=None
+        )
+        letter.refresh_from_db()
     return letter

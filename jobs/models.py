@@ -57,6 +57,8 @@ class Job(models.Model):
             models.Index(fields=["state", "published_at"], name="job_state_published"),
             models.Index(fields=["state", "eta"], name="job_state_eta"),
             models.Index(fields=["state", "lease_until"], name="job_state_lease"),
+            # The dashboard's "finished in the last minute".
+            models.Index(fields=["finished_at"], name="job_finished_at"),
         ]
 
     def __str__(self) -> str:
@@ -93,6 +95,26 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"dead letter for {self.job}"
+
+
+class DeadLetterAction(models.Model):
+    """The audit of what operators did with dead letters: who, what, when, and why."""
+
+    class Action(models.TextChoices):
+        REQUEUE = "requeue"
+        DISCARD = "discard"
+
+    letter = models.ForeignKey(DeadLetter, on_delete=models.CASCADE, related_name="actions")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.letter} by {self.by} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Effect(models.Model):

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from jobs import dispatch
+from jobs import dispatch, retention
 
 
 @shared_task(name="jobs.publish_due_jobs", ignore_result=True)
@@ -15,3 +15,8 @@ def publish_due_jobs() -> int:
 @shared_task(name="jobs.relay_unpublished_jobs", ignore_result=True)
 def relay_unpublished_jobs() -> int:
     return dispatch.relay()
+
+
+@shared_task(name="jobs.purge_old_records", ignore_result=True)
+def purge_old_records() -> dict:
+    return retention.purge_old_records()

@@ -84,7 +84,7 @@ def test_ordering_from_the_catalogue_leads_to_the_order_page(client, shopper):
     page = client.get(f"/orders/{order.pk}")
     assert page.status_code == 200
     assert b"charge_payment" in page.content
-    assert b"timeline.js" in page.content
+    assert b"live.js" in page.content
 
 
 def test_an_order_beyond_the_stock_is_refused_with_a_message(client, shopper):

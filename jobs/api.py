@@ -1,0 +1,109 @@
+"""The operations API of api.md (`/api/ops/`): staff only, by session or bearer token."""
+
+from dataclasses import asdict
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import operations
+from jobs.models import DeadLetter
+from shop.api.serializers import DetailOut, FieldErrorsOut, JobOut
+
+
+class QueueOut(serializers.Serializer):
+    queue = serializers.CharField()
+    depth = serializers.IntegerField(allow_null=True)
+    oldest_age_s = serializers.FloatField(allow_null=True)
+
+
+class StatsOut(serializers.Serializer):
+    queues = QueueOut(many=True)
+    jobs = serializers.DictField(child=serializers.IntegerField())
+    dead_letters_open = serializers.IntegerField()
+    finished_last_minute = serializers.IntegerField()
+    failed_last_minute = serializers.IntegerField()
+    workers = serializers.IntegerField()
+
+
+class DeadLetterOut(serializers.ModelSerializer):
+    job = JobOut()
+
+    class Meta:
+        model = DeadLetter
+        fields = ["id", "job", "error", "attempts", "failed_at", "status"]
+
+
+class DeadLettersOut(serializers.Serializer):
+    dead_letters = DeadLetterOut(many=True)
+
+
+class ReasonIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class RequeueIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class RequeuedOut(serializers.Serializer):
+    job = JobOut()
+
+
+class StaffAPIView(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+
+NOT_OPEN = OpenApiResponse(DetailOut, description="The dead letter is not open any more.")
+
+
+class StatsView(StaffAPIView):
+    @extend_schema(responses={200: StatsOut}, summary="Queues, lag, throughput, dead letters.")
+    def get(self, request: Request) -> Response:
+        return Response(StatsOut(asdict(operations.stats())).data)
+
+
+class DeadLettersView(StaffAPIView):
+    @extend_schema(responses={200: DeadLettersOut}, summary="Open dead letters, newest first.")
+    def get(self, request: Request) -> Response:
+        letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).select_related("job")
+        return Response(DeadLettersOut({"dead_letters": letters[:500]}).data)
+
+
+class RequeueView(StaffAPIView):
+    @extend_schema(
+        request=RequeueIn,
+        responses={200: RequeuedOut, 404: DetailOut, 409: NOT_OPEN},
+        summary="Run the dead job again (same id, same idempotency keys).",
+    )
+    def post(self, request: Request, letter_id: int) -> Response:
+        letter = get_object_or_404(DeadLetter, pk=letter_id)
+        form = RequeueIn(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            job = operations.requeue(
+                letter, by=request.user, reason=form.validated_data.get("reason", "")
+            )
+        except operations.NotOpen as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(RequeuedOut({"job": job}).data)
+
+
+class DiscardView(StaffAPIView):
+    @extend_schema(
+        request=ReasonIn,
+        responses={204: None, 400: FieldErrorsOut, 404: DetailOut, 409: NOT_OPEN},
+        summary="Close the dead letter for good, with a reason.",
+    )
+    def post(self, request: Request, letter_id: int) -> Response:
+        letter = get_object_or_404(DeadLetter, pk=letter_id)
+        form = ReasonIn(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            operations.discard(letter, by=request.user, reason=form.validated_data["reason"])
+        except operations.NotOpen as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,141 @@
+"""What operators see and do: queue depth and lag, throughput, dead letters and their fate.
+
+Figures come from the broker (how many messages wait) and the ledger (how long the oldest has
+waited, what finished), so they agree with what the order pages and the API show.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+
+from celery import current_app
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Min
+from django.utils import timezone
+from kombu.exceptions import ChannelError, OperationalError
+
+from jobs import health
+from jobs.dispatch import publish
+from jobs.models import DeadLetter, DeadLetterAction, Job
+
+State = Job.State
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queue: str
+    depth: int | None  # None: the broker did not answer
+    oldest_age_s: float | None  # None: nothing waiting
+
+
+@dataclass(frozen=True)
+class Stats:
+    queues: list[QueueStats]
+    jobs: dict[str, int]
+    dead_letters_open: int
+    finished_last_minute: int
+    failed_last_minute: int
+    workers: int
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting in each queue, as the broker counts them."""
+    depths: dict[str, int | None] = dict.fromkeys(settings.QUEUES)
+    try:
+        with current_app.connection_for_read() as connection:
+            channel = connection.default_channel
+            for queue in settings.QUEUES:
+                try:
+                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+                except ChannelError:
+                    depths[queue] = 0  # Redis keeps no key for an empty queue
+    except (OperationalError, OSError):
+        pass
+    return depths
+
+
+def stats() -> Stats:
+    now = timezone.now()
+    depths = queue_depths()
+    # Lag: how long the oldest job published to each queue has waited without starting.
+    oldest = dict(
+        Job.objects.filter(state=State.QUEUED, published_at__isnull=False)
+        .values_list("queue")
+        .annotate(oldest=Min("published_at"))
+    )
+    queues = [
+        QueueStats(
+            queue=queue,
+            depth=depths[queue],
+            oldest_age_s=_age(now, oldest.get(queue)),
+        )
+        for queue in settings.QUEUES
+    ]
+    counts = dict(Job.objects.values_list("state").annotate(n=Count("pk")))
+    recent = dict(
+        Job.objects.filter(finished_at__gte=now - timedelta(minutes=1))
+        .values_list("state")
+        .annotate(n=Count("pk"))
+    )
+    return Stats(
+        queues=queues,
+        jobs={state: counts.get(state, 0) for state in State.values},
+        dead_letters_open=DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).count(),
+        finished_last_minute=recent.get(State.SUCCEEDED, 0) + recent.get(State.DEAD, 0),
+        failed_last_minute=recent.get(State.DEAD, 0),
+        workers=health.workers_online(),
+    )
+
+
+def _age(now, moment) -> float | None:
+    return round((now - moment).total_seconds(), 3) if moment else None
+
+
+class NotOpen(Exception):
+    """The dead letter was requeued or discarded already."""
+
+
+def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Job:
+    """Run a dead job again: same job id, same arguments, so the same idempotency keys.
+
+    It starts over with a fresh retry budget; if it dies again, its letter opens again.
+    """
+    with transaction.atomic():
+        _close(letter, DeadLetter.Status.REQUEUED, by=by, reason=reason)
+        DeadLetterAction.objects.create(
+            letter=letter, action=DeadLetterAction.Action.REQUEUE, by=by, reason=reason
+        )
+        Job.objects.filter(pk=letter.job_id).update(
+            state=State.QUEUED,
+            lost_runs=0,
+            published_at=None,
+            finished_at=None,
+            next_attempt_at=None,
+            lease_until=None,
+        )
+        job = Job.objects.get(pk=letter.job_id)
+        transaction.on_commit(partial(publish, job, retries=0), robust=True)
+    return job
+
+
+def discard(letter: DeadLetter, *, by: AbstractBaseUser, reason: str) -> None:
+    """Close the letter for good; the job stays dead. A reason is required: it is the audit."""
+    if not reason.strip():
+        raise ValueError("A reason is required to discard a dead letter.")
+    with transaction.atomic():
+        _close(letter, DeadLetter.Status.DISCARDED, by=by, reason=reason)
+        DeadLetterAction.objects.create(
+            letter=letter, action=DeadLetterAction.Action.DISCARD, by=by, reason=reason
+        )
+
+
+def _close(letter: DeadLetter, status: str, *, by: AbstractBaseUser, reason: str) -> None:
+    # Conditional: of two operators acting on one letter at once, one wins, the other is told.
+    closed = DeadLetter.objects.filter(pk=letter.pk, status=DeadLetter.Status.OPEN).update(
+        status=status, resolved_by=by, resolved_at=timezone.now(), resolution_note=reason
+    )
+    if not closed:
+        raise NotOpen(f"dead letter {letter.pk} is not open")
+    letter.refresh_from_db()

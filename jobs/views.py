@@ -1,0 +1,96 @@
+"""The operations dashboard (/ops/): queues and lag, throughput, workers, recent jobs with
+filters, and the dead letters with requeue and discard, one or many, audited."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from jobs import operations
+from jobs.metrics import registry
+from jobs.models import DeadLetter, DeadLetterAction, Job
+
+RECENT_JOBS = 50
+JOB_NAMES = sorted(name for name in settings.CELERY_TASK_ROUTES if name.startswith("jobs."))
+
+
+def _stats_context() -> dict:
+    return {"stats": operations.stats(), "flower_url": settings.FLOWER_URL}
+
+
+@staff_member_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    filters = {key: request.GET[key] for key in ("state", "queue", "name") if request.GET.get(key)}
+    jobs = Job.objects.filter(**filters).order_by("-created_at")[:RECENT_JOBS]
+    letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).select_related("job")
+    return render(
+        request,
+        "jobs/ops.html",
+        {
+            **_stats_context(),
+            "jobs": jobs,
+            "filters": filters,
+            "states": Job.State.values,
+            "queues": settings.QUEUES,
+            "names": JOB_NAMES,
+            "letters": letters[:200],
+            "actions": DeadLetterAction.objects.select_related("by", "letter__job")[:20],
+        },
+    )
+
+
+@never_cache
+@staff_member_required
+@require_GET
+def dashboard_stats(request: HttpRequest) -> HttpResponse:
+    return render(request, "jobs/_ops_stats.html", _stats_context())
+
+
+@staff_member_required
+@require_POST
+def act_on_dead_letters(request: HttpRequest) -> HttpResponse:
+    """Requeue or discard the dead letters ticked on the dashboard."""
+    action = request.POST.get("action")
+    reason = request.POST.get("reason", "").strip()
+    ids = [value for value in request.POST.getlist("letter") if value.isdigit()]
+    if action not in ("requeue", "discard") or not ids:
+        messages.error(request, "Tick one or more dead letters, then requeue or discard them.")
+        return redirect("ops:dashboard")
+    if action == "discard" and not reason:
+        messages.error(request, "Say why: a discard needs a reason, for the audit.")
+        return redirect("ops:dashboard")
+    done, skipped = 0, 0
+    for letter in DeadLetter.objects.filter(pk__in=ids).select_related("job"):
+        try:
+            if action == "requeue":
+                operations.requeue(letter, by=request.user, reason=reason)
+            else:
+                operations.discard(letter, by=request.user, reason=reason)
+            done += 1
+        except operations.NotOpen:
+            skipped += 1
+    verb = "Requeued" if action == "requeue" else "Discarded"
+    messages.success(request, f"{verb} {done} dead letter{'s' if done != 1 else ''}.")
+    if skipped:
+        messages.warning(request, f"{skipped} were no longer open (someone acted first).")
+    return redirect("ops:dashboard")
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus' scrape endpoint. With METRICS_TOKEN set it wants that bearer token; without,
+    it answers only in debug mode (set a token in production, or keep it off the network)."""
+    expected = settings.METRICS_TOKEN
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if (expected and not constant_time_compare(given, expected)) or (
+        not expected and not settings.DEBUG
+    ):
+        return HttpResponse("metrics need the METRICS_TOKEN bearer token\n", status=403)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
