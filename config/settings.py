@@ -221,6 +221,8 @@ CELERY_TASK_ROUTES = {
     "jobs.publish_due_jobs": {"queue": "default"},
     "jobs.relay_unpublished_jobs": {"queue": "default"},
     "jobs.purge_old_records": {"queue": "bulk"},
+    "jobs.schedule_weekly_sales_report": {"queue": "default"},
+    "jobs.send_weekly_sales_report": {"queue": "bulk"},
 }
 
 # A killed worker's job must run again: ack after the job, and reject (requeue) when the process

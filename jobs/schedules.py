@@ -26,6 +26,10 @@ SCHEDULES = {
     "publish due jobs (review reminders)": ("jobs.publish_due_jobs", Every(5)),
     "outbox relay sweep (backstop of relay_outbox)": ("jobs.relay_unpublished_jobs", Every(10)),
     "purge old jobs and task results": ("jobs.purge_old_records", Crontab(minute="17")),
+    "weekly sales report (Mondays 06:00)": (
+        "jobs.schedule_weekly_sales_report",
+        Crontab(minute="0", hour="6", day_of_week="1"),
+    ),
 }
 
 

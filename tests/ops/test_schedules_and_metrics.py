@@ -12,6 +12,7 @@ from jobs.dispatch import enqueue
 from jobs.models import DeadLetter, Job
 from jobs.tasks.crm import sync_crm_contact
 from tests.factories import CustomerFactory
+from tests.helpers import wait_until
 
 
 @pytest.mark.django_db
@@ -76,3 +77,44 @@ def test_metrics_need_the_token_and_report_depth_lag_and_states(client, settings
     assert 'shop_jobs_queue_lag_seconds{queue="bulk"}' in text
     assert 'shop_jobs_jobs{state="queued"} 3.0' in text
     assert "shop_jobs_dead_letters_open 0.0" in text
+
+
+@pytest.mark.integration
+def test_the_weekly_sales_report_is_written_and_mailed_to_staff_once(celery_worker, mailbox):
+    from datetime import date
+
+    from django.contrib.auth import get_user_model
+    from django.core.files.storage import default_storage
+
+    from config.celery import app
+    from shop import reports
+    from shop.models import Order, OrderLine, Product
+
+    get_user_model().objects.create_user(username="boss", email="boss@example.com", is_staff=True)
+    product = Product.objects.create(sku="MUG-001", name="Mug", price="14.00", stock=5)
+    week = reports.last_week()
+    in_last_week = timezone.make_aware(
+        timezone.datetime.combine(
+            date.fromisocalendar(int(week[:4]), int(week[6:]), 3), timezone.datetime.min.time()
+        )
+    )
+    for status in ("paid", "paid", "payment_failed"):
+        order = Order.objects.create(customer=CustomerFactory(), status=status, total="28.00")
+        Order.objects.filter(pk=order.pk).update(created_at=in_last_week)
+        OrderLine.objects.create(order=order, product=product, quantity=2, unit_price="14.00")
+
+    app.send_task("jobs.schedule_weekly_sales_report", queue="default")  # what beat does
+    wait_until(
+        lambda: Job.objects.filter(
+            name="jobs.send_weekly_sales_report", state="succeeded"
+        ).exists(),
+        message="the report",
+    )
+    with default_storage.open(f"reports/sales-{week}.csv") as report:
+        assert report.read().decode().splitlines() == [
+            "sku,product,quantity,revenue,currency",
+            "MUG-001,Mug,4,56.00,EUR",
+        ]
+    [sent] = [m for m in mailbox() if m.subject == f"Sales report {week}"]
+    assert sent.to == "boss@example.com"
+    assert reports.send_weekly_sales_report(week=week) is None  # keyed: not twice
