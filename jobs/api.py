@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 
 from jobs import operations
 from jobs.models import DeadLetter
-from shop.api.serializers import DetailOut, FieldErrorsOut, JobOut
+from shop.api.serializers import DetailOut, JobOut
+from shop.api.views import BAD_REQUEST
 
 
 class QueueOut(serializers.Serializer):
@@ -58,16 +59,25 @@ class StaffAPIView(APIView):
 
 
 NOT_OPEN = OpenApiResponse(DetailOut, description="The dead letter is not open any more.")
+# Every operation here answers 401 without credentials and 403 to non-staff.
+STAFF_ONLY = {
+    401: OpenApiResponse(DetailOut, description="No or bad credentials."),
+    403: OpenApiResponse(DetailOut, description="Not a staff account."),
+}
 
 
 class StatsView(StaffAPIView):
-    @extend_schema(responses={200: StatsOut}, summary="Queues, lag, throughput, dead letters.")
+    @extend_schema(
+        responses={200: StatsOut, **STAFF_ONLY}, summary="Queues, lag, throughput, dead letters."
+    )
     def get(self, request: Request) -> Response:
         return Response(StatsOut(asdict(operations.stats())).data)
 
 
 class DeadLettersView(StaffAPIView):
-    @extend_schema(responses={200: DeadLettersOut}, summary="Open dead letters, newest first.")
+    @extend_schema(
+        responses={200: DeadLettersOut, **STAFF_ONLY}, summary="Open dead letters, newest first."
+    )
     def get(self, request: Request) -> Response:
         letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).select_related("job")
         return Response(DeadLettersOut({"dead_letters": letters[:500]}).data)
@@ -76,7 +86,7 @@ class DeadLettersView(StaffAPIView):
 class RequeueView(StaffAPIView):
     @extend_schema(
         request=RequeueIn,
-        responses={200: RequeuedOut, 404: DetailOut, 409: NOT_OPEN},
+        responses={200: RequeuedOut, 400: BAD_REQUEST, 404: DetailOut, 409: NOT_OPEN, **STAFF_ONLY},
         summary="Run the dead job again (same id, same idempotency keys).",
     )
     def post(self, request: Request, letter_id: int) -> Response:
@@ -95,7 +105,7 @@ class RequeueView(StaffAPIView):
 class DiscardView(StaffAPIView):
     @extend_schema(
         request=ReasonIn,
-        responses={204: None, 400: FieldErrorsOut, 404: DetailOut, 409: NOT_OPEN},
+        responses={204: None, 400: BAD_REQUEST, 404: DetailOut, 409: NOT_OPEN, **STAFF_ONLY},
         summary="Close the dead letter for good, with a reason.",
     )
     def post(self, request: Request, letter_id: int) -> Response:

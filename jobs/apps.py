@@ -6,4 +6,4 @@ class JobsConfig(AppConfig):
     verbose_name = "Background jobs"
 
     def ready(self) -> None:
-        from jobs import checks  # noqa: F401 - registers the system checks
+        from jobs import checks, log_context  # noqa: F401 - register checks and signals

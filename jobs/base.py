@@ -93,6 +93,7 @@ class LedgerTask(Task):
             countdown=after_seconds,
             retries=self.request.retries,
             queue=queue_for(self.name),
+            headers=self.request.headers,
         )
 
     def retry(

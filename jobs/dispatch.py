@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs import log_context
 from jobs.models import Job
 from jobs.routing import queue_for
 from shop.models import Customer, Order
@@ -71,6 +72,7 @@ def enqueue(
         eta=eta,
         order=order,
         customer_id=order.customer_id if order else (customer.pk if customer else None),
+        request_id=log_context.request_id.get(),
     )
     if eta is None:
         transaction.on_commit(partial(publish, job), robust=True)
@@ -94,6 +96,7 @@ def publish(job: Job, *, retries: int = 0, force: bool = False) -> bool:
             queue=job.queue,
             retries=retries,
             retry_policy=settings.CELERY_TASK_PUBLISH_RETRY_POLICY,
+            headers={log_context.HEADER: job.request_id} if job.request_id else None,
         )
     except Exception:
         # The row is committed: the relay will publish it. Log, don't fail the request that

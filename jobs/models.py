@@ -38,6 +38,8 @@ class Job(models.Model):
     eta = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The X-Request-ID of the web request that recorded the job, for following it in the logs.
+    request_id = models.CharField(max_length=64, blank=True)
     customer = models.ForeignKey(
         "shop.Customer", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
     )

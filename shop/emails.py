@@ -5,6 +5,7 @@ message and before its key is marked done, the job runs again and that email goe
 it carries the same Message-ID both times, so a receiver that deduplicates shows it once.
 """
 
+import logging
 import smtplib
 
 from django.conf import settings
@@ -14,6 +15,8 @@ from django.template.loader import render_to_string
 from jobs import effects
 from jobs.errors import PermanentError, TransientError
 from shop.models import Customer, Order
+
+logger = logging.getLogger(__name__)
 
 
 def message_id(key: str) -> str:
@@ -45,6 +48,7 @@ def _send_once(
             raise PermanentError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise TransientError(f"SMTP unavailable: {exc}") from exc
+    logger.info("sent %s to %s", key, to)
     return True
 
 

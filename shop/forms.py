@@ -15,7 +15,10 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 class SignupForm(forms.Form):
-    email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    # The email is the username, and Django's username column holds 150 characters.
+    email = forms.EmailField(
+        max_length=150, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
     name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name"}))
     password = forms.CharField(
         strip=False,

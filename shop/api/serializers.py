@@ -29,8 +29,12 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+EMAIL_MAX_LENGTH = 150
+
+
 class SignupInput(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
+    # The email is the username, and Django's username column holds 150 characters.
+    email = serializers.EmailField(max_length=EMAIL_MAX_LENGTH)
     name = StrictCharField(max_length=150)
     password = StrictCharField(write_only=True, max_length=128, trim_whitespace=False)
     avatar = serializers.FileField(required=False, allow_empty_file=False)

@@ -65,6 +65,7 @@ def test_multipart_signup_with_avatar_records_the_thumbnail_job(api_client):
         ({"password": "password123"}, "password"),
         ({"name": ""}, "name"),
         ({"email": None}, "email"),
+        ({"email": "a@" + "b" * 150 + ".com"}, "email"),  # longer than the username column
     ],
 )
 def test_invalid_fields_are_refused_with_messages_and_nothing_is_written(
