@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "shop",
     "jobs",
     "sandbox",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -179,7 +180,7 @@ SANDBOX_SERVICES = {
         "latency_ms": env.int(f"SANDBOX_{service.upper()}_LATENCY_MS", default=0),
         "failure_rate": env.float(f"SANDBOX_{service.upper()}_FAILURE_RATE", default=0.0),
     }
-    for service in ("crm", "payments", "analytics", "smtp")
+    for service in ("crm", "payments", "analytics", "smtp", "webhooks")
 }
 # Bearer token Prometheus sends to /metrics; unset, /metrics answers in debug mode only.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
@@ -189,6 +190,11 @@ SANDBOX_MAILDIR = Path(env("SANDBOX_MAILDIR", default=str(VAR_DIR / "mailbox")))
 # The sandbox (fake third parties, their switches, the mailbox) is for the demo and the tests:
 # it is not mounted unless asked for, and is asked for by default only in debug mode.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+# Webhook endpoints on private or loopback addresses are refused (server-side request
+# forgery), except where the sandbox receiver on loopback is the point: the demo and tests.
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool(
+    "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=SANDBOX_ENABLED
+)
 
 # --- Celery -----------------------------------------------------------------------------------
 
@@ -206,7 +212,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 
-QUEUES = ("critical", "default", "bulk", "media", "dead_letter")
+QUEUES = ("critical", "default", "bulk", "media", "webhooks", "dead_letter")
 CELERY_TASK_QUEUES = tuple(Queue(name) for name in QUEUES)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
@@ -218,6 +224,7 @@ CELERY_TASK_ROUTES = {
     "jobs.sync_crm_contact": {"queue": "bulk"},
     "jobs.sync_crm_deal": {"queue": "bulk"},
     "jobs.send_review_reminder": {"queue": "default"},
+    "jobs.deliver_webhook": {"queue": "webhooks"},
     "jobs.record_dead_letter": {"queue": "dead_letter"},
     "jobs.publish_due_jobs": {"queue": "default"},
     "jobs.relay_unpublished_jobs": {"queue": "default"},

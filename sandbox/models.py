@@ -74,3 +74,29 @@ class AnalyticsEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.event_id}"
+
+
+class WebhookInbox(models.Model):
+    """A sandbox webhook receiver at /sandbox/webhooks/<name>, with the secret it verifies."""
+
+    name = models.SlugField(unique=True)
+    secret = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReceivedWebhook(models.Model):
+    """A webhook the sandbox receiver accepted: signed right, fresh, and new (by its id)."""
+
+    webhook_id = models.CharField(max_length=100, unique=True)
+    inbox = models.ForeignKey(WebhookInbox, on_delete=models.CASCADE, related_name="received")
+    event = models.CharField(max_length=50)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.webhook_id}"

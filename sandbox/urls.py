@@ -11,4 +11,5 @@ urlpatterns = [
     path("crm/contacts/<str:key>", views.upsert_contact, name="crm_contact"),
     path("crm/deals/<str:key>", views.upsert_deal, name="crm_deal"),
     path("analytics/events", views.collect_event, name="analytics_events"),
+    path("webhooks/<slug:inbox>", views.receive_webhook, name="webhooks"),
 ]

@@ -14,9 +14,17 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from sandbox import mailbox
-from sandbox.models import AnalyticsEvent, Charge, CrmRecord, ReceivedRequest
+from sandbox.models import (
+    AnalyticsEvent,
+    Charge,
+    CrmRecord,
+    ReceivedRequest,
+    ReceivedWebhook,
+    WebhookInbox,
+)
 from sandbox.switches import SERVICES, get_switch, set_switch, should_fail
 
 # A charge at or above this amount is declined, so the demo can show a failed payment.
@@ -128,6 +136,28 @@ def collect_event(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
+@require_http_methods(["POST"])
+def receive_webhook(request: HttpRequest, inbox: str) -> JsonResponse:
+    """A webhook receiver as Standard Webhooks asks receivers to be: verify the signature over
+    id, timestamp and raw body (401 if wrong), refuse timestamps more than five minutes off
+    (replays), and process each webhook-id once."""
+    box = WebhookInbox.objects.filter(name=inbox).first()
+    if box is None:
+        return _answer(request, "webhooks", 404, {"detail": f"no inbox {inbox!r}"})
+    if should_fail("webhooks"):
+        return _unavailable(request, "webhooks")
+    try:
+        message = Webhook(box.secret).verify(request.body, dict(request.headers))
+    except (WebhookVerificationError, ValueError) as exc:
+        return _answer(request, "webhooks", 401, {"detail": f"rejected: {exc}"})
+    _, created = ReceivedWebhook.objects.get_or_create(
+        webhook_id=request.headers["webhook-id"],
+        defaults={"inbox": box, "event": message.get("type", ""), "payload": message},
+    )
+    return _answer(request, "webhooks", 200, {"duplicate": not created})
+
+
+@csrf_exempt
 @require_http_methods(["GET", "POST"])
 def switch_api(request: HttpRequest, service: str) -> JsonResponse:
     """GET or POST {"latency_ms", "failure_rate", "fail_next"}: for scripts and tests."""
@@ -195,6 +225,7 @@ def control_panel(request: HttpRequest):
             "charges": Charge.objects.count(),
             "crm_records": CrmRecord.objects.count(),
             "events": AnalyticsEvent.objects.count(),
+            "webhooks": ReceivedWebhook.objects.count(),
         },
     )
 

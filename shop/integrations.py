@@ -11,6 +11,7 @@ from jobs.dispatch import enqueue
 from jobs.errors import PermanentError
 from jobs.tasks.emails import send_order_confirmation
 from shop.models import Customer, Order, Payment
+from webhooks import services as webhook_events
 
 
 def charge_order(*, order_id: int) -> str:
@@ -30,7 +31,11 @@ def charge_order(*, order_id: int) -> str:
     with transaction.atomic():
         claimed = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING_PAYMENT)
         if outcome.charge_id is None:
-            claimed.update(status=Order.Status.PAYMENT_FAILED)
+            if claimed.update(status=Order.Status.PAYMENT_FAILED):
+                order.status = Order.Status.PAYMENT_FAILED
+                webhook_events.emit(
+                    "order.payment_failed", order=order, payload=webhook_events.order_payload(order)
+                )
             return Order.Status.PAYMENT_FAILED
         if claimed.update(status=Order.Status.PAID):
             Payment.objects.create(
@@ -40,6 +45,10 @@ def charge_order(*, order_id: int) -> str:
                 currency=order.currency,
             )
             enqueue(send_order_confirmation, concerning=order, order_id=order.pk)
+            order.status = Order.Status.PAID
+            webhook_events.emit(
+                "order.paid", order=order, payload=webhook_events.order_payload(order)
+            )
     return Order.Status.PAID
 
 

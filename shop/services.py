@@ -20,6 +20,7 @@ from jobs.models import Job
 from jobs.tasks import analytics, crm, emails, media, payments
 from shop.models import Customer, Order, OrderLine, Product
 from shop.tokens import issue_token
+from webhooks import services as webhook_events
 
 
 class EmailAlreadyRegistered(Exception):
@@ -137,6 +138,9 @@ def place_order(
                     properties={"order_id": order.pk, "total": str(order.total)},
                 ),
                 enqueue(crm.sync_crm_deal, concerning=order, order_id=order.pk),
+                *webhook_events.emit(
+                    "order.placed", order=order, payload=webhook_events.order_payload(order)
+                ),
                 enqueue(
                     emails.send_review_reminder,
                     concerning=order,

@@ -9,6 +9,7 @@ from jobs.tasks import (
     media,
     payments,
     reports,
+    webhooks,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "media",
     "payments",
     "reports",
+    "webhooks",
 ]

@@ -38,6 +38,7 @@ def test_a_committed_signup_publishes_its_jobs_to_their_queues(empty_queues):
         "default": 0,
         "bulk": 2,
         "media": 0,
+        "webhooks": 0,
         "dead_letter": 0,
     }
     assert all(

@@ -63,7 +63,7 @@ def test_stats_count_what_waits_on_the_broker_and_how_long(staff_api, empty_queu
     body = staff_api.get("/api/ops/stats").json()
 
     queues = {q["queue"]: q for q in body["queues"]}
-    assert set(queues) == {"critical", "default", "bulk", "media", "dead_letter"}
+    assert set(queues) == {"critical", "default", "bulk", "media", "webhooks", "dead_letter"}
     assert queues["bulk"]["depth"] == 2
     assert queues["bulk"]["oldest_age_s"] >= 0
     assert queues["critical"] == {"queue": "critical", "depth": 0, "oldest_age_s": None}

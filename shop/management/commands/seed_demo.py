@@ -4,7 +4,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from sandbox.models import WebhookInbox
 from shop.models import Product
+from webhooks.models import WebhookEndpoint, new_secret
 
 CATALOGUE = [
     ("MUG-001", "Enamel camping mug", "14.00", 120),
@@ -36,6 +38,14 @@ class Command(BaseCommand):
         staff.is_staff = staff.is_superuser = True
         staff.set_password(password)
         staff.save()
+        # A webhook endpoint pointing at the sandbox receiver, sharing its secret.
+        inbox, _ = WebhookInbox.objects.get_or_create(
+            name="demo", defaults={"secret": new_secret()}
+        )
+        WebhookEndpoint.objects.get_or_create(
+            url=f"{settings.SANDBOX_BASE_URL}/webhooks/demo",
+            defaults={"secret": inbox.secret, "description": "the sandbox receiver (demo)"},
+        )
         if not quiet:
             self.stdout.write(
                 self.style.SUCCESS(
