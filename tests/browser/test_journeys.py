@@ -1,0 +1,106 @@
+"""What a customer and an operator do, in a real browser."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from jobs.tasks.crm import sync_crm_deal
+from shop.models import Product
+from tests.helpers import png_bytes
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def catalogue(transactional_db):
+    Product.objects.create(sku="MUG-001", name="Enamel camping mug", price="14.00", stock=50)
+    Product.objects.create(sku="TEE-002", name="Organic cotton tee", price="29.00", stock=50)
+
+
+def sign_up(page, tmp_path, email: str) -> None:
+    avatar = tmp_path / "avatar.png"
+    avatar.write_bytes(png_bytes())
+    page.goto("/signup")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=name]", "Browser Person")
+    page.fill("input[name=password]", "clicked-through-1")
+    page.set_input_files("input[name=avatar]", str(avatar))
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/")
+
+
+def order_two_mugs(page) -> None:
+    page.fill("input[name='quantity_MUG-001']", "2")
+    page.click("form[action='/orders'] button[type=submit]")
+    page.wait_for_url("**/orders/*")
+
+
+def test_a_customer_signs_up_orders_and_reads_the_email(page, catalogue, tmp_path, screenshot):
+    sign_up(page, tmp_path, "browser@example.com")
+    assert "Welcome" in page.inner_text(".messages")
+
+    order_two_mugs(page)
+    # The timeline follows the jobs without a reload, until everything has finished.
+    page.wait_for_selector("[data-final=true]")
+    timeline = page.inner_text("#timeline")
+    assert "paid" in timeline
+    assert timeline.count("Succeeded") == 4  # charge, analytics, CRM deal, confirmation
+    assert "Scheduled" in timeline  # the review reminder, due in an hour
+    screenshot(page, "order-timeline")
+
+    page.goto("/sandbox/mailbox/")
+    page.wait_for_selector("text=Welcome to the shop")
+    assert page.locator("summary", has_text="is paid").count() == 1
+    page.locator("summary", has_text="is paid").click()
+    assert "Enamel camping mug" in page.inner_text("body")
+
+
+def test_an_operator_recovers_a_dead_job_from_the_dashboard(
+    page, browser, live_server, catalogue, tmp_path, screenshot, monkeypatch
+):
+    monkeypatch.setattr(sync_crm_deal, "max_retries", 1)  # a short budget for a short test
+    get_user_model().objects.create_user(
+        username="ops@example.com",
+        email="ops@example.com",
+        password="run-the-shop-1",
+        is_staff=True,
+        is_superuser=True,
+    )
+    sign_up(page, tmp_path, "unlucky@example.com")
+
+    # As staff, break the CRM in the sandbox.
+    staff = browser.new_context(base_url=live_server.url)
+    ops = staff.new_page()
+    ops.goto("/login")
+    ops.fill("input[name=username]", "ops@example.com")
+    ops.fill("input[name=password]", "run-the-shop-1")
+    ops.click("form button[type=submit]")
+    ops.goto("/sandbox/")
+    crm = ops.locator("form.card", has=ops.locator("h3", has_text="crm"))
+    crm.locator("input[name=failure_rate_percent]").fill("100")
+    crm.locator("button[type=submit]").click()
+
+    # The customer orders; the CRM sync retries, then dies, on the order page.
+    order_two_mugs(page)
+    page.wait_for_selector("#timeline .state-dead", timeout=60_000)
+    assert "503" in page.inner_text("#timeline")
+
+    # Fix the CRM, requeue from the dashboard, and watch the job succeed.
+    ops.goto("/sandbox/")
+    crm = ops.locator("form.card", has=ops.locator("h3", has_text="crm"))
+    crm.locator("input[name=failure_rate_percent]").fill("0")
+    crm.locator("button[type=submit]").click()
+    ops.goto("/ops/")
+    assert "sync_crm_deal" in ops.inner_text("#dead-letters ~ form")
+    screenshot(ops, "ops-dashboard")
+    ops.locator("input[name=letter]").first.check()
+    ops.fill("input[name=reason]", "CRM back up")
+    ops.click("button[value=requeue]")
+    assert "Requeued 1 dead letter" in ops.inner_text(".messages")
+
+    page.reload()
+    page.wait_for_selector("[data-final=true]", timeout=60_000)
+    assert page.locator("#timeline .state-dead").count() == 0
+    ops.goto("/ops/")
+    assert "No open dead letters" in ops.inner_text("body")
+    assert "CRM back up" in ops.inner_text("body")  # the audit
+    staff.close()
