@@ -26,6 +26,13 @@ def inbox(transactional_db, live_server, settings):
     return box
 
 
+def both_delivered() -> bool:
+    """The sender's view: it records an attempt after the receiver has answered, so wait for
+    that, not for the receiver's row."""
+    deliveries = WebhookDelivery.objects.all()
+    return deliveries.count() == 2 and not deliveries.filter(delivered_at__isnull=True).exists()
+
+
 def place_order(api_client) -> int:
     _, token = customer_with_token()
     ProductFactory(sku="MUG-001", stock=5)
@@ -39,7 +46,7 @@ def place_order(api_client) -> int:
 def test_order_events_are_delivered_signed_and_recorded(celery_worker, api_client, inbox):
     order_id = place_order(api_client)
 
-    wait_until(lambda: ReceivedWebhook.objects.count() == 2, message="two webhooks")
+    wait_until(both_delivered, message="two webhooks delivered")
     received = {w.event: w for w in ReceivedWebhook.objects.all()}
     assert set(received) == {"order.placed", "order.paid"}
     assert received["order.paid"].payload["data"] == {
@@ -66,7 +73,8 @@ def test_a_failing_receiver_gets_retries_and_every_attempt_is_recorded(
 
     place_order(api_client)
 
-    wait_until(lambda: ReceivedWebhook.objects.count() == 2, message="both webhooks, in the end")
+    wait_until(both_delivered, message="both webhooks, in the end")
+    assert ReceivedWebhook.objects.count() == 2
     statuses = sorted(WebhookAttempt.objects.values_list("status_code", flat=True))
     assert statuses == [200, 200, 503, 503]  # two failures, absorbed by retries
     assert all(a.latency_ms >= 0 for a in WebhookAttempt.objects.all())
