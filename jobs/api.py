@@ -3,7 +3,7 @@
 from dataclasses import asdict
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -83,37 +83,49 @@ class DeadLettersView(StaffAPIView):
         return Response(DeadLettersOut({"dead_letters": letters[:500]}).data)
 
 
-class RequeueView(StaffAPIView):
-    @extend_schema(
+class DeadLetterActionView(StaffAPIView):
+    """POST to one dead letter: validate the body, act, or 409 if someone acted first."""
+
+    body = serializers.Serializer
+
+    def post(self, request: Request, letter_id: int) -> Response:
+        letter = get_object_or_404(DeadLetter, pk=letter_id)
+        form = self.body(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            return self.act(letter, request.user, form.validated_data)
+        except operations.NotOpen as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+
+    def act(self, letter: DeadLetter, user, data: dict) -> Response:
+        raise NotImplementedError
+
+
+@extend_schema_view(
+    post=extend_schema(
         request=RequeueIn,
         responses={200: RequeuedOut, 400: BAD_REQUEST, 404: DetailOut, 409: NOT_OPEN, **STAFF_ONLY},
         summary="Run the dead job again (same id, same idempotency keys).",
     )
-    def post(self, request: Request, letter_id: int) -> Response:
-        letter = get_object_or_404(DeadLetter, pk=letter_id)
-        form = RequeueIn(data=request.data)
-        form.is_valid(raise_exception=True)
-        try:
-            job = operations.requeue(
-                letter, by=request.user, reason=form.validated_data.get("reason", "")
-            )
-        except operations.NotOpen as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+)
+class RequeueView(DeadLetterActionView):
+    body = RequeueIn
+
+    def act(self, letter: DeadLetter, user, data: dict) -> Response:
+        job = operations.requeue(letter, by=user, reason=data.get("reason", ""))
         return Response(RequeuedOut({"job": job}).data)
 
 
-class DiscardView(StaffAPIView):
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         request=ReasonIn,
         responses={204: None, 400: BAD_REQUEST, 404: DetailOut, 409: NOT_OPEN, **STAFF_ONLY},
         summary="Close the dead letter for good, with a reason.",
     )
-    def post(self, request: Request, letter_id: int) -> Response:
-        letter = get_object_or_404(DeadLetter, pk=letter_id)
-        form = ReasonIn(data=request.data)
-        form.is_valid(raise_exception=True)
-        try:
-            operations.discard(letter, by=request.user, reason=form.validated_data["reason"])
-        except operations.NotOpen as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+)
+class DiscardView(DeadLetterActionView):
+    body = ReasonIn
+
+    def act(self, letter: DeadLetter, user, data: dict) -> Response:
+        operations.discard(letter, by=user, reason=data["reason"])
         return Response(status=status.HTTP_204_NO_CONTENT)
