@@ -16,16 +16,17 @@ A task declares what is transient for it (`autoretry_for`) and, if it must, its 
 
 import logging
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from jobs import ledger
 from jobs.errors import TransientError
+from jobs.models import Job
 from jobs.routing import queue_for
 
 logger = logging.getLogger(__name__)
@@ -55,37 +56,38 @@ class LedgerTask(Task):
 
     def __call__(self, *args, **kwargs):
         request = self.request
-        request.ledger_claimed = False
+        request.ledger_attempt = None
         try:
-            claim = ledger.claim(
-                request.id,
-                retries=request.retries,
-                lease_seconds=settings.JOBS_LEASE_SECONDS,
-                max_lost_runs=settings.JOBS_MAX_LOST_RUNS,
-            )
+            # One transaction: a job given up for lost runs gets its dead letter with it.
+            with transaction.atomic():
+                claim = ledger.claim(
+                    request.id,
+                    retries=request.retries,
+                    epoch=int(getattr(request, ledger.EPOCH_HEADER, None) or 0),
+                    lease_seconds=settings.JOBS_LEASE_SECONDS,
+                    max_lost_runs=settings.JOBS_MAX_LOST_RUNS,
+                )
+                if claim.outcome is ledger.Outcome.GAVE_UP:
+                    job = Job.objects.get(pk=request.id)
+                    self._record_dead_letter(job, error=job.last_error, traceback="")
         except (OperationalError, InterfaceError) as exc:
             logger.warning("ledger unavailable for job %s (%s); later", request.id, exc)
             self._deliver_again(after_seconds=DATABASE_DOWN_RECHECK_SECONDS)
             raise Ignore("database unavailable, delivered again later") from exc
 
         if claim.outcome is ledger.Outcome.RUN:
-            request.ledger_claimed = True
+            request.ledger_attempt = claim.attempt
             return super().__call__(*args, **kwargs)
         if claim.outcome is ledger.Outcome.BUSY:
             # Never beside the run that holds the job: look again when its lease ends.
             self._deliver_again(after_seconds=claim.busy_for_seconds + 1)
-        elif claim.outcome is ledger.Outcome.GAVE_UP:
-            from jobs.models import Job
-
-            job = Job.objects.get(pk=request.id)
-            self._record_dead_letter(job, error=job.last_error, traceback="")
         # Ignore, not a return value: a skipped delivery must store no result under the job's
         # id. Celery 5.7 reads a stored SUCCESS as "this task is done" and would not put the
         # message back if the worker running the job's real run died.
         raise Ignore(f"delivery skipped: {claim.outcome.value}")
 
     def _deliver_again(self, *, after_seconds: float) -> None:
-        """Publish this same message (same id, same retry count) to be looked at later."""
+        """Publish this same message (same id, retry count, headers) to be looked at later."""
         self.apply_async(
             args=self.request.args,
             kwargs=self.request.kwargs,
@@ -112,6 +114,21 @@ class LedgerTask(Task):
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             countdown = max(countdown or 0, min(retry_after, self.retry_backoff_max))
+        budget = self.max_retries if max_retries is None else max_retries
+        attempt = getattr(self.request, "ledger_attempt", None)
+        if attempt is not None and (budget is None or self.request.retries < budget):
+            # Record the retry before its message exists: if this run no longer holds the job
+            # (its lease ran out and another run took over), it must not schedule another.
+            when = eta or timezone.now() + timedelta(seconds=countdown or 0)
+            try:
+                held = ledger.mark_retrying(
+                    self.request.id, attempt=attempt, error=describe(exc), next_attempt_at=when
+                )
+            except DatabaseError:
+                logger.exception("could not record the retry of job %s", self.request.id)
+                held = True  # can't tell: send it; the next claim sorts it out
+            if not held:
+                raise Ignore("another run holds this job now; no retry from this one")
         return super().retry(
             args=args,
             kwargs=kwargs,
@@ -123,36 +140,33 @@ class LedgerTask(Task):
             **options,
         )
 
-    # The hooks below write the ledger only for a run that claimed its job, fenced by the
-    # message's retry count. A failed write is logged, not raised: the job's outcome stands,
-    # and the relay's sweep finds a row left `running` once its lease has passed.
-
-    def on_retry(self, exc, task_id, args, kwargs, einfo):
-        when = getattr(einfo.exception, "when", None)
-        if isinstance(when, int | float):
-            when = timezone.now() + timedelta(seconds=when)
-        self._write_ledger(
-            ledger.mark_retrying,
-            task_id,
-            error=describe(exc),
-            next_attempt_at=when if isinstance(when, datetime) else None,
-        )
+    # The hooks write the ledger only for a run that claimed its job, fenced by that run's
+    # attempt number. A failed write is logged, not raised: the job's outcome stands, and the
+    # relay's sweep finds a row left `running` once its lease has passed.
 
     def on_success(self, retval, task_id, args, kwargs):
         self._write_ledger(ledger.mark_succeeded, task_id)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
-        job = self._write_ledger(ledger.mark_dead, task_id, error=describe(exc))
-        if job is not None:
-            self._record_dead_letter(
-                job, error=describe(exc), traceback=str(einfo.traceback)[-MAX_TRACEBACK_LENGTH:]
-            )
+        try:
+            # One transaction: a job marked dead always gets its dead letter.
+            with transaction.atomic():
+                job = self._write_ledger(ledger.mark_dead, task_id, error=describe(exc))
+                if job is not None:
+                    self._record_dead_letter(
+                        job,
+                        error=describe(exc),
+                        traceback=str(einfo.traceback)[-MAX_TRACEBACK_LENGTH:],
+                    )
+        except DatabaseError:
+            logger.exception("could not record the failure of job %s", task_id)
 
     def _write_ledger(self, change, task_id, **fields):
-        if not getattr(self.request, "ledger_claimed", False):
+        attempt = getattr(self.request, "ledger_attempt", None)
+        if attempt is None:
             return None
         try:
-            return change(task_id, retries=self.request.retries, **fields)
+            return change(task_id, attempt=attempt, **fields)
         except DatabaseError:
             logger.exception("could not record %s of job %s", change.__name__, task_id)
             return None

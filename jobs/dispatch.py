@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import log_context
+from jobs import ledger, log_context
 from jobs.models import Job
 from jobs.routing import queue_for
 from shop.models import Customer, Order
@@ -96,7 +96,7 @@ def publish(job: Job, *, retries: int = 0, force: bool = False) -> bool:
             queue=job.queue,
             retries=retries,
             retry_policy=settings.CELERY_TASK_PUBLISH_RETRY_POLICY,
-            headers={log_context.HEADER: job.request_id} if job.request_id else None,
+            headers={log_context.HEADER: job.request_id, ledger.EPOCH_HEADER: job.epoch},
         )
     except Exception:
         # The row is committed: the relay will publish it. Log, don't fail the request that

@@ -4,16 +4,16 @@ Redis delivers at least once: a message can arrive twice (a redelivery after a w
 after the visibility timeout, a relay that published again, an operator's requeue). The
 ledger turns that into "at most one run at a time, and never again once finished":
 
-- A run *claims* its job with one conditional UPDATE, fenced by the message's Celery retry
-  count, and holds it for a lease (the hard time limit plus a margin).
+- A run *claims* its job with one conditional UPDATE and holds it for a lease (the hard time
+  limit plus a margin). A message is the job's current one if it carries the job's epoch
+  (raised by each requeue) and, for a retry, a higher Celery retry count than the run that
+  scheduled it. Anything else is STALE and dropped.
 - A second delivery of the current message while the lease holds is BUSY: it is set aside
   and looked at again when the lease ends (it never runs beside the first).
-- A delivery after the lease ended means the run that held it died: it is a *lost run*; the
-  job runs again, and after JOBS_MAX_LOST_RUNS lost runs it is given up as dead instead of
-  looping (a job that kills its worker would otherwise be redelivered forever).
-- A message older than the job's current one (a smaller retry count) is STALE and dropped.
-- Every later state change is fenced by the same retry count, so a late hook of an old run
-  cannot overwrite a newer one.
+- A delivery after the lease ended means the run that held it died: a *lost run*; the job runs
+  again, and after JOBS_MAX_LOST_RUNS lost runs it is given up as dead instead of looping.
+- Each claim gets the job's new attempt number, and every later change of that run is fenced
+  by it: a late hook of a run that was taken over cannot overwrite its successor's state.
 """
 
 import enum
@@ -27,12 +27,13 @@ from django.utils import timezone
 from jobs.models import Job
 
 State = Job.State
+EPOCH_HEADER = "job_epoch"
 
 
 class Outcome(enum.Enum):
     RUN = "run"
     FINISHED = "finished"  # succeeded or dead already: nothing to do
-    STALE = "stale"  # an older message than the job's current one
+    STALE = "stale"  # not the job's current message (or the job is gone)
     BUSY = "busy"  # another run holds the lease now
     GAVE_UP = "gave_up"  # too many lost runs: now dead
 
@@ -40,11 +41,14 @@ class Outcome(enum.Enum):
 @dataclass(frozen=True)
 class Claim:
     outcome: Outcome
+    attempt: int = 0  # with RUN: this run's number, the fence for its later changes
     busy_for_seconds: float = 0.0
 
 
-def claim(job_id: str, *, retries: int, lease_seconds: float, max_lost_runs: int) -> Claim:
-    """Try to take the job for a run of the message with this retry count."""
+def claim(
+    job_id: str, *, retries: int, epoch: int, lease_seconds: float, max_lost_runs: int
+) -> Claim:
+    """Try to take the job for a run of the message with this retry count and epoch."""
     now = timezone.now()
     run = {
         "state": State.RUNNING,
@@ -54,26 +58,28 @@ def claim(job_id: str, *, retries: int, lease_seconds: float, max_lost_runs: int
         "lease_until": now + timedelta(seconds=lease_seconds),
         "next_attempt_at": None,
     }
-    # The first run, or the run of a retry that the previous run published (a higher count).
-    current = Q(state=State.QUEUED) | Q(
-        state__in=(State.RETRYING, State.RUNNING), retries__lt=retries
-    )
-    if Job.objects.filter(current, pk=job_id).update(**run):
-        return Claim(Outcome.RUN)
+    # The first run, or the retry that the previous run scheduled (a higher count).
+    current = Q(state=State.QUEUED) | Q(state=State.RETRYING, retries__lt=retries)
+    if Job.objects.filter(current, pk=job_id, epoch=epoch).update(**run):
+        return Claim(Outcome.RUN, attempt=_attempts(job_id))
 
-    job = Job.objects.filter(pk=job_id).only("state", "retries", "lease_until", "lost_runs").first()
-    if job is None:
-        return Claim(Outcome.RUN)  # not a ledger job (beat's housekeeping)
+    job = (
+        Job.objects.filter(pk=job_id)
+        .only("state", "retries", "epoch", "attempts", "lease_until", "lost_runs")
+        .first()
+    )
+    if job is None or job.epoch != epoch:
+        return Claim(Outcome.STALE)
     if job.state in Job.FINAL_STATES:
         return Claim(Outcome.FINISHED)
     if job.state != State.RUNNING or job.retries != retries:
         return Claim(Outcome.STALE)
     if job.lease_until and job.lease_until > now:
-        return Claim(Outcome.BUSY, (job.lease_until - now).total_seconds())
+        return Claim(Outcome.BUSY, busy_for_seconds=(job.lease_until - now).total_seconds())
 
     # The lease ran out and the job is still running: the run that held it died.
     held_by_the_dead = Job.objects.filter(
-        pk=job_id, state=State.RUNNING, retries=retries, lease_until=job.lease_until
+        pk=job_id, state=State.RUNNING, epoch=epoch, attempts=job.attempts
     )
     lost_runs = job.lost_runs + 1
     if lost_runs >= max_lost_runs:
@@ -87,37 +93,47 @@ def claim(job_id: str, *, retries: int, lease_seconds: float, max_lost_runs: int
         )
         return Claim(Outcome.GAVE_UP if gave_up else Outcome.STALE)
     if held_by_the_dead.update(**run, lost_runs=lost_runs):
-        return Claim(Outcome.RUN)
+        return Claim(Outcome.RUN, attempt=job.attempts + 1)
     return Claim(Outcome.STALE)  # another delivery took it over first
 
 
-def _held(job_id: str, retries: int):
-    return Job.objects.filter(pk=job_id, state=State.RUNNING, retries=retries)
+def _attempts(job_id: str) -> int:
+    return Job.objects.values_list("attempts", flat=True).get(pk=job_id)
 
 
-def mark_succeeded(job_id: str, *, retries: int) -> None:
-    _held(job_id, retries).update(
-        state=State.SUCCEEDED, finished_at=timezone.now(), last_error="", lease_until=None
+def _held(job_id: str, attempt: int):
+    return Job.objects.filter(pk=job_id, state=State.RUNNING, attempts=attempt)
+
+
+def mark_succeeded(job_id: str, *, attempt: int) -> bool:
+    return bool(
+        _held(job_id, attempt).update(
+            state=State.SUCCEEDED, finished_at=timezone.now(), last_error="", lease_until=None
+        )
     )
 
 
 def mark_retrying(
-    job_id: str, *, retries: int, error: str, next_attempt_at: datetime | None
-) -> None:
+    job_id: str, *, attempt: int, error: str, next_attempt_at: datetime | None
+) -> bool:
+    """Record a retry before its message is sent; False if this run no longer holds the job
+    (then it must not send one)."""
     now = timezone.now()
-    _held(job_id, retries).update(
-        state=State.RETRYING,
-        last_error=error,
-        next_attempt_at=next_attempt_at,
-        lease_until=None,
-        first_failed_at=Coalesce("first_failed_at", now),
+    return bool(
+        _held(job_id, attempt).update(
+            state=State.RETRYING,
+            last_error=error,
+            next_attempt_at=next_attempt_at,
+            lease_until=None,
+            first_failed_at=Coalesce("first_failed_at", now),
+        )
     )
 
 
-def mark_dead(job_id: str, *, retries: int, error: str) -> Job | None:
+def mark_dead(job_id: str, *, attempt: int, error: str) -> Job | None:
     """Move a failed job to DEAD; returns it, or None if this run no longer held it."""
     now = timezone.now()
-    moved = _held(job_id, retries).update(
+    moved = _held(job_id, attempt).update(
         state=State.DEAD,
         last_error=error,
         finished_at=now,

@@ -35,6 +35,8 @@ class Job(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     # Runs whose worker died under them (found by an expired lease).
     lost_runs = models.PositiveIntegerField(default=0)
+    # Raised by an operator's requeue: messages from before it are stale, whatever they carry.
+    epoch = models.PositiveIntegerField(default=0)
     eta = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)

@@ -12,7 +12,7 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Min
+from django.db.models import Count, F, Min
 from django.utils import timezone
 from kombu.exceptions import ChannelError, OperationalError
 
@@ -107,14 +107,21 @@ def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Jo
         DeadLetterAction.objects.create(
             letter=letter, action=DeadLetterAction.Action.REQUEUE, by=by, reason=reason
         )
-        Job.objects.filter(pk=letter.job_id).update(
+        # A new epoch makes every message from before the requeue stale (ledger.claim); the
+        # retry count starts over, and so does the budget.
+        requeued = Job.objects.filter(pk=letter.job_id, state=State.DEAD).update(
             state=State.QUEUED,
+            epoch=F("epoch") + 1,
+            retries=0,
             lost_runs=0,
+            started_at=None,
             published_at=None,
             finished_at=None,
             next_attempt_at=None,
             lease_until=None,
         )
+        if not requeued:
+            raise NotOpen(f"the job of dead letter {letter.pk} is not dead")
         job = Job.objects.get(pk=letter.job_id)
         transaction.on_commit(partial(publish, job, retries=0), robust=True)
     return job

@@ -7,7 +7,7 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from jobs.models import DeadLetter, Job
+from jobs.models import Job
 
 BATCH = 1_000
 MAX_BATCHES_PER_RUN = 50  # at most 50,000 rows a run: the rest waits for the next hour
@@ -17,13 +17,11 @@ def purge_old_records() -> dict[str, int]:
     """Delete finished jobs and task results older than JOBS_RETENTION_DAYS.
 
     Rows are picked through an index (finished_at, date_done) a batch at a time, never with
-    one unbounded DELETE. Dead jobs whose letter is still open are kept: an operator may
-    requeue them.
+    one unbounded DELETE. Only succeeded jobs go: dead ones keep their dead letter and the
+    audit of what operators did with it.
     """
     cutoff = timezone.now() - timedelta(days=settings.JOBS_RETENTION_DAYS)
-    old_jobs = Job.objects.filter(finished_at__lt=cutoff).exclude(
-        dead_letter__status=DeadLetter.Status.OPEN
-    )
+    old_jobs = Job.objects.filter(finished_at__lt=cutoff, state=Job.State.SUCCEEDED)
     return {
         "jobs": _delete_in_batches(Job, old_jobs),
         "task_results": _delete_in_batches(

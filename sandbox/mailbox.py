@@ -77,8 +77,20 @@ def _seen_before(path: Path, raw: bytes) -> bool:
 
 def _deliver(path: Path, raw: bytes) -> None:
     box = _maildir(path)  # first: it creates the Maildir's folders
-    if not _seen_before(path, raw):
+    if _seen_before(path, raw):
+        return
+    try:
         box.add(raw)
+    except BaseException:
+        _forget(path, raw)  # not delivered: the client's retry must not count as a repeat
+        raise
+
+
+def _forget(path: Path, raw: bytes) -> None:
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    message_id = str(parsed["Message-ID"] or "").strip()
+    marker = Path(path) / ".message-ids" / hashlib.sha256(message_id.encode()).hexdigest()
+    marker.unlink(missing_ok=True)
 
 
 def duplicates_suppressed(path: Path | None = None) -> int:

@@ -38,8 +38,24 @@ def check_address(url: str) -> None:
     except socket.gaierror as exc:
         raise ValidationError(f"{parts.hostname} does not resolve.") from exc
     for info in infos:
-        if not ipaddress.ip_address(info[4][0]).is_global:
+        if not _public(ipaddress.ip_address(info[4][0])):
             raise ValidationError(f"{parts.hostname} points at a private or local address.")
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global, and so is any IPv4 address it carries (`::ffff:127.0.0.1`, `64:ff9b::7f00:1`
+    and `::127.0.0.1` all say "global" themselves on some Python versions)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and (ip in NAT64 or ip in IPV4_COMPATIBLE):
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None and not embedded.is_global:
+            return False
+    return ip.is_global
 
 
 def emit(event: str, *, order: Order, payload: dict) -> list:
@@ -54,7 +70,9 @@ def emit(event: str, *, order: Order, payload: dict) -> list:
             delivery = WebhookDelivery.objects.create(
                 endpoint=endpoint, event=event, payload=payload, order=order
             )
-            jobs.append(enqueue(deliver_webhook, concerning=order, delivery_id=str(delivery.pk)))
+            # Not `concerning=order`: the job's errors name the staff's endpoint URL, which the
+            # customer's order page and API must not show.
+            jobs.append(enqueue(deliver_webhook, delivery_id=str(delivery.pk)))
     return jobs
 
 

@@ -117,6 +117,9 @@ def test_the_receiver_rejects_tampering_and_replays_and_dedupes_by_id(client):
         "http://[::1]/hook",
         "http://169.254.169.254/latest/meta-data",
         "ftp://example.com/",
+        "http://[::ffff:127.0.0.1]/",  # IPv4-mapped
+        "http://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+        "http://[::127.0.0.1]/",  # IPv4-compatible
     ],
 )
 def test_private_and_local_endpoints_are_refused_outside_the_demo(settings, url):

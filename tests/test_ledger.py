@@ -1,0 +1,97 @@
+"""The ledger's fences: which delivery of a job may run, and whose writes count."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from jobs import dead_letters, ledger, operations
+from jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+Outcome = ledger.Outcome
+
+
+def claim(job, *, retries=0, epoch=0, lease=60):
+    return ledger.claim(
+        str(job.pk), retries=retries, epoch=epoch, lease_seconds=lease, max_lost_runs=3
+    )
+
+
+@pytest.fixture
+def job():
+    return Job.objects.create(name="jobs.sync_crm_contact", queue="bulk")
+
+
+def test_a_second_delivery_waits_while_the_first_holds_the_lease(job):
+    first, second = claim(job), claim(job)
+
+    assert (first.outcome, first.attempt) == (Outcome.RUN, 1)
+    assert second.outcome is Outcome.BUSY
+    assert 0 < second.busy_for_seconds <= 60
+
+
+def test_a_higher_retry_count_cannot_claim_a_job_that_is_running(job):
+    claim(job, retries=0)
+
+    assert claim(job, retries=1).outcome is Outcome.STALE
+
+
+def test_a_retry_runs_once_its_run_recorded_it(job):
+    first = claim(job)
+    assert ledger.mark_retrying(
+        str(job.pk), attempt=first.attempt, error="503", next_attempt_at=None
+    )
+
+    assert claim(job, retries=0).outcome is Outcome.STALE  # the old message again
+    assert claim(job, retries=1).outcome is Outcome.RUN
+
+
+def test_a_run_taken_over_after_its_lease_cannot_write_any_more(job):
+    first = claim(job, lease=-1)  # its lease is over at once: as if its worker died
+    second = claim(job)
+
+    assert (second.outcome, second.attempt) == (Outcome.RUN, 2)
+    assert not ledger.mark_retrying(
+        str(job.pk), attempt=first.attempt, error="late", next_attempt_at=None
+    )
+    assert ledger.mark_dead(str(job.pk), attempt=first.attempt, error="late") is None
+    assert ledger.mark_succeeded(str(job.pk), attempt=second.attempt)
+    job.refresh_from_db()
+    assert (job.state, job.lost_runs, job.last_error) == ("succeeded", 1, "")
+
+
+def test_after_a_requeue_every_older_message_is_stale(job):
+    run = claim(job, retries=2)
+    ledger.mark_dead(str(job.pk), attempt=run.attempt, error="budget spent")
+    letter = dead_letters.record(job_id=str(job.pk), error="budget spent", traceback="")
+    operations.requeue(letter, by=get_user_model().objects.create_user("ops", is_staff=True))
+
+    assert claim(job, retries=2, epoch=0).outcome is Outcome.STALE
+    assert claim(job, retries=5, epoch=0).outcome is Outcome.STALE
+    again = claim(job, retries=0, epoch=1)
+    assert again.outcome is Outcome.RUN
+    job.refresh_from_db()
+    assert (job.epoch, job.retries, job.lost_runs) == (1, 0, 0)
+
+
+def test_only_a_dead_job_can_be_requeued(job):
+    run = claim(job)
+    ledger.mark_dead(str(job.pk), attempt=run.attempt, error="x")
+    letter = dead_letters.record(job_id=str(job.pk), error="x", traceback="")
+    Job.objects.filter(pk=job.pk).update(state=Job.State.RUNNING)  # someone got there first
+
+    with pytest.raises(operations.NotOpen):
+        operations.requeue(letter, by=get_user_model().objects.create_user("o", is_staff=True))
+    letter.refresh_from_db()
+    assert letter.status == "open"  # nothing half-done
+
+
+def test_a_job_that_is_gone_is_not_run():
+    outcome = ledger.claim(
+        "00000000-0000-0000-0000-000000000000",
+        retries=0,
+        epoch=0,
+        lease_seconds=60,
+        max_lost_runs=3,
+    )
+
+    assert outcome.outcome is Outcome.STALE
