@@ -26,7 +26,6 @@ from django.utils import timezone
 
 from jobs import ledger
 from jobs.errors import TransientError
-from jobs.models import Job
 from jobs.routing import queue_for
 
 logger = logging.getLogger(__name__)
@@ -58,18 +57,16 @@ class LedgerTask(Task):
         request = self.request
         request.ledger_attempt = None
         try:
-            # One transaction: a job given up for lost runs gets its dead letter with it.
-            with transaction.atomic():
-                claim = ledger.claim(
-                    request.id,
-                    retries=request.retries,
-                    epoch=int(getattr(request, ledger.EPOCH_HEADER, None) or 0),
-                    lease_seconds=settings.JOBS_LEASE_SECONDS,
-                    max_lost_runs=settings.JOBS_MAX_LOST_RUNS,
-                )
-                if claim.outcome is ledger.Outcome.GAVE_UP:
-                    job = Job.objects.get(pk=request.id)
-                    self._record_dead_letter(job, error=job.last_error, traceback="")
+            claim = ledger.claim(
+                request.id,
+                retries=request.retries,
+                epoch=int(getattr(request, ledger.EPOCH_HEADER, None) or 0),
+                lease_seconds=settings.JOBS_LEASE_SECONDS,
+                max_lost_runs=settings.JOBS_MAX_LOST_RUNS,
+                on_give_up=lambda job: self._record_dead_letter(
+                    job, error=job.last_error, traceback=""
+                ),
+            )
         except (OperationalError, InterfaceError) as exc:
             logger.warning("ledger unavailable for job %s (%s); later", request.id, exc)
             self._deliver_again(after_seconds=DATABASE_DOWN_RECHECK_SECONDS)

@@ -17,9 +17,11 @@ ledger turns that into "at most one run at a time, and never again once finished
 """
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -46,9 +48,19 @@ class Claim:
 
 
 def claim(
-    job_id: str, *, retries: int, epoch: int, lease_seconds: float, max_lost_runs: int
+    job_id: str,
+    *,
+    retries: int,
+    epoch: int,
+    lease_seconds: float,
+    max_lost_runs: int,
+    on_give_up: Callable[[Job], None] = lambda job: None,
 ) -> Claim:
-    """Try to take the job for a run of the message with this retry count and epoch."""
+    """Try to take the job for a run of the message with this retry count and epoch.
+
+    `on_give_up(job)` runs in the transaction that gives the job up, so that what it records
+    (the dead letter) commits with it or not at all.
+    """
     now = timezone.now()
     run = {
         "state": State.RUNNING,
@@ -58,8 +70,12 @@ def claim(
         "lease_until": now + timedelta(seconds=lease_seconds),
         "next_attempt_at": None,
     }
-    # The first run, or the retry that the previous run scheduled (a higher count).
-    current = Q(state=State.QUEUED) | Q(state=State.RETRYING, retries__lt=retries)
+    # The first run, or the retry that the previous run scheduled (a higher count). A running
+    # row with a lower count is a run that sent its retry but could not record it (the
+    # database was away); any other run of it is fenced by its attempt number.
+    current = Q(state=State.QUEUED) | Q(
+        state__in=(State.RETRYING, State.RUNNING), retries__lt=retries
+    )
     if Job.objects.filter(current, pk=job_id, epoch=epoch).update(**run):
         return Claim(Outcome.RUN, attempt=_attempts(job_id))
 
@@ -83,14 +99,17 @@ def claim(
     )
     lost_runs = job.lost_runs + 1
     if lost_runs >= max_lost_runs:
-        gave_up = held_by_the_dead.update(
-            state=State.DEAD,
-            lost_runs=lost_runs,
-            finished_at=now,
-            lease_until=None,
-            last_error=f"WorkerLost: the worker running this job died {lost_runs} times",
-            first_failed_at=Coalesce("first_failed_at", now),
-        )
+        with transaction.atomic():
+            gave_up = held_by_the_dead.update(
+                state=State.DEAD,
+                lost_runs=lost_runs,
+                finished_at=now,
+                lease_until=None,
+                last_error=f"WorkerLost: the worker running this job died {lost_runs} times",
+                first_failed_at=Coalesce("first_failed_at", now),
+            )
+            if gave_up:
+                on_give_up(Job.objects.get(pk=job_id))
         return Claim(Outcome.GAVE_UP if gave_up else Outcome.STALE)
     if held_by_the_dead.update(**run, lost_runs=lost_runs):
         return Claim(Outcome.RUN, attempt=job.attempts + 1)

@@ -29,10 +29,14 @@ def test_a_second_delivery_waits_while_the_first_holds_the_lease(job):
     assert 0 < second.busy_for_seconds <= 60
 
 
-def test_a_higher_retry_count_cannot_claim_a_job_that_is_running(job):
-    claim(job, retries=0)
+def test_a_retry_sent_without_being_recorded_takes_over_and_fences_out_its_sender(job):
+    sender = claim(job, retries=0)  # sent retry 1, but the database was away to record it
 
-    assert claim(job, retries=1).outcome is Outcome.STALE
+    taker = claim(job, retries=1)
+
+    assert (taker.outcome, taker.attempt) == (Outcome.RUN, 2)
+    assert ledger.mark_dead(str(job.pk), attempt=sender.attempt, error="late") is None
+    assert claim(job, retries=0).outcome is Outcome.STALE  # the sender's own message again
 
 
 def test_a_retry_runs_once_its_run_recorded_it(job):
