@@ -15,16 +15,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs.models import Job
-from shop import services
+from shop import selectors, services
 from shop.forms import (
     EmailAuthenticationForm,
     SignupForm,
     idempotency_key_from,
     order_items_from,
 )
-from shop.models import Customer, Order, Payment, Product
-
-RECENT_ORDERS = 10
+from shop.models import Customer, Order, Payment
 
 
 def _customer_of(request: HttpRequest) -> Customer | None:
@@ -40,9 +38,9 @@ def catalogue(request: HttpRequest) -> HttpResponse:
         request,
         "shop/catalogue.html",
         {
-            "products": Product.objects.all(),
+            "products": selectors.products(),
             "customer": customer,
-            "recent_orders": customer.orders.all()[:RECENT_ORDERS] if customer else [],
+            "recent_orders": selectors.recent_orders(customer) if customer else [],
             "max_quantity": settings.ORDER_MAX_QUANTITY,
             # A fresh key per rendering: submitting this form twice places one order.
             "idempotency_key": uuid.uuid4().hex,
