@@ -104,6 +104,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env("SQLITE_TEST_DATABASE", default=str(VAR_DIR / "test.sqlite3"))
     }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Keep connections between requests (and between jobs, jobs.connections): opening one costs
+# more than a request's own queries (PostgreSQL forks a backend for each). Health checks
+# replace a connection the database dropped before it is used.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -190,6 +195,9 @@ SANDBOX_MAILDIR = Path(env("SANDBOX_MAILDIR", default=str(VAR_DIR / "mailbox")))
 # The sandbox (fake third parties, their switches, the mailbox) is for the demo and the tests:
 # it is not mounted unless asked for, and is asked for by default only in debug mode.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+# The benchmarks' variants of the signup and order endpoints (bench/views.py): `make bench`
+# turns them on for its own processes; nothing else should.
+BENCH_VARIANTS_ENABLED = env.bool("BENCH_VARIANTS_ENABLED", default=False)
 # Webhook endpoints on private or loopback addresses are refused (server-side request
 # forgery), except where the sandbox receiver on loopback is the point: the demo and tests.
 WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool(
@@ -212,7 +220,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 
-QUEUES = ("critical", "default", "bulk", "media", "webhooks", "dead_letter")
+QUEUES = ("critical", "default", "bulk", "crm", "media", "webhooks", "dead_letter")
 CELERY_TASK_QUEUES = tuple(Queue(name) for name in QUEUES)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
@@ -221,8 +229,9 @@ CELERY_TASK_ROUTES = {
     "jobs.send_order_confirmation": {"queue": "critical"},
     "jobs.make_avatar_thumbnails": {"queue": "media"},
     "jobs.track_analytics_event": {"queue": "bulk"},
-    "jobs.sync_crm_contact": {"queue": "bulk"},
-    "jobs.sync_crm_deal": {"queue": "bulk"},
+    # Rate-limited, so on a queue and a worker of their own (jobs.routing.WORKER_QUEUES).
+    "jobs.sync_crm_contact": {"queue": "crm"},
+    "jobs.sync_crm_deal": {"queue": "crm"},
     "jobs.send_review_reminder": {"queue": "default"},
     "jobs.deliver_webhook": {"queue": "webhooks"},
     "jobs.record_dead_letter": {"queue": "dead_letter"},
@@ -240,6 +249,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connection before and after every job unless
+# told to reuse it; jobs.connections closes it only when it is old, dropped or may be broken.
+CELERY_DB_REUSE_MAX = env.int("WORKER_DB_REUSE_MAX", default=1000)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("JOBS_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", default=90)
 
@@ -279,6 +291,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=1.0)
 JOBS_BROKER_DOWN_PAUSE_SECONDS = env.float("JOBS_BROKER_DOWN_PAUSE_SECONDS", default=5.0)
+# How often a worker's threads may take the interpreter lock from one another (config.celery).
+WORKER_SWITCH_INTERVAL_SECONDS = env.float("WORKER_SWITCH_INTERVAL_SECONDS", default=0.0005)
 # On SIGTERM (a deploy), finish running jobs for this long, then hand unfinished ones back to
 # the broker at once instead of leaving them for the visibility timeout.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", default=10.0)

@@ -6,4 +6,4 @@ class JobsConfig(AppConfig):
     verbose_name = "Background jobs"
 
     def ready(self) -> None:
-        from jobs import checks, log_context  # noqa: F401 - register checks and signals
+        from jobs import checks, connections, log_context  # noqa: F401 - checks and signals

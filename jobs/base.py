@@ -52,6 +52,11 @@ class LedgerTask(Task):
     max_retries = settings.JOBS_MAX_RETRIES
     acks_late = True
     reject_on_worker_lost = True
+    # The ledger row is the job's result: its state, times and error. A TaskResult row for
+    # every success would only repeat it, at the cost of a write per job (bench/, "Job
+    # machinery"); failures and retries are still stored, with their tracebacks, for the admin.
+    ignore_result = True
+    store_errors_even_if_ignored = True
 
     def __call__(self, *args, **kwargs):
         request = self.request

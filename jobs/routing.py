@@ -1,3 +1,5 @@
+"""Which queue each job goes to, and which worker takes which queues."""
+
 from django.conf import settings
 
 
@@ -5,3 +7,17 @@ def queue_for(task_name: str) -> str:
     """The queue settings.CELERY_TASK_ROUTES sends this task to."""
     route = settings.CELERY_TASK_ROUTES.get(task_name, {})
     return route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+# The workers of a deployment (Procfile, docker-compose.yml, bench/, tests/faults):
+# - io:    the I/O-bound jobs, on a thread pool (they wait on third parties, not on the CPU);
+# - crm:   the rate-limited CRM jobs, alone. Celery holds a job that is over its rate limit
+#          inside the worker, in one of its prefetch slots: a backlog of CRM jobs fills them
+#          all, and every other queue of that worker waits on the CRM's limit
+#          (tests/faults/test_backlogs.py);
+# - media: the CPU-bound thumbnails, on a process pool of one process per core.
+WORKER_QUEUES = {
+    "io": ("critical", "default", "bulk", "webhooks", "dead_letter"),
+    "crm": ("crm",),
+    "media": ("media",),
+}

@@ -98,14 +98,14 @@ def duplicates_suppressed(path: Path | None = None) -> int:
     return sum(1 for _ in duplicates.iterdir()) if duplicates.exists() else 0
 
 
-def _smtp_should_fail() -> bool:
-    from sandbox.switches import should_fail
+def _smtp_latency_and_failure() -> tuple[float, bool]:
+    from sandbox.switches import latency_and_failure
 
     # An executor thread that lives on: start from a fresh connection (the database may have
     # gone away since the last message) and don't leave it open.
     close_old_connections()
     try:
-        return should_fail("smtp")
+        return latency_and_failure("smtp")
     finally:
         connections.close_all()
 
@@ -120,7 +120,11 @@ class MaildirHandler:
 
     async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's hook name
         try:
-            if await asyncio.to_thread(_smtp_should_fail):
+            latency, fail = await asyncio.to_thread(_smtp_latency_and_failure)
+            # Waited here, not in the thread: the executor's few threads would otherwise
+            # limit the server to a few messages per latency period.
+            await asyncio.sleep(latency)
+            if fail:
                 return "451 4.3.0 sandbox SMTP is failing on purpose"
             await asyncio.to_thread(_deliver, self.path, envelope.original_content)
         except Exception as exc:

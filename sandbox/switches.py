@@ -39,9 +39,19 @@ def set_switch(
 
 def should_fail(service: str) -> bool:
     """Wait the service's latency, then say whether this request is one that fails."""
+    latency, fail = latency_and_failure(service)
+    time.sleep(latency)
+    return fail
+
+
+def latency_and_failure(service: str) -> tuple[float, bool]:
+    """The service's latency in seconds, and whether this request is one that fails; for a
+    caller that waits in its own way (the SMTP server's event loop)."""
     switch = get_switch(service)
-    if switch.latency_ms:
-        time.sleep(switch.latency_ms / 1000)
+    return switch.latency_ms / 1000, _fails(switch)
+
+
+def _fails(switch: ServiceSwitch) -> bool:
     if switch.fail_next:
         with transaction.atomic():
             # Decrement only while above zero: N failures exactly, even with parallel calls.

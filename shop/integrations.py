@@ -7,7 +7,7 @@ effect: the payment's Idempotency-Key, the CRM's natural key (PUT), the analytic
 from django.db import transaction
 
 from jobs.clients import analytics, crm, payments
-from jobs.dispatch import enqueue
+from jobs.dispatch import enqueue_all, new_job
 from jobs.errors import PermanentError
 from jobs.tasks.emails import send_order_confirmation
 from shop.models import Customer, Order, Payment
@@ -33,9 +33,7 @@ def charge_order(*, order_id: int) -> str:
         if outcome.charge_id is None:
             if claimed.update(status=Order.Status.PAYMENT_FAILED):
                 order.status = Order.Status.PAYMENT_FAILED
-                webhook_events.emit(
-                    "order.payment_failed", order=order, payload=webhook_events.order_payload(order)
-                )
+                enqueue_all(webhook_events.event_jobs("order.payment_failed", order=order))
             return Order.Status.PAYMENT_FAILED
         if claimed.update(status=Order.Status.PAID):
             Payment.objects.create(
@@ -44,10 +42,12 @@ def charge_order(*, order_id: int) -> str:
                 amount=order.total,
                 currency=order.currency,
             )
-            enqueue(send_order_confirmation, concerning=order, order_id=order.pk)
             order.status = Order.Status.PAID
-            webhook_events.emit(
-                "order.paid", order=order, payload=webhook_events.order_payload(order)
+            enqueue_all(
+                [
+                    new_job(send_order_confirmation, concerning=order, order_id=order.pk),
+                    *webhook_events.event_jobs("order.paid", order=order),
+                ]
             )
     return Order.Status.PAID
 

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.dispatch import enqueue
+from jobs.dispatch import enqueue_all, new_job
 from jobs.models import Job
 from jobs.tasks import analytics, crm, emails, media, payments
 from shop.models import Customer, Order, OrderLine, Product
@@ -58,37 +58,15 @@ def sign_up(*, email: str, name: str, password: str, avatar: File | None = None)
 
     `avatar` is an image that shop.avatars.clean_avatar checked and re-encoded.
     """
-    email = email.strip().lower()
     # Hash before the transaction: ~0.1 s of Argon2 must not hold the database's write lock.
     password_hash = make_password(password)
-    User = get_user_model()
     customer: Customer | None = None
     try:
         with transaction.atomic():
-            if User.objects.filter(username=email).exists():
-                raise EmailAlreadyRegistered(email)
-            user = User.objects.create(username=email, email=email, password=password_hash)
-            customer = Customer.objects.create(user=user, name=name)
-            if avatar is not None:
-                customer.avatar.save(avatar.name, avatar, save=True)
-            token = issue_token(user)
-            jobs = [
-                enqueue(emails.send_welcome_email, concerning=customer, customer_id=customer.pk),
-                enqueue(
-                    analytics.track_analytics_event,
-                    concerning=customer,
-                    event_id=f"signed_up:{customer.pk}",
-                    name="signed_up",
-                    properties={"customer_id": customer.pk},
-                ),
-                enqueue(crm.sync_crm_contact, concerning=customer, customer_id=customer.pk),
-            ]
-            if avatar is not None:
-                jobs.append(
-                    enqueue(
-                        media.make_avatar_thumbnails, concerning=customer, customer_id=customer.pk
-                    )
-                )
+            customer, token = create_customer(
+                email=email, name=name, password_hash=password_hash, avatar=avatar
+            )
+            jobs = enqueue_all(signup_jobs(customer))
     except BaseException as exc:
         # The transaction rolled back; an avatar file written inside it must not linger.
         if customer is not None and customer.avatar:
@@ -98,6 +76,42 @@ def sign_up(*, email: str, name: str, password: str, avatar: File | None = None)
             raise EmailAlreadyRegistered(email) from exc
         raise
     return SignUpResult(customer=customer, token=token, jobs=jobs)
+
+
+def create_customer(
+    *, email: str, name: str, password_hash: str, avatar: File | None = None
+) -> tuple[Customer, str]:
+    """The signup's own rows (user, customer, avatar file, API token), in the caller's
+    transaction; returns the customer and its token. `sign_up` adds the jobs."""
+    email = email.strip().lower()
+    User = get_user_model()
+    if User.objects.filter(username=email).exists():
+        raise EmailAlreadyRegistered(email)
+    user = User.objects.create(username=email, email=email, password=password_hash)
+    customer = Customer.objects.create(user=user, name=name)
+    if avatar is not None:
+        customer.avatar.save(avatar.name, avatar, save=True)
+    return customer, issue_token(user)
+
+
+def signup_jobs(customer: Customer) -> list[Job]:
+    """What follows a signup, as unsaved jobs for `enqueue_all`."""
+    jobs = [
+        new_job(emails.send_welcome_email, concerning=customer, customer_id=customer.pk),
+        new_job(
+            analytics.track_analytics_event,
+            concerning=customer,
+            event_id=f"signed_up:{customer.pk}",
+            name="signed_up",
+            properties={"customer_id": customer.pk},
+        ),
+        new_job(crm.sync_crm_contact, concerning=customer, customer_id=customer.pk),
+    ]
+    if customer.avatar:
+        jobs.append(
+            new_job(media.make_avatar_thumbnails, concerning=customer, customer_id=customer.pk)
+        )
+    return jobs
 
 
 def request_digest(items: list[dict]) -> str:
@@ -125,29 +139,10 @@ def place_order(
             return replay
     try:
         with transaction.atomic():
-            order = _create_order(
+            order = create_order(
                 customer=customer, items=items, idempotency_key=idempotency_key, digest=digest
             )
-            jobs = [
-                enqueue(payments.charge_payment, concerning=order, order_id=order.pk),
-                enqueue(
-                    analytics.track_analytics_event,
-                    concerning=order,
-                    event_id=f"order_placed:{order.pk}",
-                    name="order_placed",
-                    properties={"order_id": order.pk, "total": str(order.total)},
-                ),
-                enqueue(crm.sync_crm_deal, concerning=order, order_id=order.pk),
-                *webhook_events.emit(
-                    "order.placed", order=order, payload=webhook_events.order_payload(order)
-                ),
-                enqueue(
-                    emails.send_review_reminder,
-                    concerning=order,
-                    eta=timezone.now() + timedelta(seconds=settings.REVIEW_REMINDER_DELAY_SECONDS),
-                    order_id=order.pk,
-                ),
-            ]
+            jobs = enqueue_all(order_jobs(order))
     except IntegrityError:
         # The same key raced in from a second request; the first one's order is the answer.
         if not idempotency_key:
@@ -159,6 +154,28 @@ def place_order(
     return PlaceOrderResult(order=order, jobs=jobs)
 
 
+def order_jobs(order: Order) -> list[Job]:
+    """What follows an order, as unsaved jobs for `enqueue_all`."""
+    return [
+        new_job(payments.charge_payment, concerning=order, order_id=order.pk),
+        new_job(
+            analytics.track_analytics_event,
+            concerning=order,
+            event_id=f"order_placed:{order.pk}",
+            name="order_placed",
+            properties={"order_id": order.pk, "total": str(order.total)},
+        ),
+        new_job(crm.sync_crm_deal, concerning=order, order_id=order.pk),
+        *webhook_events.event_jobs("order.placed", order=order),
+        new_job(
+            emails.send_review_reminder,
+            concerning=order,
+            eta=timezone.now() + timedelta(seconds=settings.REVIEW_REMINDER_DELAY_SECONDS),
+            order_id=order.pk,
+        ),
+    ]
+
+
 def _replay(*, customer: Customer, idempotency_key: str, digest: str) -> PlaceOrderResult | None:
     order = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
     if order is None:
@@ -168,9 +185,11 @@ def _replay(*, customer: Customer, idempotency_key: str, digest: str) -> PlaceOr
     return PlaceOrderResult(order=order, jobs=list(order.jobs.all()), replayed=True)
 
 
-def _create_order(
-    *, customer: Customer, items: list[dict], idempotency_key: str | None, digest: str
+def create_order(
+    *, customer: Customer, items: list[dict], idempotency_key: str | None = None, digest: str = ""
 ) -> Order:
+    """The order's own rows (order, lines, stock reserved), in the caller's transaction.
+    `place_order` adds the jobs and the idempotency replay."""
     skus = [item["sku"] for item in items]
     products = Product.objects.in_bulk(skus, field_name="sku")
     unknown = [sku for sku in skus if sku not in products]

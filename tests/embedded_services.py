@@ -11,18 +11,12 @@ ones every part of the app sees, including subprocess workers, which inherit the
 """
 
 import os
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.helpers import free_port
 
 _scratch = Path(tempfile.mkdtemp(prefix="shop-jobs-tests-"))
 _embedded_broker_wanted = not (os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL"))

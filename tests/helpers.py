@@ -1,5 +1,6 @@
-"""Small helpers shared by the test modules."""
+"""Small helpers shared by the test modules (and the benchmarks: wait_until, free_port)."""
 
+import socket
 import time
 from collections.abc import Callable
 from io import BytesIO
@@ -23,6 +24,12 @@ def wait_until(
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def png_bytes(size: tuple[int, int] = (300, 200), color: str = "teal") -> bytes:

@@ -135,3 +135,25 @@ def test_the_openapi_schema_describes_every_public_endpoint(api_client):
     } <= set(schema["paths"])
     signup_content = schema["paths"]["/api/signup"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(signup_content)
+
+
+def test_a_job_is_answered_as_drf_would_write_it_from_the_declared_fields():
+    from datetime import UTC, datetime
+
+    from rest_framework import serializers
+
+    from shop.api.serializers import JobOut
+
+    job = Job.objects.create(
+        name="jobs.charge_payment",
+        queue="critical",
+        state="dead",
+        attempts=3,
+        eta=datetime(2026, 11, 23, 9, 30, tzinfo=UTC),
+        last_error="TransientError: the gateway answered 503",
+        finished_at=datetime(2026, 11, 23, 9, 31, 2, 123456, tzinfo=UTC),
+    )
+    for instance in (job, Job.objects.create(name="jobs.sync_crm_deal", queue="crm")):
+        written_out = JobOut(instance).data
+        field_by_field = serializers.ModelSerializer.to_representation(JobOut(), instance)
+        assert written_out == field_by_field

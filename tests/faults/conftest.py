@@ -1,7 +1,7 @@
 import pytest
 
 from shop.models import Product
-from tests.faults.stack import Stack
+from tests.stack import Stack
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 crash_after_commit EMAIL         sign up, then die between commit and publish (exit 3)
 enqueue_events N                 record and publish N analytics jobs in one transaction
+enqueue_crm_backlog CUSTOMER_ID N
+                                 record and publish N CRM contact syncs of the customer, each
+                                 followed by an analytics event, as orders leave them
 place_order_published_n_times TOKEN SKU N
                                  place an order, then publish its charge job N-1 more times
 """
@@ -33,6 +36,23 @@ def enqueue_events(count: str) -> None:
     with transaction.atomic():
         for n in range(int(count)):
             enqueue(track_analytics_event, event_id=f"bulk:{n}", name="bulk", properties={"n": n})
+
+
+def enqueue_crm_backlog(customer_id: str, count: str) -> None:
+    from django.db import transaction
+
+    from jobs.dispatch import enqueue_all, new_job
+    from jobs.tasks.analytics import track_analytics_event
+    from jobs.tasks.crm import sync_crm_contact
+
+    jobs = []
+    for n in range(int(count)):
+        jobs.append(new_job(sync_crm_contact, customer_id=int(customer_id)))
+        jobs.append(
+            new_job(track_analytics_event, event_id=f"after-crm:{n}", name="x", properties={})
+        )
+    with transaction.atomic():
+        enqueue_all(jobs)
 
 
 def place_order_published_n_times(token: str, sku: str, copies: str) -> None:

@@ -7,8 +7,8 @@ import pytest
 from jobs.models import Job
 from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
 from shop.models import Order
-from tests.faults.stack import every_job_final
 from tests.helpers import wait_until
+from tests.stack import every_job_final
 
 pytestmark = pytest.mark.faults
 

@@ -8,8 +8,8 @@ from jobs.models import Job
 from sandbox.models import Charge
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.faults.stack import database_outage
 from tests.helpers import wait_until
+from tests.stack import database_outage
 
 pytestmark = pytest.mark.faults
 

@@ -10,8 +10,8 @@ from jobs.models import Job
 from sandbox.models import Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.faults.stack import every_job_final
 from tests.helpers import wait_until
+from tests.stack import every_job_final
 
 pytestmark = pytest.mark.faults
 
@@ -94,7 +94,7 @@ class Detonator:
 def test_poison_messages_are_refused_and_the_worker_keeps_serving(stack, tmp_path):
     app = stack()
     app.start_web(), app.start_mail()
-    worker = app.start_worker(queues="default,critical,bulk")
+    worker = app.start_worker(queues="default,critical,bulk,crm")
     marker = tmp_path / "pickle-was-executed"
 
     def headers(task: str, task_id: str) -> dict:

@@ -10,8 +10,8 @@ from jobs.models import DeadLetter, Job
 from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.faults.stack import children_of, every_job_final
 from tests.helpers import wait_until
+from tests.stack import children_of, every_job_final
 
 pytestmark = pytest.mark.faults
 

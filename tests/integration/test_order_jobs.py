@@ -1,6 +1,7 @@
 """Orders, end to end: payment exactly once, confirmation email, paid; idempotent requests."""
 
 import pytest
+from django_celery_results.models import TaskResult
 
 from jobs.models import Job
 from sandbox.models import Charge, ReceivedRequest
@@ -44,6 +45,8 @@ def test_an_order_is_charged_once_confirmed_by_email_and_paid(celery_worker, api
     reminder = Job.objects.get(order_id=order_id, name="jobs.send_review_reminder")
     assert reminder.state == "scheduled"
     assert reminder.eta is not None
+    # The ledger is the jobs' result store: no TaskResult row repeats a success.
+    assert not TaskResult.objects.filter(status="SUCCESS").exists()
 
 
 def test_the_same_idempotency_key_twice_creates_one_order(celery_worker, api_client):

@@ -36,7 +36,8 @@ def test_a_committed_signup_publishes_its_jobs_to_their_queues(empty_queues):
     assert queue_lengths(empty_queues) == {
         "critical": 1,
         "default": 0,
-        "bulk": 2,
+        "bulk": 1,
+        "crm": 1,
         "media": 0,
         "webhooks": 0,
         "dead_letter": 0,

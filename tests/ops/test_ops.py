@@ -63,9 +63,17 @@ def test_stats_count_what_waits_on_the_broker_and_how_long(staff_api, empty_queu
     body = staff_api.get("/api/ops/stats").json()
 
     queues = {q["queue"]: q for q in body["queues"]}
-    assert set(queues) == {"critical", "default", "bulk", "media", "webhooks", "dead_letter"}
-    assert queues["bulk"]["depth"] == 2
-    assert queues["bulk"]["oldest_age_s"] >= 0
+    assert set(queues) == {
+        "critical",
+        "default",
+        "bulk",
+        "crm",
+        "media",
+        "webhooks",
+        "dead_letter",
+    }
+    assert queues["crm"]["depth"] == 2
+    assert queues["crm"]["oldest_age_s"] >= 0
     assert queues["critical"] == {"queue": "critical", "depth": 0, "oldest_age_s": None}
     assert body["jobs"]["queued"] == 2
     assert body["jobs"]["dead"] == 1

@@ -73,8 +73,8 @@ def test_metrics_need_the_token_and_report_depth_lag_and_states(client, settings
 
     assert response.status_code == 200
     text = response.content.decode()
-    assert 'shop_jobs_queue_depth{queue="bulk"} 3.0' in text
-    assert 'shop_jobs_queue_lag_seconds{queue="bulk"}' in text
+    assert 'shop_jobs_queue_depth{queue="crm"} 3.0' in text
+    assert 'shop_jobs_queue_lag_seconds{queue="crm"}' in text
     assert 'shop_jobs_jobs{state="queued"} 3.0' in text
     assert "shop_jobs_dead_letters_open 0.0" in text
 

@@ -1,9 +1,11 @@
-"""The app's real processes, started as subprocesses on loopback, for fault-injection tests.
+"""The app's real processes, started as subprocesses on loopback: for the fault-injection
+tests (tests/faults) and the benchmarks (bench/).
 
 Each test gets its own broker (an embedded Valkey with an append-only file, which can be
 killed and restarted on the same port), web server (gunicorn, which also serves the sandbox
 third parties), workers, relay and sandbox SMTP server, all on the test's database. The tests
-kill and stop these processes and count what happened, through the database and the mailbox.
+kill and stop these processes and count what happened, through the database and the mailbox;
+the benchmarks load them and time what they do.
 """
 
 import os
@@ -23,10 +25,9 @@ from django.db import connection
 
 from jobs.embedded_broker import DURABLE_CONFIG
 from sandbox import mailbox
-from tests.embedded_services import free_port
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ALL_QUEUES = ",".join(settings.QUEUES)
 
@@ -101,23 +102,51 @@ class Proc:
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout)
 
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM (a worker's warm shutdown: it finishes what it runs), SIGKILL if it lingers."""
+        self.signal_group(signal.SIGTERM)
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal_group(signal.SIGKILL)
+            self.wait(10)
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the process and its children (a prefork pool's processes)."""
+        total = 0
+        for pid in [self.pid, *children_of(self.pid)]:
+            with suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        return total
+
 
 @dataclass
 class Stack:
     workdir: Path
     overrides: dict[str, str] = field(default_factory=dict)
+    # The fault tests compress minutes into seconds; the benchmarks run the production clocks.
+    clocks: dict[str, str] = field(default_factory=lambda: dict(FAST_CLOCKS))
     procs: list[Proc] = field(default_factory=list)
+    # Free ports unless given.
+    web_port: int = 0
+    smtp_port: int = 0
+    broker_port: int = 0
 
     def __post_init__(self) -> None:
-        self.web_port, self.smtp_port, self.broker_port = free_port(), free_port(), free_port()
+        self.web_port = self.web_port or free_port()
+        self.smtp_port = self.smtp_port or free_port()
+        self.broker_port = self.broker_port or free_port()
         self.maildir = self.workdir / "mailbox"
         self.logs = self.workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.broker_dir = self.workdir / "valkey"
         self._broker = None
+        self._control = None
         self.env = {
             **os.environ,
-            **FAST_CLOCKS,
+            **self.clocks,
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.broker_port}/0",
             "EMAIL_URL": f"smtp://127.0.0.1:{self.smtp_port}",
@@ -135,13 +164,15 @@ class Stack:
 
     # --- processes ------------------------------------------------------------------------
 
-    def spawn(self, name: str, *argv: str) -> Proc:
+    def spawn(self, name: str, *argv: str, env: dict[str, str | None] | None = None) -> Proc:
+        """Start argv with the stack's environment, changed by `env` (None: unset)."""
         log = self.logs / f"{name}.log"
         handle = log.open("ab")
+        environment = {**self.env, **(env or {})}
         popen = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=self.env,
+            env={key: value for key, value in environment.items() if value is not None},
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -169,21 +200,24 @@ class Stack:
 
         return redis.Redis(port=self.broker_port, socket_timeout=5)
 
-    def start_web(self) -> Proc:
+    def start_web(
+        self, name: str = "web", *, port: int | None = None, workers: int = 2, threads: int = 8
+    ) -> Proc:
+        port = port or self.web_port
         proc = self.spawn(
-            "web",
+            name,
             str(BIN / "gunicorn"),
             "config.wsgi",
             "--bind",
-            f"127.0.0.1:{self.web_port}",
+            f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            str(workers),
             "--threads",
-            "8",
+            str(threads),
             "--graceful-timeout",
             "2",
         )
-        wait_until(lambda: _port_open(self.web_port), timeout=30, message="gunicorn to listen")
+        wait_until(lambda: _port_open(port), timeout=30, message=f"gunicorn {name} to listen")
         return proc
 
     def start_worker(
@@ -193,12 +227,15 @@ class Stack:
         pool: str = "prefork",
         concurrency: int = 1,
         queues: str = ALL_QUEUES,
+        app: str = "config",
+        loglevel: str = "INFO",
+        env: dict[str, str | None] | None = None,
     ) -> Proc:
         proc = self.spawn(
             f"worker-{name}",
             str(BIN / "celery"),
             "-A",
-            "config",
+            app,
             "worker",
             f"--hostname={name}@%h",
             f"--queues={queues}",
@@ -206,15 +243,30 @@ class Stack:
             f"--concurrency={concurrency}",
             "--without-mingle",
             "--without-gossip",
-            "--loglevel=INFO",
+            f"--loglevel={loglevel}",
+            env=env,
         )
+
+        def ready() -> bool:
+            if loglevel.upper() in ("DEBUG", "INFO"):
+                return " ready." in proc.output()
+            # Celery prints "ready." at INFO only; at quieter levels, ask the worker itself.
+            hostname = f"{name}@{socket.gethostname()}"
+            return bool(self.control().ping(destination=[hostname], timeout=0.5))
+
         wait_until(
-            lambda: " ready." in proc.output() or not proc.alive(),
-            timeout=60,
-            message=f"worker {name} to be ready",
+            lambda: not proc.alive() or ready(), timeout=60, message=f"worker {name} to be ready"
         )
         assert proc.alive(), proc.output()[-3000:]
         return proc
+
+    def control(self):
+        """Celery's remote control, on this stack's broker."""
+        if self._control is None:
+            from celery import Celery
+
+            self._control = Celery(broker=self.env["CELERY_BROKER_URL"]).control
+        return self._control
 
     def start_relay(self) -> Proc:
         return self.spawn("relay", str(BIN / "python"), "manage.py", "relay_outbox")
