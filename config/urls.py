@@ -14,5 +14,7 @@ urlpatterns = [
 ]
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))
+if settings.BENCH_VARIANTS_ENABLED:
+    urlpatterns.append(path("bench/", include("bench.urls")))
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

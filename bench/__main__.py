@@ -1,0 +1,90 @@
+"""`python -m bench` (`make bench`): start the stack on loopback, run the benchmarks, print
+one table, write bench/results/latest.json and latest.png.
+
+    python -m bench                      # the full run: bench/results/latest.json and .png
+    python -m bench --size tiny          # CI's smoke test: every benchmark, small and quick
+    python -m bench --only latency,spike     (results of other sizes: latest-tiny.json, ...)
+
+Performance targets are printed as met or not met and never fail the run; a lost job does
+(exit status 1), as does a request the app answered with an error.
+"""
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+SECTIONS = ("latency", "machinery", "io", "pickup", "spike", "footprint")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from bench import report, sections
+    from bench.harness import CLIENTS, Bench
+    from bench.load import Load
+
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=sorted(sections.SIZES), default="full")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    size = sections.SIZES[args.size]
+
+    started = time.monotonic()
+    results: dict = {
+        "size": size.name,
+        "rounds": size.rounds,
+        "started_at": datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    with Bench.running() as bench:
+        results["machine"] = bench.machine()
+        load = Load(bench.ports["web"], CLIENTS)
+        try:
+            for name in only:
+                print(f"… {name}", file=sys.stderr, flush=True)
+                if name == "latency":
+                    results["latency"] = sections.request_latency(bench, size, load)
+                elif name == "machinery":
+                    results["machinery"] = sections.job_machinery(bench, size)
+                elif name == "io":
+                    results["io"] = sections.io_bound(bench, size)
+                elif name == "pickup":
+                    machinery = results.get("machinery") or sections.job_machinery(bench, size)
+                    results["pickup"] = sections.pickup(bench, size, load, machinery)
+                elif name == "spike":
+                    results["spike"] = sections.spike(bench, size, load)
+                elif name == "footprint":
+                    results["footprint"] = sections.footprint(bench, load, orders=50)
+        finally:
+            load.close()
+    results["duration_s"] = time.monotonic() - started
+    results["targets"] = sections.targets(results)
+    print(report.table(results))
+    data, chart = report.write(results, args.output, size.name)
+    print(f"\nwrote {data} and {chart} in {results['duration_s'] / 60:.1f} min")
+    return 1 if _broken(results) else 0
+
+
+def _broken(results: dict) -> bool:
+    """What no benchmark may show, at any size: a lost job or a failed request."""
+    spike = results.get("spike") or {}
+    errors = spike.get("errors", 0) + sum(
+        variant["errors"]
+        for by_clients in (results.get("latency") or {}).values()
+        for variants in by_clients.values()
+        for variant in variants.values()
+    )
+    lost = spike.get("lost", 0)
+    if errors or lost:
+        print(f"FAILED: {lost} job(s) lost, {errors} request(s) answered with an error")
+    return bool(errors or lost)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,582 @@
+"""The seven benchmarks. Each takes the running Bench and a Size, and returns plain data for
+the report; comparisons are measured in the same run, in alternating order, round by round.
+"""
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+from bench.harness import (
+    CLIENTS,
+    CORES,
+    IO_CONCURRENCY,
+    MEDIA_CONCURRENCY,
+    REALISTIC_MS,
+    SKU,
+    Bench,
+    avatar_file,
+)
+from bench.load import UNIQUE, Load, Request
+from bench.stats import Spread, drain_rate, percentile
+
+IO_LATENCY_MS = 200
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    rounds: int
+    order_requests: int  # per client and variant, at one client; half that at eight
+    signup_requests: int
+    sync_requests: int
+    drain_jobs: int
+    io_jobs: int
+    pickup_probes: int
+    spike_orders: int
+    thumbnails: int
+
+
+SIZES = {
+    # CI's smoke test: every code path once, in a few minutes.
+    "tiny": Size("tiny", 2, 20, 4, 1, 300, 120, 20, 200, 8),
+    "full": Size("full", 5, 200, 20, 4, 4000, 1500, 200, 5000, 60),
+}
+
+
+def order_body() -> dict:
+    return {"items": [{"sku": SKU, "quantity": 1}]}
+
+
+def signup_body() -> dict:
+    return {"email": f"{UNIQUE}@bench.example", "name": "Bench", "password": "bench-password-1"}
+
+
+PATHS = {
+    ("orders", "queued"): "/api/orders",
+    ("signup", "queued"): "/api/signup",
+    **{
+        (endpoint, variant): f"/bench/{variant}/{endpoint}"
+        for endpoint in ("orders", "signup")
+        for variant in ("bare", "sync", "common")
+    },
+}
+VARIANTS = ("queued", "bare", "sync", "common")
+
+
+# --- 1 and 3: request latency ---------------------------------------------------------------
+
+
+def request_latency(bench: Bench, size: Size, load: Load) -> dict:
+    """Signup and order at 1 and 8 clients, four ways, round after round. No worker runs:
+    what is measured is the request; the jobs it leaves are purged at the end."""
+    bench.set_latencies(REALISTIC_MS)
+    tokens = [customer.token for customer in bench.customers]
+    shuffle = random.Random(20261123)
+    figures: dict = {}
+
+    def requests(endpoint: str, variant: str, clients: int) -> tuple[list[Request], int]:
+        body = order_body() if endpoint == "orders" else signup_body()
+        path = PATHS[endpoint, variant]
+        count = {"orders": size.order_requests, "signup": size.signup_requests}[endpoint]
+        if variant == "sync":
+            count = size.sync_requests
+        elif clients > 1:
+            count = max(1, count // 2)
+        token = endpoint == "orders"
+        return [Request(path, body, tokens[n] if token else "") for n in range(clients)], count
+
+    for endpoint in ("orders", "signup"):  # warm every process and connection up
+        for variant in VARIANTS:
+            load.run(requests(endpoint, variant, CLIENTS)[0], 1)
+    for _ in range(size.rounds):
+        for endpoint in ("orders", "signup"):
+            for clients in (1, CLIENTS):
+                order = list(VARIANTS)
+                shuffle.shuffle(order)
+                for variant in order:
+                    templates, count = requests(endpoint, variant, clients)
+                    samples = load.run(templates, count)
+                    latencies = [s.latency_ms for s in samples if s.status == 201]
+                    slot = figures.setdefault(endpoint, {}).setdefault(str(clients), {})
+                    runs = slot.setdefault(variant, [])
+                    runs.append(
+                        {
+                            "p50": percentile(latencies, 50),
+                            "p99": percentile(latencies, 99),
+                            "requests": len(samples),
+                            "errors": sum(1 for s in samples if s.status != 201),
+                        }
+                    )
+    bench.purge()
+    return {
+        endpoint: {
+            clients: {variant: _summarise(runs) for variant, runs in variants.items()}
+            for clients, variants in by_clients.items()
+        }
+        for endpoint, by_clients in figures.items()
+    }
+
+
+def _summarise(runs: list[dict]) -> dict:
+    return {
+        "p50": Spread.of([r["p50"] for r in runs]).as_dict(),
+        "p99": Spread.of([r["p99"] for r in runs]).as_dict(),
+        "p50_by_round": [r["p50"] for r in runs],
+        "p99_by_round": [r["p99"] for r in runs],
+        "requests": sum(r["requests"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+    }
+
+
+# --- 2 and 3: job machinery ------------------------------------------------------------------
+
+
+def job_machinery(bench: Bench, size: Size) -> dict:
+    """Jobs per second drained by two worker processes: the app's analytics job through the
+    ledger and the retry base (sandboxes answering at once), a no-op on bare Celery with
+    the same worker settings, the same job the common way; and the raw broker."""
+    from bench import bare
+    from bench.common_tasks import track_analytics_event as common_track
+
+    bench.set_latencies({})
+    processes = CORES
+    shuffle = random.Random(7)
+    rates: dict[str, list[float]] = {"app": [], "bare": [], "common": []}
+    message = b""
+    for round_ in range(size.rounds):
+        order = list(rates)
+        shuffle.shuffle(order)
+        for way in order:
+            n = size.drain_jobs
+            if way == "app":
+                bench.record_analytics_jobs(n, prefix=f"machinery{round_}")
+                message = message or bench.sample_message("bulk")
+                start = partial(bench.start_io_workers, processes)
+            elif way == "bare":
+                bench.publish_plain(bare.noop, n, prefix=f"bare{round_}")
+                start = partial(bench.start_bare_workers, processes)
+            else:
+                bench.publish_plain(common_track, n, prefix=f"common{round_}")
+                # Celery's defaults: prefork, one child process per core.
+                start = partial(
+                    bench.start_worker,
+                    "common",
+                    app="bench.common_way",
+                    pool="prefork",
+                    concurrency=CORES,
+                    queues="celery",
+                )
+            samples = bench.drain(start, bench.broker_depth, timeout=60 + n / 5)
+            if way == "app":
+                bench.watch(bench.ledger_backlog, timeout=60)
+            rates[way].append(drain_rate(samples, n))
+            bench.stop_workers()
+            bench.purge()
+    broker = raw_broker(bench, message, size.drain_jobs)
+    app = Spread.of(rates["app"])
+    return {
+        "worker_processes": processes,
+        "concurrency": IO_CONCURRENCY,
+        "jobs": size.drain_jobs,
+        "message_bytes": len(message),
+        "rates": {way: Spread.of(values).as_dict() for way, values in rates.items()},
+        # Ratios round by round: each pair was measured minutes apart at most.
+        "app_vs_bare": _ratios(rates["app"], rates["bare"]),
+        "app_vs_common": _ratios(rates["app"], rates["common"]),
+        "broker": broker,
+        "app_vs_broker_push": app.median / broker["push_per_s"],
+    }
+
+
+def _ratios(numerators: list[float], denominators: list[float]) -> dict:
+    return Spread.of([a / b for a, b in zip(numerators, denominators, strict=True)]).as_dict()
+
+
+def raw_broker(bench: Bench, message: bytes, count: int) -> dict:
+    """LPUSH then BRPOP of `count` messages of this size, one client, one command at a time
+    (the way a consumer takes them), and in pipelines of 100."""
+    client = bench.broker()
+    key = "bench:raw"
+    client.delete(key)
+    started = time.perf_counter()
+    for _ in range(count):
+        client.lpush(key, message)
+    push = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for _ in range(count):
+        client.brpop(key, timeout=1)
+    pop = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for start in range(0, count, 100):
+        pipe = client.pipeline(transaction=False)
+        for _ in range(min(100, count - start)):
+            pipe.lpush(key, message)
+        pipe.execute()
+    pipelined_push = count / (time.perf_counter() - started)
+    client.delete(key)
+    return {"push_per_s": push, "pop_per_s": pop, "pipelined_push_per_s": pipelined_push}
+
+
+# --- 4: I/O-bound throughput -----------------------------------------------------------------
+
+
+def io_bound(bench: Bench, size: Size) -> dict:
+    """Third parties answering in 200 ms: jobs per second against concurrency ÷ latency, for
+    the pool the app uses on its I/O queues and for prefork at one process per core; and
+    avatar thumbnails (CPU) on the pool the app uses for media and on threads."""
+    bench.set_latencies(dict.fromkeys(REALISTIC_MS, IO_LATENCY_MS))
+    configurations = [
+        ("threads", IO_CONCURRENCY, size.io_jobs),  # the app's choice for I/O
+        ("prefork", CORES, max(20, size.io_jobs // 15)),  # the default, for comparison
+    ]
+    results = []
+    for pool, concurrency, jobs in configurations:
+        bench.record_analytics_jobs(jobs, prefix=f"io-{pool}")
+        start = partial(bench.start_worker, "io", pool=pool, concurrency=concurrency, queues="bulk")
+        samples = bench.drain(start, bench.broker_depth, timeout=60 + jobs / 2)
+        rate = drain_rate(samples, jobs)
+        limit = concurrency / (IO_LATENCY_MS / 1000)
+        results.append(
+            {
+                "pool": pool,
+                "concurrency": concurrency,
+                "jobs": jobs,
+                "per_s": rate,
+                "littles_law_limit": limit,
+                "of_limit": rate / limit,
+            }
+        )
+        bench.stop_workers()
+        bench.purge()
+    return {
+        "latency_ms": IO_LATENCY_MS,
+        "io": results,
+        "media": thumbnails(bench, size.thumbnails),
+    }
+
+
+def thumbnails(bench: Bench, count: int) -> list[dict]:
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+
+    from jobs.dispatch import enqueue_all, new_job
+    from jobs.tasks.media import make_avatar_thumbnails
+    from shop.services import create_customer
+
+    password_hash = make_password("bench-password-1")
+    results = []
+    for pool, concurrency in (("prefork", MEDIA_CONCURRENCY), ("threads", 8)):
+        customers = []
+        for n in range(count):
+            customer, _ = create_customer(
+                email=f"avatar-{pool}-{n}@bench.example",
+                name="Avatar",
+                password_hash=password_hash,
+                avatar=avatar_file(f"bench-{pool}-{n}.jpg"),
+            )
+            customers.append(customer)
+        with transaction.atomic():
+            enqueue_all([new_job(make_avatar_thumbnails, customer_id=c.pk) for c in customers])
+        start = partial(
+            bench.start_worker, "media", pool=pool, concurrency=concurrency, queues="media"
+        )
+        samples = bench.drain(start, bench.broker_depth, timeout=300)
+        results.append(
+            {
+                "pool": pool,
+                "concurrency": concurrency,
+                "thumbnails": count,
+                "per_s": drain_rate(samples, count),
+            }
+        )
+        bench.stop_workers()
+        bench.purge()
+    return results
+
+
+# --- 5: pickup latency -----------------------------------------------------------------------
+
+
+def pickup(bench: Bench, size: Size, load: Load, machinery: dict) -> dict:
+    """From the ledger record to the job's start, idle and with background jobs at half the
+    drain rate measured in section 2; bare Celery's from apply_async to start, alike."""
+    from bench import bare
+    from jobs.models import Job
+
+    bench.set_latencies({})
+    token = bench.customers[0].token
+    probe_every = 0.1
+    results = {}
+    for way in ("app", "bare"):
+        rate = machinery["rates"][way]["median"]
+        for condition, background_rate in (("idle", 0.0), ("half_load", rate / 2)):
+            if way == "app":
+                bench.start_deployed_workers(machinery["worker_processes"])
+            else:
+                bench.start_bare_workers(machinery["worker_processes"])
+            stop = threading.Event()
+            feeder = threading.Thread(
+                target=_feed, args=(bench, way, background_rate, stop), daemon=True
+            )
+            feeder.start()
+            time.sleep(1 if background_rate else 0)
+            if way == "app":
+                since = time.time()
+                load.run(
+                    [Request("/api/orders", order_body(), token)],
+                    size.pickup_probes,
+                    interval=probe_every,
+                )
+                stop.set()
+                bench.watch(bench.ledger_backlog, timeout=120)
+                started_after = datetime.fromtimestamp(since, tz=UTC)
+                probes = Job.objects.filter(
+                    order__isnull=False, created_at__gte=started_after, started_at__isnull=False
+                )
+                seconds = [(j.started_at - j.created_at).total_seconds() for j in probes]
+            else:
+                client = bench.broker()
+                client.delete(bare.PICKUPS_KEY)
+                for _ in range(size.pickup_probes):
+                    bare.note_pickup.apply_async((time.time(),))
+                    time.sleep(probe_every)
+                stop.set()
+                bench.watch(lambda: bench.broker_depth(("bare",)), timeout=120)
+                seconds = [float(v) for v in client.lrange(bare.PICKUPS_KEY, 0, -1)]
+            feeder.join()
+            bench.stop_workers()
+            bench.purge()
+            millis = [s * 1000 for s in seconds]
+            results.setdefault(way, {})[condition] = {
+                "p50": percentile(millis, 50),
+                "p99": percentile(millis, 99),
+                "probes": len(millis),
+                "background_per_s": background_rate,
+            }
+    return results
+
+
+def _feed(bench: Bench, way: str, per_second: float, stop: threading.Event) -> None:
+    """Background jobs at a steady rate, in small batches every 20 ms, until stopped."""
+    from bench import bare
+
+    if not per_second:
+        return
+    tick = 0.02
+    batch = max(1, round(per_second * tick))
+    interval = batch / per_second
+    sent = 0
+    next_at = time.monotonic()
+    while not stop.is_set():
+        if way == "app":
+            bench.record_analytics_jobs(batch, prefix=f"feed{sent}")
+        else:
+            bench.publish_plain(bare.noop, batch, prefix=f"feed{sent}")
+        sent += batch
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+# --- 6 and 7: the spike, and the footprint ---------------------------------------------------
+
+
+def spike(bench: Bench, size: Size, load: Load) -> dict:
+    """Orders as fast as eight clients can post them, the app's workers draining the backlog
+    with third parties at realistic latencies; then nothing may be missing."""
+    from shop.models import Order
+
+    bench.set_latencies(REALISTIC_MS)
+    first_order = Order.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    templates = [Request("/api/orders", order_body(), c.token) for c in bench.customers]
+    # Idle: the same clients and requests while no backlog is being worked on.
+    idle = load.run(templates, max(2, size.spike_orders // CLIENTS // 10))
+    bench.start_deployed_workers(CORES)
+    rss_before = bench.workers_rss()
+
+    depth: list[tuple[float, int, int]] = []
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def sample() -> None:
+        while not stop.is_set():
+            depth.append((time.monotonic() - started, bench.ledger_backlog(), bench.broker_depth()))
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    burst = load.run(templates, size.spike_orders // CLIENTS)
+    burst_seconds = time.monotonic() - started
+    drained = True
+    try:
+        bench.watch(bench.ledger_backlog, timeout=900, every=0.5)
+    except TimeoutError:
+        drained = False
+    drain_seconds = time.monotonic() - started
+    stop.set()
+    sampler.join()
+    rss_after = bench.workers_rss()
+    bench.stop_workers()
+
+    idle_ms = [s.latency_ms for s in idle]
+    burst_ms = [s.latency_ms for s in burst if s.status == 201]
+    accounted = account(Order.objects.filter(pk__gt=first_order), bench)
+    bench.purge()
+    return {
+        "orders": len(burst),
+        "errors": sum(1 for s in [*idle, *burst] if s.status != 201),
+        "burst_seconds": burst_seconds,
+        "orders_per_s": len(burst) / burst_seconds,
+        "drain_seconds": drain_seconds,
+        "drained": drained,
+        "idle": {"p50": percentile(idle_ms, 50), "p99": percentile(idle_ms, 99)},
+        "burst": {"p50": percentile(burst_ms, 50), "p99": percentile(burst_ms, 99)},
+        "depth": depth,
+        "worker_rss_before": rss_before,
+        "worker_rss_after": rss_after,
+        **accounted,
+    }
+
+
+def account(orders, bench: Bench) -> dict:
+    """Every job of these orders finished (or is a counted dead letter), and every effect
+    they owe is at its third party: what is missing is lost."""
+    from jobs.models import DeadLetter, Job
+    from sandbox import mailbox
+    from sandbox.models import AnalyticsEvent, Charge, CrmRecord, ReceivedWebhook
+    from shop.models import Order
+    from webhooks.models import WebhookDelivery
+
+    placed = orders.count()
+    paid = orders.filter(status=Order.Status.PAID).count()
+    failed = orders.filter(status=Order.Status.PAYMENT_FAILED).count()
+    jobs = {state: Job.objects.filter(state=state).count() for state in Job.State.values}
+    # Charge, analytics, CRM deal, webhook and review reminder per order; then a confirmation
+    # and a second webhook per paid order, or a webhook per declined one.
+    expected_jobs = placed * 5 + paid * 2 + failed
+    deliveries = WebhookDelivery.objects.filter(order__in=orders)
+    effects = {
+        "charges": (placed, Charge.objects.count()),
+        "analytics events": (placed, AnalyticsEvent.objects.count()),
+        "CRM deals": (placed, CrmRecord.objects.filter(kind="deal").count()),
+        "webhooks received": (deliveries.count(), ReceivedWebhook.objects.count()),
+        "confirmation emails": (paid, len(mailbox.messages(bench.workdir / "mailbox"))),
+    }
+    unfinished = jobs["queued"] + jobs["running"] + jobs["retrying"]
+    missing_jobs = max(0, expected_jobs - sum(jobs.values()))
+    missing_effects = sum(max(0, want - got) for want, got in effects.values())
+    return {
+        "orders_placed": placed,
+        "paid": paid,
+        "jobs": jobs,
+        "jobs_expected": expected_jobs,
+        "dead_letters": DeadLetter.objects.count(),
+        "effects": {name: {"expected": want, "seen": got} for name, (want, got) in effects.items()},
+        # A dead job is accounted for (a dead letter says why); a job that never finished, was
+        # never recorded, or whose effect never arrived is lost.
+        "lost": unfinished + missing_jobs + missing_effects,
+    }
+
+
+def footprint(bench: Bench, load: Load, orders: int) -> dict:
+    """Broker memory per queued job, and database rows written per order: at the request,
+    and once its jobs have run."""
+    from django.apps import apps
+    from django.db import connection
+
+    from jobs.models import Job
+
+    bench.set_latencies({})
+    client = bench.broker()
+    templates = [Request("/api/orders", order_body(), bench.customers[0].token)]
+    app_tables = {"shop", "jobs", "webhooks", "auth", "django_celery_results"}
+
+    def rows() -> dict[str, int]:
+        counts = {}
+        with connection.cursor() as cursor:
+            for model in apps.get_models():
+                if model._meta.app_label in (*app_tables, "sandbox"):
+                    table = connection.ops.quote_name(model._meta.db_table)
+                    cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608
+                    counts[model._meta.label] = cursor.fetchone()[0]
+        return counts
+
+    memory_before = client.info("memory")["used_memory"]
+    rows_before = rows()
+    load.run(templates, orders)
+    published = Job.objects.filter(published_at__isnull=False).count()
+    memory_after = client.info("memory")["used_memory"]
+    rows_at_request = rows()
+    bench.start_deployed_workers()
+    bench.watch(bench.ledger_backlog, timeout=300)
+    bench.stop_workers()
+    rows_after = rows()
+    bench.purge()
+
+    def per_order(after: dict[str, int], sandbox: bool) -> dict[str, float]:
+        return {
+            label: (after[label] - rows_before[label]) / orders
+            for label in after
+            if after[label] != rows_before[label] and label.startswith("sandbox.") == sandbox
+        }
+
+    return {
+        "orders": orders,
+        "queued_jobs": published,
+        "broker_bytes_per_job": (memory_after - memory_before) / max(1, published),
+        "rows_per_order_at_request": per_order(rows_at_request, sandbox=False),
+        "rows_per_order_after_jobs": per_order(rows_after, sandbox=False),
+        "sandbox_rows_per_order": per_order(rows_after, sandbox=True),
+    }
+
+
+def targets(results: dict) -> list[dict]:
+    """The issue's targets, each with the measured value and whether it is met."""
+    rows = []
+
+    def add(name: str, value: float, target: str, met: bool) -> None:
+        rows.append({"target": name, "value": value, "goal": target, "met": bool(met)})
+
+    latency = results.get("latency")
+    if latency:
+        one, many = latency["orders"]["1"], latency["orders"][str(CLIENTS)]
+        ratio = one["queued"]["p50"]["median"] / one["bare"]["p50"]["median"]
+        add("queued order p50 ÷ bare write p50, 1 client", ratio, "≤ 1.25", ratio <= 1.25)
+        ratio = many["queued"]["p99"]["median"] / many["bare"]["p99"]["median"]
+        add(f"queued order p99 ÷ bare write p99, {CLIENTS} clients", ratio, "≤ 1.5", ratio <= 1.5)
+        for endpoint in ("orders", "signup"):
+            one = latency[endpoint]["1"]
+            ratio = one["sync"]["p50"]["median"] / one["queued"]["p50"]["median"]
+            add(f"synchronous ÷ queued p50, {endpoint}, 1 client", ratio, "≥ 100", ratio >= 100)
+    machinery = results.get("machinery")
+    if machinery:
+        ratio = machinery["app_vs_bare"]["median"]
+        add("job machinery ÷ bare Celery drain rate", ratio, "≥ 0.5", ratio >= 0.5)
+        ratio = machinery["app_vs_common"]["median"]
+        add("job machinery ÷ the common way", ratio, "≥ 2", ratio >= 2)
+    io = results.get("io")
+    if io:
+        share = io["io"][0]["of_limit"]
+        add("I/O queues ÷ Little's-law limit", share, "≥ 0.7", share >= 0.7)
+    pickup_ = results.get("pickup")
+    if pickup_:
+        for condition in ("idle", "half_load"):
+            ratio = pickup_["app"][condition]["p99"] / pickup_["bare"][condition]["p99"]
+            add(
+                f"pickup p99 ÷ bare Celery's, {condition.replace('_', ' ')}",
+                ratio,
+                "≤ 2",
+                ratio <= 2,
+            )
+    spike_ = results.get("spike")
+    if spike_:
+        ratio = spike_["burst"]["p99"] / spike_["idle"]["p99"]
+        add("API p99 during the spike ÷ idle", ratio, "≤ 2", ratio <= 2)
+        add("jobs lost in the spike", spike_["lost"], "0", spike_["lost"] == 0)
+    footprint_ = results.get("footprint")
+    if footprint_:
+        value = footprint_["broker_bytes_per_job"]
+        add("broker bytes per queued job", value, "≤ 2048", value <= 2048)
+    return rows
