@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,22 +46,26 @@ def main(argv: list[str] | None = None) -> int:
     with Bench.running() as bench:
         results["machine"] = bench.machine()
         load = Load(bench.ports["web"], CLIENTS)
+        runs = {
+            "latency": lambda: sections.request_latency(bench, size, load),
+            "machinery": lambda: sections.job_machinery(bench, size),
+            "io": lambda: sections.io_bound(bench, size),
+            "pickup": lambda: sections.pickup(
+                bench, size, load, results.get("machinery") or sections.job_machinery(bench, size)
+            ),
+            "spike": lambda: sections.spike(bench, size, load),
+            "footprint": lambda: sections.footprint(bench, load, orders=50),
+        }
         try:
             for name in only:
-                print(f"… {name}", file=sys.stderr, flush=True)
-                if name == "latency":
-                    results["latency"] = sections.request_latency(bench, size, load)
-                elif name == "machinery":
-                    results["machinery"] = sections.job_machinery(bench, size)
-                elif name == "io":
-                    results["io"] = sections.io_bound(bench, size)
-                elif name == "pickup":
-                    machinery = results.get("machinery") or sections.job_machinery(bench, size)
-                    results["pickup"] = sections.pickup(bench, size, load, machinery)
-                elif name == "spike":
-                    results["spike"] = sections.spike(bench, size, load)
-                elif name == "footprint":
-                    results["footprint"] = sections.footprint(bench, load, orders=50)
+                print(f"… {name} ({datetime.now():%H:%M:%S})", file=sys.stderr, flush=True)
+                try:
+                    results[name] = runs[name]()
+                except Exception:  # reported, and the other sections still run
+                    results.setdefault("errors", {})[name] = traceback.format_exc()
+                    print(results["errors"][name], file=sys.stderr, flush=True)
+                    bench.stop_workers()
+                    bench.purge()
         finally:
             load.close()
     results["duration_s"] = time.monotonic() - started
@@ -81,9 +86,13 @@ def _broken(results: dict) -> bool:
         for variant in variants.values()
     )
     lost = spike.get("lost", 0)
-    if errors or lost:
-        print(f"FAILED: {lost} job(s) lost, {errors} request(s) answered with an error")
-    return bool(errors or lost)
+    failed = sorted(results.get("errors", {}))
+    if errors or lost or failed:
+        print(
+            f"FAILED: {lost} job(s) lost, {errors} request(s) answered with an error, "
+            f"sections that broke off: {', '.join(failed) or 'none'}"
+        )
+    return bool(errors or lost or failed)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ CORES = os.cpu_count() or 1
 # on a thread pool, the rate-limited CRM jobs on their own, the CPU-bound media queue on a
 # process pool of one process per core.
 IO_CONCURRENCY = 16
-CRM_CONCURRENCY = 2
+# Enough threads to keep the CRM's 10 calls a second going at its 500 ms (Little's law: 5).
+CRM_CONCURRENCY = 8
 MEDIA_CONCURRENCY = CORES
 
 # Third parties as slow as real ones (section 1's synchronous variant, the spike).
@@ -134,6 +135,7 @@ class Bench:
 
     def start_worker(self, name: str, **options) -> None:
         options.setdefault("loglevel", "WARNING")
+        options.setdefault("nice", int(os.environ.get("BENCH_WORKER_NICE", "0")))
         self.workers.append(self.stack.start_worker(name, **options))
 
     def start_io_workers(self, count: int = 1) -> None:

@@ -90,15 +90,14 @@ def table(results: dict) -> str:
         out("")
         out(f"4. I/O-bound throughput, third parties at {io['latency_ms']} ms")
         for row in io["io"]:
+            pool = f"{row['pool']} ×{row['concurrency']}"
             out(
-                f"     {row['pool']} ×{row['concurrency']:<3} {row['per_s']:8.1f} jobs/s of a "
-                f"Little's-law limit of {row['littles_law_limit']:.0f}/s = {row['of_limit']:.0%}"
+                f"     {pool:14} {_spread(row['per_s'], ' jobs/s'):34} of a Little's-law limit "
+                f"of {row['littles_law_limit']:.0f}/s: {_spread(row['of_limit'])}"
             )
         for row in io["media"]:
-            out(
-                f"     thumbnails, {row['pool']} ×{row['concurrency']:<3} "
-                f"{row['per_s']:8.1f} avatars/s"
-            )
+            pool = f"{row['pool']} ×{row['concurrency']}"
+            out(f"     thumbnails, {pool:14} {_spread(row['per_s'], ' avatars/s')}")
 
     pickup = results.get("pickup")
     if pickup:
@@ -108,9 +107,13 @@ def table(results: dict) -> str:
             for condition in ("idle", "half_load"):
                 row = pickup[way][condition]
                 out(
-                    f"     {name:12} {condition.replace('_', ' '):10} p50 {_ms(row['p50']):>9}  "
-                    f"p99 {_ms(row['p99']):>9}  ({row['probes']} probes)"
+                    f"     {name:12} {condition.replace('_', ' '):10} "
+                    f"p50 {_ms(row['p50']['median']):>9}  p99 {_ms(row['p99']['median']):>9}"
+                    f"  ({row['probes']} jobs)"
                 )
+        for condition in ("idle", "half_load"):
+            ratio = _spread(pickup["app_vs_bare_p99"][condition], "×")
+            out(f"     p99, the app ÷ bare Celery, {condition.replace('_', ' '):10} {ratio}")
 
     spike = results.get("spike")
     if spike:

@@ -211,6 +211,13 @@ CELERY_BROKER_URL = env(
     "CELERY_BROKER_URL",
     default=env("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_BROKER_PORT}/0"),
 )
+# The CRM's API limit, counted across every worker (jobs.clients.rate_limits) in Redis: the
+# broker's unless said otherwise ("memory://" counts per process, for a non-Redis broker).
+CRM_RATE_LIMIT = env("CRM_RATE_LIMIT", default="10/second")
+RATE_LIMITS_STORAGE_URL = env(
+    "RATE_LIMITS_STORAGE_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "memory://",
+)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 # JSON only: a pickle payload on the broker would be code execution on every worker.

@@ -11,9 +11,9 @@ def queue_for(task_name: str) -> str:
 
 # The workers of a deployment (Procfile, docker-compose.yml, bench/, tests/faults):
 # - io:    the I/O-bound jobs, on a thread pool (they wait on third parties, not on the CPU);
-# - crm:   the rate-limited CRM jobs, alone. Celery holds a job that is over its rate limit
-#          inside the worker, in one of its prefetch slots: a backlog of CRM jobs fills them
-#          all, and every other queue of that worker waits on the CRM's limit
+# - crm:   the CRM jobs, alone: their threads wait for the CRM's rate limit
+#          (jobs.clients.rate_limits), and on a shared worker a backlog of them would hold
+#          the threads and prefetch slots that every other queue needs
 #          (tests/faults/test_backlogs.py);
 # - media: the CPU-bound thumbnails, on a process pool of one process per core.
 WORKER_QUEUES = {

@@ -164,8 +164,11 @@ class Stack:
 
     # --- processes ------------------------------------------------------------------------
 
-    def spawn(self, name: str, *argv: str, env: dict[str, str | None] | None = None) -> Proc:
-        """Start argv with the stack's environment, changed by `env` (None: unset)."""
+    def spawn(
+        self, name: str, *argv: str, env: dict[str, str | None] | None = None, nice: int = 0
+    ) -> Proc:
+        """Start argv with the stack's environment, changed by `env` (None: unset), and at
+        `nice` (a lower CPU priority when positive)."""
         log = self.logs / f"{name}.log"
         handle = log.open("ab")
         environment = {**self.env, **(env or {})}
@@ -176,6 +179,7 @@ class Stack:
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
@@ -230,6 +234,7 @@ class Stack:
         app: str = "config",
         loglevel: str = "INFO",
         env: dict[str, str | None] | None = None,
+        nice: int = 0,
     ) -> Proc:
         proc = self.spawn(
             f"worker-{name}",
@@ -245,6 +250,7 @@ class Stack:
             "--without-gossip",
             f"--loglevel={loglevel}",
             env=env,
+            nice=nice,
         )
 
         def ready() -> bool:
