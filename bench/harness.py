@@ -3,8 +3,9 @@
 Everything runs on loopback, from the repository alone: an embedded Valkey broker with the
 append-only file of production (or BENCH_BROKER_URL), a SQLite database in a scratch folder
 (or BENCH_DATABASE_URL, which is emptied first), the API under gunicorn, the sandbox third
-parties under a gunicorn of their own, the sandbox SMTP server, the outbox relay, and
-whichever workers a measurement asks for. Django runs with DEBUG off, as in production.
+parties under a gunicorn of their own with a SQLite file of their own, the sandbox SMTP
+server, the outbox relay, and whichever workers a measurement asks for. Django runs with
+DEBUG off, as in production.
 """
 
 import os
@@ -111,6 +112,7 @@ class Bench:
         if connection.vendor != "sqlite":
             call_command("flush", interactive=False, verbosity=0)
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("migrate", database="sandbox", interactive=False, verbosity=0)
         Product.objects.create(sku=SKU, name="Benchmark mug", price="10.00", stock=10**9)
         inbox = WebhookInbox.objects.create(name="bench", secret=new_secret())
         WebhookEndpoint.objects.create(
@@ -145,6 +147,7 @@ class Bench:
                 pool="threads",
                 concurrency=IO_CONCURRENCY,
                 queues=",".join(WORKER_QUEUES["io"]),
+                include="bench.ledger_tasks",  # section 2's no-op ledger job
             )
 
     def start_deployed_workers(self, io_processes: int = 1) -> None:
@@ -240,7 +243,7 @@ class Bench:
     def purge(self) -> None:
         """Empty the queues and the job tables: each measurement starts from nothing queued."""
         from django.apps import apps
-        from django.db import connection
+        from django.db import connections, router
 
         client = self.broker()
         for key in client.scan_iter(count=1000):
@@ -260,26 +263,30 @@ class Bench:
             "sandbox.ReceivedWebhook",
             "sandbox.Charge",
         ]
-        with connection.cursor() as cursor:
-            for label in tables:
-                table = apps.get_model(label)._meta.db_table
-                cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")  # noqa: S608
+        for label in tables:
+            model = apps.get_model(label)
+            connection = connections[router.db_for_write(model)]
+            with connection.cursor() as cursor:
+                table = connection.ops.quote_name(model._meta.db_table)
+                cursor.execute(f"DELETE FROM {table}")  # noqa: S608
         shutil.rmtree(self.workdir / "mailbox", ignore_errors=True)
 
     # --- filling queues --------------------------------------------------------------------
 
-    def record_analytics_jobs(self, count: int, *, prefix: str) -> None:
-        """Record and publish `count` analytics jobs through the ledger, 500 per transaction."""
+    def record_analytics_jobs(self, count: int, *, prefix: str, task=None) -> None:
+        """Record and publish `count` analytics jobs through the ledger, 500 per transaction;
+        or as many jobs of another ledger task, with the same arguments."""
         from django.db import transaction
 
         from jobs.dispatch import enqueue_all, new_job
         from jobs.tasks.analytics import track_analytics_event
 
+        task = task or track_analytics_event
         for start in range(0, count, 500):
             with transaction.atomic():
                 enqueue_all(
                     [
-                        new_job(track_analytics_event, **analytics_kwargs(f"{prefix}:{n}"))
+                        new_job(task, **analytics_kwargs(f"{prefix}:{n}"))
                         for n in range(start, min(start + 500, count))
                     ]
                 )
@@ -321,6 +328,7 @@ class Bench:
             "kombu": kombu.__version__,
             "broker": broker,
             "database": database,
+            "sandbox_database": "SQLite, a file of its own",
             "host": socket.gethostname(),
             "commit": _commit(),
         }
@@ -352,6 +360,9 @@ def _environment(workdir: Path, ports: dict[str, int]) -> dict[str, str]:
         "DJANGO_SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": database,
+        # The third parties' records in a file of their own, as they would be elsewhere: on
+        # SQLite their writes would otherwise queue for the shop's write lock.
+        "SANDBOX_DATABASE_URL": f"sqlite:///{workdir / 'sandbox.sqlite3'}",
         "CELERY_BROKER_URL": broker,
         "EMAIL_URL": f"smtp://127.0.0.1:{ports['smtp']}",
         "WEB_PORT": str(ports["web"]),

@@ -89,26 +89,35 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------------------------
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# The sandbox third parties keep their records in a database of their own when this is set,
+# as real third parties would: on SQLite, their writes then don't queue for the shop's write
+# lock (`make bench` sets it; the demo and the tests keep one database).
+if env("SANDBOX_DATABASE_URL", default=""):
+    DATABASES["sandbox"] = env.db("SANDBOX_DATABASE_URL")
+    DATABASE_ROUTERS = ["sandbox.routers.SandboxRouter"]
+for database in DATABASES.values():
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # Web, worker and beat are separate processes writing one file: WAL lets readers run
+        # beside the writer, IMMEDIATE takes the write lock at BEGIN (no deadlock on lock
+        # upgrade), and the timeout makes a writer wait for the lock instead of failing.
+        database["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.float("SQLITE_TIMEOUT_SECONDS", default=20),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and beat are separate processes writing one file: WAL lets readers run beside
-    # the writer, IMMEDIATE takes the write lock at BEGIN (no deadlock on lock upgrade), and the
-    # timeout makes a writer wait for the lock instead of failing.
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": env.float("SQLITE_TIMEOUT_SECONDS", default=20),
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
     # A file, not :memory:, so that worker threads and worker processes see the test data.
     # The test suite gives each run its own (tests/embedded_services.py).
     DATABASES["default"]["TEST"] = {
         "NAME": env("SQLITE_TEST_DATABASE", default=str(VAR_DIR / "test.sqlite3"))
     }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-# Keep connections between requests (and between jobs, jobs.connections): opening one costs
-# more than a request's own queries (PostgreSQL forks a backend for each). Health checks
-# replace a connection the database dropped before it is used.
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+for database in DATABASES.values():
+    # Keep connections between requests (and between jobs, jobs.connections): opening one
+    # costs more than a request's own queries (PostgreSQL forks a backend for each). Health
+    # checks replace a connection the database dropped before it is used.
+    database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    database["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------------------------

@@ -235,6 +235,7 @@ class Stack:
         loglevel: str = "INFO",
         env: dict[str, str | None] | None = None,
         nice: int = 0,
+        include: str = "",
     ) -> Proc:
         proc = self.spawn(
             f"worker-{name}",
@@ -249,6 +250,7 @@ class Stack:
             "--without-mingle",
             "--without-gossip",
             f"--loglevel={loglevel}",
+            *([f"--include={include}"] if include else []),
             env=env,
             nice=nice,
         )
