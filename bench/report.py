@@ -111,17 +111,23 @@ def table(results: dict) -> str:
     if pickup:
         out("")
         out("5. Pickup latency (ledger record, or apply_async, to job start)")
-        for way, name in (("app", "the app"), ("bare", "bare Celery")):
+        ways = (
+            ("app", "app, a ledger job"),
+            ("app_orders", "app, an order's jobs"),
+            ("bare", "bare Celery"),
+        )
+        for way, name in ways:
             for condition in ("idle", "half_load"):
                 row = pickup[way][condition]
                 out(
-                    f"     {name:12} {condition.replace('_', ' '):10} "
+                    f"     {name:21} {condition.replace('_', ' '):10} "
                     f"p50 {_ms(row['p50']['median']):>9}  p99 {_ms(row['p99']['median']):>9}"
                     f"  ({row['probes']} jobs)"
                 )
-        for condition in ("idle", "half_load"):
-            ratio = _spread(pickup["app_vs_bare_p99"][condition], "×")
-            out(f"     p99, the app ÷ bare Celery, {condition.replace('_', ' '):10} {ratio}")
+        for way, name in ways[:2]:
+            for condition in ("idle", "half_load"):
+                ratio = _spread(pickup[f"{way}_vs_bare_p99"][condition], "×")
+                out(f"     p99 ÷ bare Celery's, {name:21} {condition.replace('_', ' '):10} {ratio}")
 
     spike = results.get("spike")
     if spike:
