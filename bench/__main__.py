@@ -4,6 +4,7 @@ one table, write bench/results/latest.json and latest.png.
     python -m bench                      # the full run: bench/results/latest.json and .png
     python -m bench --size tiny          # CI's smoke test: every benchmark, small and quick
     python -m bench --only latency,spike     (results of other sizes: latest-tiny.json, ...)
+    python -m bench --only footprint --update    # re-run sections into the last results
 
 Performance targets are printed as met or not met and never fail the run; a lost job does
 (exit status 1), as does a request the app answered with an error.
@@ -30,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(sections.SIZES), default="full")
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other sections of the last results of this size; re-run only --only",
+    )
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(only) - set(SECTIONS))
@@ -38,13 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     size = sections.SIZES[args.size]
 
     started = time.monotonic()
-    results: dict = {
-        "size": size.name,
-        "rounds": size.rounds,
-        "started_at": datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    started_at = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results: dict = {"size": size.name, "rounds": size.rounds, "started_at": started_at}
+    if args.update:
+        results = report.read(args.output, size.name)
+        for name in only:
+            results.pop(name, None)
+            results.get("errors", {}).pop(name, None)
     with Bench.running() as bench:
-        results["machine"] = bench.machine()
+        machine = bench.machine()
+        if args.update:
+            # Said in the table: which sections were measured later, at which commit.
+            rerun = {"sections": only, "started_at": started_at, "commit": machine["commit"]}
+            results.setdefault("reruns", []).append(rerun)
+        else:
+            results["machine"] = machine
         load = Load(bench.ports["web"], CLIENTS)
         runs = {
             "latency": lambda: sections.request_latency(bench, size, load),
@@ -68,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     bench.purge()
         finally:
             load.close()
-    results["duration_s"] = time.monotonic() - started
+    results["duration_s"] = results.get("duration_s", 0) * args.update + time.monotonic() - started
     results["targets"] = sections.targets(results)
     print(report.table(results))
     data, chart = report.write(results, args.output, size.name)

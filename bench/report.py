@@ -34,6 +34,11 @@ def table(results: dict) -> str:
         f"{machine['broker']} · {machine['database']} · sandboxes: "
         f"{machine.get('sandbox_database', 'the same database')}"
     )
+    for rerun in results.get("reruns", []):
+        out(
+            f"re-run: {', '.join(rerun['sections'])} at {rerun['started_at']}, "
+            f"commit {rerun['commit']}"
+        )
     out("figures: median over rounds (lowest to highest); ratios are taken round by round")
 
     latency = results.get("latency")
@@ -196,11 +201,23 @@ def latency_ratios(latency: dict, endpoint: str) -> dict[str, dict]:
     }
 
 
+def read(folder: Path, size: str) -> dict:
+    """The last results of this size, for `--update`."""
+    path = folder / f"{_name(size)}.json"
+    if not path.exists():
+        raise SystemExit(f"--update: no results at {path} to update; run without it first")
+    return json.loads(path.read_text())
+
+
+def _name(size: str) -> str:
+    return "latest" if size == "full" else f"latest-{size}"
+
+
 def write(results: dict, folder: Path, size: str) -> tuple[Path, Path]:
     """latest.json and latest.png for the full size (the README's figures), latest-SIZE.*
     for the others, so that a smoke run does not overwrite them."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = "latest" if size == "full" else f"latest-{size}"
+    name = _name(size)
     data = folder / f"{name}.json"
     data.write_text(json.dumps(results, indent=2, default=float) + "\n")
     chart_path = folder / f"{name}.png"
