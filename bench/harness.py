@@ -137,7 +137,6 @@ class Bench:
 
     def start_worker(self, name: str, **options) -> None:
         options.setdefault("loglevel", "WARNING")
-        options.setdefault("nice", int(os.environ.get("BENCH_WORKER_NICE", "0")))
         self.workers.append(self.stack.start_worker(name, **options))
 
     def start_io_workers(self, count: int = 1) -> None:

@@ -4,7 +4,7 @@ import random
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import F
 
 from sandbox.models import ServiceSwitch
@@ -53,7 +53,7 @@ def latency_and_failure(service: str) -> tuple[float, bool]:
 
 def _fails(switch: ServiceSwitch) -> bool:
     if switch.fail_next:
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(ServiceSwitch)):
             # Decrement only while above zero: N failures exactly, even with parallel calls.
             if ServiceSwitch.objects.filter(pk=switch.pk, fail_next__gt=0).update(
                 fail_next=F("fail_next") - 1

@@ -8,7 +8,7 @@ import json
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import redirect, render
@@ -71,7 +71,7 @@ def create_charge(request: HttpRequest) -> JsonResponse:
     if amount >= DECLINE_AMOUNT:
         return _answer(request, "payments", 402, {"detail": "card declined"})
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(Charge)):
             charge = Charge.objects.create(
                 idempotency_key=key,
                 amount=amount,
@@ -100,7 +100,7 @@ def _upsert_crm(request: HttpRequest, kind: str, key: str) -> JsonResponse:
     )
     if not updated:
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=router.db_for_write(CrmRecord)):
                 CrmRecord.objects.create(kind=kind, external_key=key, data=data)
         except IntegrityError:
             CrmRecord.objects.filter(kind=kind, external_key=key).update(data=data)

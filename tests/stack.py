@@ -164,11 +164,8 @@ class Stack:
 
     # --- processes ------------------------------------------------------------------------
 
-    def spawn(
-        self, name: str, *argv: str, env: dict[str, str | None] | None = None, nice: int = 0
-    ) -> Proc:
-        """Start argv with the stack's environment, changed by `env` (None: unset), and at
-        `nice` (a lower CPU priority when positive)."""
+    def spawn(self, name: str, *argv: str, env: dict[str, str | None] | None = None) -> Proc:
+        """Start argv with the stack's environment, changed by `env` (None: unset)."""
         log = self.logs / f"{name}.log"
         handle = log.open("ab")
         environment = {**self.env, **(env or {})}
@@ -179,7 +176,6 @@ class Stack:
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
@@ -234,7 +230,6 @@ class Stack:
         app: str = "config",
         loglevel: str = "INFO",
         env: dict[str, str | None] | None = None,
-        nice: int = 0,
         include: str = "",
     ) -> Proc:
         proc = self.spawn(
@@ -252,7 +247,6 @@ class Stack:
             f"--loglevel={loglevel}",
             *([f"--include={include}"] if include else []),
             env=env,
-            nice=nice,
         )
 
         def ready() -> bool:
