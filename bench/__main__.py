@@ -12,6 +12,7 @@ Performance targets are printed as met or not met and never fail the run; a lost
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     size = sections.SIZES[args.size]
 
+    # A `kill` stops the stack too (the `finally` of Bench.running), as Ctrl-C does: left
+    # running, its workers and web processes would hold their database connections.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     started_at = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
     results: dict = {"size": size.name, "rounds": size.rounds, "started_at": started_at}

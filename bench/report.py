@@ -181,7 +181,7 @@ def table(results: dict) -> str:
         mark = "met    " if row["met"] else "NOT MET"
         value = row["value"]
         shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
-        out(f"  {mark}  {row['target']:52} {shown:>10}  (goal {row['goal']})")
+        out(f"  {mark}  {row['target']:58} {shown:>10}  (goal {row['goal']})")
     return "\n".join(lines)
 
 
