@@ -96,6 +96,11 @@ if env("SANDBOX_DATABASE_URL", default=""):
     DATABASES["sandbox"] = env.db("SANDBOX_DATABASE_URL")
     DATABASE_ROUTERS = ["sandbox.routers.SandboxRouter"]
 for database in DATABASES.values():
+    # Keep connections between requests (and between jobs, jobs.connections): opening one
+    # costs more than a request's own queries (PostgreSQL forks a backend for each). Health
+    # checks replace a connection the database dropped before it is used.
+    database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    database["CONN_HEALTH_CHECKS"] = True
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # Web, worker and beat are separate processes writing one file: WAL lets readers run
         # beside the writer, IMMEDIATE takes the write lock at BEGIN (no deadlock on lock
@@ -112,12 +117,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env("SQLITE_TEST_DATABASE", default=str(VAR_DIR / "test.sqlite3"))
     }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-for database in DATABASES.values():
-    # Keep connections between requests (and between jobs, jobs.connections): opening one
-    # costs more than a request's own queries (PostgreSQL forks a backend for each). Health
-    # checks replace a connection the database dropped before it is used.
-    database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    database["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
+"""CRM syncs. The CRM allows settings.CRM_RATE_LIMIT calls, counted across all workers by
+the client (jobs.clients.rate_limits); these jobs have their own queue and worker, whose
+threads wait there for their turn."""
+
 from celery import shared_task
 
 from jobs.base import LedgerTask
 from shop import integrations
-
-# The CRM allows CRM_RATE_LIMIT calls, counted across all workers (jobs.clients.rate_limits);
-# these jobs have their own queue and worker, whose threads wait for their turn.
 
 
 @shared_task(base=LedgerTask, name="jobs.sync_crm_contact")
