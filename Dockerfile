@@ -11,9 +11,10 @@ RUN pip install --no-cache-dir uv==0.13.9 \
     && useradd --create-home --uid 1000 app
 
 WORKDIR /app
-# Dependencies first, from the lock, so code changes do not reinstall them.
+# What production runs and nothing else (no demo, test, bench or lint groups), from the lock;
+# first, so that code changes do not reinstall them.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-default-groups --no-install-project
 
 COPY --chown=app:app . .
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \

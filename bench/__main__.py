@@ -23,7 +23,7 @@ SECTIONS = ("latency", "machinery", "io", "pickup", "spike", "footprint")
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     from bench import report, sections
     from bench.harness import CLIENTS, Bench
     from bench.load import Load

@@ -1,14 +1,21 @@
 """The tasks of bench.common_way: the app's services, called the common way."""
 
+from typing import Any
+
 from django.conf import settings
 
 from bench.common_way import app
 from jobs.errors import TransientError
 from shop import emails, integrations
 from shop.models import Customer, Order
-from webhooks import services as webhook_events
+from shop.webhook_events import order_payload
+from webhooks import services as webhooks
 
-transient = {"autoretry_for": (TransientError,), "retry_backoff": True, "max_retries": 5}
+transient: dict[str, Any] = {
+    "autoretry_for": (TransientError,),
+    "retry_backoff": True,
+    "max_retries": 5,
+}
 
 
 @app.task(name="common.noop")
@@ -43,7 +50,7 @@ def sync_crm_deal(order_id: int) -> None:
 
 @app.task(name="common.deliver_webhook", **transient)
 def deliver_webhook(delivery_id: str) -> int | None:
-    return webhook_events.deliver(delivery_id=delivery_id)
+    return webhooks.deliver(delivery_id=delivery_id)
 
 
 @app.task(name="common.send_review_reminder", **transient)
@@ -64,6 +71,9 @@ def after_order(order: Order) -> None:
     properties = {"order_id": order.pk, "total": str(order.total)}
     track_analytics_event.delay(f"order_placed:{order.pk}", "order_placed", properties)
     sync_crm_deal.delay(order.pk)
-    for delivery in webhook_events.record_deliveries("order.placed", order=order):
+    deliveries = webhooks.record_deliveries(
+        "order.placed", payload=order_payload(order), subject=order
+    )
+    for delivery in deliveries:
         deliver_webhook.delay(str(delivery.pk))
     send_review_reminder.apply_async((order.pk,), countdown=settings.REVIEW_REMINDER_DELAY_SECONDS)

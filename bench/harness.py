@@ -22,14 +22,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
-from jobs.routing import WORKER_QUEUES
-from tests.helpers import free_port
+from django.conf import settings
+
+from stack.waiting import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CORES = os.cpu_count() or 1
 
-# The app's worker layout (jobs.routing.WORKER_QUEUES, as in the Procfile): I/O-bound queues
+# The app's worker layout (settings.JOBS_WORKER_QUEUES, as in the Procfile): I/O-bound queues
 # on a thread pool, the rate-limited CRM jobs on their own, the CPU-bound media queue on a
 # process pool of one process per core.
 IO_CONCURRENCY = 16
@@ -58,7 +60,7 @@ class Bench:
     workdir: Path
     env: dict[str, str]
     ports: dict[str, int]
-    stack: object = None  # tests.stack.Stack
+    stack: Any = None  # a stack.processes.Stack, once running
     customers: list[Customer] = field(default_factory=list)
     workers: list = field(default_factory=list)
 
@@ -75,7 +77,7 @@ class Bench:
         import django
 
         django.setup()
-        from tests.stack import Stack
+        from stack.processes import Stack
 
         bench = cls(workdir=workdir, env=env, ports=ports)
         bench.stack = Stack(
@@ -145,7 +147,7 @@ class Bench:
                 f"io{n}",
                 pool="threads",
                 concurrency=IO_CONCURRENCY,
-                queues=",".join(WORKER_QUEUES["io"]),
+                queues=",".join(settings.JOBS_WORKER_QUEUES["io"]),
                 include="bench.ledger_tasks",  # section 2's no-op ledger job
             )
 
@@ -278,14 +280,13 @@ class Bench:
         from django.db import transaction
 
         from jobs.dispatch import enqueue_all, new_job
-        from jobs.tasks.analytics import track_analytics_event
 
-        task = task or track_analytics_event
+        name = task.name if task else "jobs.track_analytics_event"
         for start in range(0, count, 500):
             with transaction.atomic():
                 enqueue_all(
                     [
-                        new_job(task, **analytics_kwargs(f"{prefix}:{n}"))
+                        new_job(name, **analytics_kwargs(f"{prefix}:{n}"))
                         for n in range(start, min(start + 500, count))
                     ]
                 )
@@ -301,10 +302,10 @@ class Bench:
 
     # --- the machine -----------------------------------------------------------------------
 
-    def machine(self) -> dict:
-        import celery
+    def machine(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
         import django
-        import kombu
         from django.db import connection
 
         info = self.broker().info("server")
@@ -323,8 +324,8 @@ class Bench:
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
             "python": platform.python_version(),
             "django": django.get_version(),
-            "celery": celery.__version__,
-            "kombu": kombu.__version__,
+            "celery": version("celery"),
+            "kombu": version("kombu"),
             "broker": broker,
             "database": database,
             "sandbox_database": "SQLite, a file of its own",
@@ -353,7 +354,7 @@ def _environment(workdir: Path, ports: dict[str, int]) -> dict[str, str]:
     database = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir / 'db.sqlite3'}"
     broker = os.environ.get("BENCH_BROKER_URL") or f"redis://127.0.0.1:{ports['broker']}/0"
     return {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_SETTINGS_MODULE": "bench.settings",  # the app, and the /bench/ variants
         "DJANGO_DEBUG": "false",  # as in production: no query log, no debug pages
         "DJANGO_SECRET_KEY": "benchmark-only-" + "x" * 40,
         "DJANGO_SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
@@ -369,7 +370,6 @@ def _environment(workdir: Path, ports: dict[str, int]) -> dict[str, str]:
         "SANDBOX_BASE_URL": f"http://127.0.0.1:{ports['sandbox']}/sandbox",
         "SANDBOX_MAILDIR": str(workdir / "mailbox"),
         "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "true",
-        "BENCH_VARIANTS_ENABLED": "true",
         "MEDIA_ROOT": str(workdir / "media"),
         "STATIC_ROOT": str(workdir / "static"),
         "LOG_LEVEL": "WARNING",

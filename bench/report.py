@@ -214,7 +214,7 @@ def _name(size: str) -> str:
 
 
 def write(results: dict, folder: Path, size: str) -> tuple[Path, Path]:
-    """latest.json and latest.png for the full size (the README's figures), latest-SIZE.*
+    """latest.json and latest.png for the full size (docs/performance.md's figures), latest-SIZE.*
     for the others, so that a smoke run does not overwrite them."""
     folder.mkdir(parents=True, exist_ok=True)
     name = _name(size)
@@ -258,15 +258,15 @@ def chart(results: dict, path: Path) -> None:
                 axis.annotate(_ms(value), (n, value), ha="center", va="bottom")
         else:
             rates = results["machinery"]["rates"]
-            names = [
+            ways = [
                 ("bare", "bare Celery\nno-op"),
                 ("app_noop", "the app\nno-op"),
                 ("common_noop", "common way\nno-op"),
                 ("app", "the app\nanalytics"),
                 ("common", "common way\nanalytics"),
             ]
-            values = [rates[key]["median"] for key, _ in names]
-            axis.bar([label for _, label in names], values)
+            values = [rates[key]["median"] for key, _ in ways]
+            axis.bar([label for _, label in ways], values)
             axis.set_ylabel("jobs/s")
             axis.set_title(
                 f"Drain rate, {results['machinery']['worker_processes']} worker processes"

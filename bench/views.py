@@ -1,9 +1,9 @@
 """The signup and order endpoints three other ways, for the benchmarks' side-by-side runs.
 
-Mounted at /bench/ only when BENCH_VARIANTS_ENABLED (`make bench` sets it; nothing else
-does). Each variant validates its input with the API's own serializers and writes the same
-domain rows through the same services as /api/signup and /api/orders; they differ only in
-what follows the write:
+Mounted at /bench/ only in the benchmarks' own processes (bench.settings, bench.urls); the
+app never imports them. Each variant validates its input with the API's own serializers and
+writes the same domain rows through the same services as /api/signup and /api/orders; they
+differ only in what follows the write:
 
 - bare:   no jobs at all; the floor that the queued request is measured against;
 - sync:   every job runs inside the request, as in a project without workers;
@@ -23,7 +23,7 @@ from bench import common_tasks
 from jobs import dispatch
 from shop import selectors, services
 from shop.api import serializers as s
-from shop.api.views import IsCustomer
+from shop.api.views import IsCustomer, customer_of
 
 
 @extend_schema(exclude=True)
@@ -65,7 +65,7 @@ class OrderVariant(APIView):
         form = s.OrderInput(data=request.data)
         form.is_valid(raise_exception=True)
         items = form.validated_data["items"]
-        customer = request.user.customer
+        customer = customer_of(request)
         if self.variant == "sync":
             with dispatch.jobs_run_in_process():
                 result = services.place_order(customer=customer, items=items)

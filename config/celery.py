@@ -10,7 +10,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("shop_jobs")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["jobs"], related_name="tasks")
+# Each app declares its jobs in its own tasks.py (shop/tasks.py, webhooks/tasks.py, ...).
+app.autodiscover_tasks()
 
 
 @worker_init.connect

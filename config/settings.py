@@ -7,9 +7,13 @@ mailbox. Point DATABASE_URL, CELERY_BROKER_URL and EMAIL_URL at real services to
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
+
+# Django's generic classes subscriptable at run time as in the type checker: ModelAdmin[Job].
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Runtime state of the embedded defaults (SQLite, broker data, media, mailbox); git-ignored.
@@ -203,14 +207,14 @@ SANDBOX_MAILDIR = Path(env("SANDBOX_MAILDIR", default=str(VAR_DIR / "mailbox")))
 # The sandbox (fake third parties, their switches, the mailbox) is for the demo and the tests:
 # it is not mounted unless asked for, and is asked for by default only in debug mode.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
-# The benchmarks' variants of the signup and order endpoints (bench/views.py): `make bench`
-# turns them on for its own processes; nothing else should.
-BENCH_VARIANTS_ENABLED = env.bool("BENCH_VARIANTS_ENABLED", default=False)
 # Webhook endpoints on private or loopback addresses are refused (server-side request
 # forgery), except where the sandbox receiver on loopback is the point: the demo and tests.
 WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool(
     "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=SANDBOX_ENABLED
 )
+# The events the shop sends to webhook endpoints (shop/webhook_events.py); staff choose among
+# them when they register an endpoint.
+WEBHOOK_EVENTS = ("order.placed", "order.paid", "order.payment_failed")
 
 # --- Celery -----------------------------------------------------------------------------------
 
@@ -219,7 +223,7 @@ CELERY_BROKER_URL = env(
     "CELERY_BROKER_URL",
     default=env("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_BROKER_PORT}/0"),
 )
-# The CRM's API limit, counted across every worker (jobs.clients.rate_limits) in Redis: the
+# The CRM's API limit, counted across every worker (jobs.rate_limits) in Redis: the
 # broker's unless said otherwise ("memory://" counts per process, for a non-Redis broker).
 CRM_RATE_LIMIT = env("CRM_RATE_LIMIT", default="10/second")
 RATE_LIMITS_STORAGE_URL = env(
@@ -235,26 +239,24 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 
+# The queues, and the workers that take them. Each job names its queue where it is declared
+# (`@job("jobs.charge_payment", queue="critical")`; jobs/checks.py holds them to this list).
 QUEUES = ("critical", "default", "bulk", "crm", "media", "webhooks", "dead_letter")
 CELERY_TASK_QUEUES = tuple(Queue(name) for name in QUEUES)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {
-    "jobs.send_welcome_email": {"queue": "critical"},
-    "jobs.charge_payment": {"queue": "critical"},
-    "jobs.send_order_confirmation": {"queue": "critical"},
-    "jobs.make_avatar_thumbnails": {"queue": "media"},
-    "jobs.track_analytics_event": {"queue": "bulk"},
-    # Rate-limited, so on a queue and a worker of their own (jobs.routing.WORKER_QUEUES).
-    "jobs.sync_crm_contact": {"queue": "crm"},
-    "jobs.sync_crm_deal": {"queue": "crm"},
-    "jobs.send_review_reminder": {"queue": "default"},
-    "jobs.deliver_webhook": {"queue": "webhooks"},
-    "jobs.record_dead_letter": {"queue": "dead_letter"},
-    "jobs.publish_due_jobs": {"queue": "default"},
-    "jobs.relay_unpublished_jobs": {"queue": "default"},
-    "jobs.purge_old_records": {"queue": "bulk"},
-    "jobs.schedule_weekly_sales_report": {"queue": "default"},
-    "jobs.send_weekly_sales_report": {"queue": "bulk"},
+CELERY_TASK_ROUTES = ("jobs.routing.route_to_declared_queue",)
+# The workers of a deployment (Procfile, docker-compose.yml, bench/, tests/faults; a test keeps
+# them in step with this):
+# - io:    the I/O-bound jobs, on a thread pool (they wait on third parties, not on the CPU);
+# - crm:   the CRM jobs, alone: their threads wait for the CRM's rate limit (jobs.rate_limits),
+#          and on a shared worker a backlog of them would hold the threads and prefetch slots
+#          that every other queue needs (tests/faults/test_backlogs.py shows the layout
+#          keeps them moving);
+# - media: the CPU-bound thumbnails, on a process pool of one process per core.
+JOBS_WORKER_QUEUES = {
+    "io": ("critical", "default", "bulk", "webhooks", "dead_letter"),
+    "crm": ("crm",),
+    "media": ("media",),
 }
 
 # A killed worker's job must run again: ack after the job, and reject (requeue) when the process
@@ -313,10 +315,25 @@ WORKER_SWITCH_INTERVAL_SECONDS = env.float("WORKER_SWITCH_INTERVAL_SECONDS", def
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", default=10.0)
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 
-# Beat's schedules live in the database (django-celery-beat), seeded by `manage.py
-# seed_schedules` from jobs/schedules.py and editable in the admin. Due reminders are jobs in
-# the ledger; a schedule hands them to the workers when they fall due.
+# Beat's schedules live in the database (django-celery-beat), seeded from this by `manage.py
+# seed_schedules` (jobs/schedules.py) and editable in the admin. Due reminders are jobs in the
+# ledger; a schedule hands them to the workers when they fall due.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+JOBS_SCHEDULES = {
+    "publish due jobs (review reminders)": {"task": "jobs.publish_due_jobs", "every": 5},
+    "outbox relay sweep (backstop of relay_outbox)": {
+        "task": "jobs.relay_unpublished_jobs",
+        "every": 10,
+    },
+    "purge old jobs and task results": {
+        "task": "jobs.purge_old_records",
+        "crontab": {"minute": "17"},
+    },
+    "weekly sales report (Mondays 06:00)": {
+        "task": "jobs.schedule_weekly_sales_report",
+        "crontab": {"minute": "0", "hour": "6", "day_of_week": "1"},
+    },
+}
 JOBS_RETENTION_DAYS = env.int("JOBS_RETENTION_DAYS", default=30)
 # The outbox relay (`manage.py relay_outbox`, and beat's sweep as a backstop) publishes jobs
 # that were committed but not published (broker down, web process killed after commit) once

@@ -7,6 +7,8 @@ from jobs import views as jobs_views
 
 urlpatterns = [
     path("", include("shop.urls")),
+    # Before the shop's API, whose last pattern answers every other /api/ address with a 404.
+    path("api/ops/", include("jobs.api_urls")),
     path("api/", include("shop.api.urls")),
     path("ops/", include("jobs.urls")),
     path("metrics", jobs_views.metrics, name="metrics"),
@@ -14,7 +16,5 @@ urlpatterns = [
 ]
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))
-if settings.BENCH_VARIANTS_ENABLED:
-    urlpatterns.append(path("bench/", include("bench.urls")))
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,10 +1,12 @@
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest
 
 from jobs.models import DeadLetter, Effect, Job
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     """The ledger is an audit trail, written only by the job machinery: look, do not touch.
 
     Deleting stays allowed, for the operator who cleans up after a demo.
@@ -23,7 +25,6 @@ class JobAdmin(ReadOnlyAdmin):
     list_filter = ("state", "queue", "name")
     search_fields = ("id",)
     date_hierarchy = "created_at"
-    raw_id_fields = ("customer", "order")
 
 
 @admin.register(DeadLetter)

@@ -1,7 +1,9 @@
-"""The operations API of api.md (`/api/ops/`): staff only, by session or bearer token."""
+"""The operations API (`/api/ops/`, docs/api.md): staff only, by session or bearer token."""
 
 from dataclasses import asdict
+from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers, status
@@ -11,17 +13,16 @@ from rest_framework.views import APIView
 
 from jobs import operations
 from jobs.models import DeadLetter
-from shop.api.serializers import DetailOut, JobOut
-from shop.api.views import BAD_REQUEST
+from jobs.serializers import BAD_REQUEST, DetailOut, JobOut
 
 
-class QueueOut(serializers.Serializer):
+class QueueOut(serializers.Serializer[Any]):
     queue = serializers.CharField()
     depth = serializers.IntegerField(allow_null=True)
     oldest_age_s = serializers.FloatField(allow_null=True)
 
 
-class StatsOut(serializers.Serializer):
+class StatsOut(serializers.Serializer[Any]):
     queues = QueueOut(many=True)
     jobs = serializers.DictField(child=serializers.IntegerField())
     dead_letters_open = serializers.IntegerField()
@@ -30,7 +31,7 @@ class StatsOut(serializers.Serializer):
     workers = serializers.IntegerField()
 
 
-class DeadLetterOut(serializers.ModelSerializer):
+class DeadLetterOut(serializers.ModelSerializer[DeadLetter]):
     job = JobOut()
 
     class Meta:
@@ -38,19 +39,19 @@ class DeadLetterOut(serializers.ModelSerializer):
         fields = ["id", "job", "error", "attempts", "failed_at", "status"]
 
 
-class DeadLettersOut(serializers.Serializer):
+class DeadLettersOut(serializers.Serializer[Any]):
     dead_letters = DeadLetterOut(many=True)
 
 
-class ReasonIn(serializers.Serializer):
+class ReasonIn(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000)
 
 
-class RequeueIn(serializers.Serializer):
+class RequeueIn(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
 
-class RequeuedOut(serializers.Serializer):
+class RequeuedOut(serializers.Serializer[Any]):
     job = JobOut()
 
 
@@ -86,18 +87,18 @@ class DeadLettersView(StaffAPIView):
 class DeadLetterActionView(StaffAPIView):
     """POST to one dead letter: validate the body, act, or 409 if someone acted first."""
 
-    body = serializers.Serializer
+    body: type[serializers.Serializer[Any]] = serializers.Serializer
 
     def post(self, request: Request, letter_id: int) -> Response:
         letter = get_object_or_404(DeadLetter, pk=letter_id)
         form = self.body(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            return self.act(letter, request.user, form.validated_data)
+            return self.act(letter, operations.operator(request.user), form.validated_data)
         except operations.NotOpen as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
 
-    def act(self, letter: DeadLetter, user, data: dict) -> Response:
+    def act(self, letter: DeadLetter, user: AbstractBaseUser, data: dict[str, Any]) -> Response:
         raise NotImplementedError
 
 
@@ -111,7 +112,7 @@ class DeadLetterActionView(StaffAPIView):
 class RequeueView(DeadLetterActionView):
     body = RequeueIn
 
-    def act(self, letter: DeadLetter, user, data: dict) -> Response:
+    def act(self, letter: DeadLetter, user: AbstractBaseUser, data: dict[str, Any]) -> Response:
         job = operations.requeue(letter, by=user, reason=data.get("reason", ""))
         return Response(RequeuedOut({"job": job}).data)
 
@@ -126,6 +127,6 @@ class RequeueView(DeadLetterActionView):
 class DiscardView(DeadLetterActionView):
     body = ReasonIn
 
-    def act(self, letter: DeadLetter, user, data: dict) -> Response:
+    def act(self, letter: DeadLetter, user: AbstractBaseUser, data: dict[str, Any]) -> Response:
         operations.discard(letter, by=user, reason=data["reason"])
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class JobsConfig(AppConfig):
@@ -7,3 +8,8 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from jobs import checks, connections, log_context  # noqa: F401 - checks and signals
+
+        # Jobs are recorded by name (jobs.dispatch): every process that records one must know
+        # the tasks declared under those names, not only the workers, where Celery's own
+        # discovery (config/celery.py) imports them. As the admin finds each app's admin.py.
+        autodiscover_modules("tasks")

@@ -1,6 +1,12 @@
 """The base every ledger job is declared on: one retry policy, ledger bookkeeping, dead letters.
 
-A task declares what is transient for it (`autoretry_for`) and, if it must, its own budget
+A job is declared once, in its app's tasks.py, with its name, its queue and anything of the
+retry policy that differs for it:
+
+    @job("jobs.send_welcome_email", queue="critical")
+    def send_welcome_email(*, customer_id: int) -> dict: ...
+
+A task may say what is transient for it (`autoretry_for`) and, if it must, its own budget
 (`max_retries`); everything else comes from here and from settings:
 
 - transient errors retry with exponential backoff, capped, with "equal jitter": each delay is
@@ -11,22 +17,26 @@ A task declares what is transient for it (`autoretry_for`) and, if it must, its 
   and a job whose workers keep dying is given up;
 - every start, retry, success and failure is written to the job's ledger row;
 - a permanent error, or a spent budget, moves the job to `dead` and records a dead letter
-  through the `dead_letter` queue.
+  through the `dead_letter` queue (jobs.tasks.record_dead_letter).
 """
 
 import logging
 import random
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from celery import Task
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from billiard.einfo import ExceptionInfo
+from celery import Task, shared_task
+from celery.app.task import Context
+from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from jobs import ledger
+from jobs import dispatch, ledger
 from jobs.errors import TransientError
-from jobs.routing import queue_for
+from jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +50,15 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
 
 
-class LedgerTask(Task):
+RECORD_DEAD_LETTER = "jobs.record_dead_letter"
+
+
+class LedgerTask(Task[Any, Any]):
     abstract = True
+    # What jobs.dispatch looks for before it records a job under a task's name.
+    claims_ledger_row = True
+    # Where the job's messages go (jobs.routing); said by its declaration.
+    queue_name: str | None = None
 
     # A database that is briefly unreachable and a job that ran past its soft time limit are
     # transient too; an IntegrityError (also a DatabaseError) is not, so it is not listed.
@@ -58,12 +75,12 @@ class LedgerTask(Task):
     ignore_result = True
     store_errors_even_if_ignored = True
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
-        request.ledger_attempt = None
+        _set_attempt(request, None)
         try:
             claim = ledger.claim(
-                request.id,
+                str(request.id),
                 retries=request.retries,
                 epoch=int(getattr(request, ledger.EPOCH_HEADER, None) or 0),
                 lease_seconds=settings.JOBS_LEASE_SECONDS,
@@ -78,7 +95,7 @@ class LedgerTask(Task):
             raise Ignore("database unavailable, delivered again later") from exc
 
         if claim.outcome is ledger.Outcome.RUN:
-            request.ledger_attempt = claim.attempt
+            _set_attempt(request, claim.attempt)
             return super().__call__(*args, **kwargs)
         if claim.outcome is ledger.Outcome.BUSY:
             # Never beside the run that holds the job: look again when its lease ends.
@@ -90,41 +107,44 @@ class LedgerTask(Task):
 
     def _deliver_again(self, *, after_seconds: float) -> None:
         """Publish this same message (same id, retry count, headers) to be looked at later."""
+        request = self.request
+        options: dict[str, Any] = {"retries": request.retries, "headers": request.headers}
         self.apply_async(
-            args=self.request.args,
-            kwargs=self.request.kwargs,
-            task_id=self.request.id,
+            args=tuple(request.args or ()),
+            kwargs=dict(request.kwargs or {}),
+            task_id=request.id,
             countdown=after_seconds,
-            retries=self.request.retries,
-            queue=queue_for(self.name),
-            headers=self.request.headers,
+            **options,  # what Celery's own retry passes and its stubs leave out
         )
 
     def retry(
         self,
-        args=None,
-        kwargs=None,
-        exc=None,
-        throw=True,
-        eta=None,
-        countdown=None,
-        max_retries=None,
-        **options,
-    ):
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        exc: Exception | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
         if countdown is not None:
             countdown = countdown / 2 + random.uniform(0, countdown / 2)  # noqa: S311
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             countdown = max(countdown or 0, min(retry_after, self.retry_backoff_max))
         budget = self.max_retries if max_retries is None else max_retries
-        attempt = getattr(self.request, "ledger_attempt", None)
+        attempt = _attempt(self.request)
         if attempt is not None and (budget is None or self.request.retries < budget):
             # Record the retry before its message exists: if this run no longer holds the job
             # (its lease ran out and another run took over), it must not schedule another.
             when = eta or timezone.now() + timedelta(seconds=countdown or 0)
             try:
                 held = ledger.mark_retrying(
-                    self.request.id, attempt=attempt, error=describe(exc), next_attempt_at=when
+                    str(self.request.id),
+                    attempt=attempt,
+                    error=describe(exc) if exc else "",
+                    next_attempt_at=when,
                 )
             except DatabaseError:
                 logger.exception("could not record the retry of job %s", self.request.id)
@@ -146,14 +166,32 @@ class LedgerTask(Task):
     # attempt number. A failed write is logged, not raised: the job's outcome stands, and the
     # relay's sweep finds a row left `running` once its lease has passed.
 
-    def on_success(self, retval, task_id, args, kwargs):
-        self._write_ledger(ledger.mark_succeeded, task_id)
+    def on_success(
+        self, retval: Any, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        attempt = _attempt(self.request)
+        if attempt is None:
+            return
+        try:
+            ledger.mark_succeeded(task_id, attempt=attempt)
+        except DatabaseError:
+            logger.exception("could not record the success of job %s", task_id)
 
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
+    def on_failure(
+        self,
+        exc: Exception,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: ExceptionInfo,
+    ) -> None:
+        attempt = _attempt(self.request)
+        if attempt is None:
+            return
         try:
             # One transaction: a job marked dead always gets its dead letter.
             with transaction.atomic():
-                job = self._write_ledger(ledger.mark_dead, task_id, error=describe(exc))
+                job = ledger.mark_dead(task_id, attempt=attempt, error=describe(exc))
                 if job is not None:
                     self._record_dead_letter(
                         job,
@@ -163,27 +201,42 @@ class LedgerTask(Task):
         except DatabaseError:
             logger.exception("could not record the failure of job %s", task_id)
 
-    def _write_ledger(self, change, task_id, **fields):
-        attempt = getattr(self.request, "ledger_attempt", None)
-        if attempt is None:
-            return None
-        try:
-            return change(task_id, attempt=attempt, **fields)
-        except DatabaseError:
-            logger.exception("could not record %s of job %s", change.__name__, task_id)
-            return None
-
-    def _record_dead_letter(self, job, *, error: str, traceback: str) -> None:
-        if self.name == "jobs.record_dead_letter":
+    def _record_dead_letter(self, job: Job, *, error: str, traceback: str) -> None:
+        if self.name == RECORD_DEAD_LETTER:
             return  # a dead letter about a dead letter would loop
-        # Imported here: the dead-letter task module imports this one.
-        from jobs.dispatch import enqueue
-        from jobs.tasks.dead_letters import record_dead_letter
-
-        enqueue(
-            record_dead_letter,
-            concerning=job.order or job.customer,
-            job_id=str(job.pk),
-            error=error,
-            traceback=traceback,
+        letter = dispatch.new_job(
+            RECORD_DEAD_LETTER, job_id=str(job.pk), error=error, traceback=traceback
         )
+        # About what the dead job was about, so it shows where that job shows.
+        letter.concerning_type_id, letter.concerning_id = job.concerning_type_id, job.concerning_id
+        dispatch.enqueue_all([letter])
+
+
+# The run's attempt number, kept on Celery's request context (which takes any attribute) from
+# its claim to its last ledger write: the fence of every change it makes.
+
+
+def _set_attempt(request: Context, attempt: int | None) -> None:
+    request.ledger_attempt = attempt  # type: ignore[attr-defined]
+
+
+def _attempt(request: Context) -> int | None:
+    return cast(int | None, getattr(request, "ledger_attempt", None))
+
+
+Declaration = Callable[[Callable[..., Any]], Task[Any, Any]]
+
+
+def job(name: str, /, *, queue: str, **options: Any) -> Declaration:
+    """Declare a ledger job: its name (what services record it by, for good), its queue, and
+    what of the retry policy differs for it (`autoretry_for=()`, `max_retries=2`); `bind=True`
+    for a body that needs its own id (`self.request.id`) as an effect key's owner."""
+    options.update(name=name, base=LedgerTask, queue_name=queue)
+    return cast(Declaration, shared_task(**options))
+
+
+def beat_task(name: str, /, *, queue: str, **options: Any) -> Declaration:
+    """Declare one of beat's periodic tasks (settings.JOBS_SCHEDULES): not a ledger job, for
+    it runs every few seconds and carries no state of its own."""
+    options.update(name=name, queue_name=queue, ignore_result=True)
+    return cast(Declaration, shared_task(**options))

@@ -9,6 +9,8 @@ rest before reuse), and drop the connections of a run that ended abnormally, who
 connection an interrupted query (a soft time limit) may have left in an unusable state.
 """
 
+from typing import Any
+
 from celery import states
 from celery.signals import task_postrun, task_prerun
 from django.db import close_old_connections, connections
@@ -16,20 +18,20 @@ from django.db import close_old_connections, connections
 ENDED_CLEANLY = frozenset({states.SUCCESS, states.RETRY, states.IGNORED})
 
 
-def _in_process(task) -> bool:
+def _in_process(task: Any) -> bool:
     # A job run in the caller's own process (jobs.dispatch.run_here) shares the caller's
     # connections, which are the caller's to manage (as Celery's fixup does for eager runs).
     return bool(getattr(task.request, "is_eager", False))
 
 
 @task_prerun.connect
-def _before_job(task=None, **kwargs) -> None:
+def _before_job(task: Any = None, **kwargs: Any) -> None:
     if not _in_process(task):
         close_old_connections()
 
 
 @task_postrun.connect
-def _after_job(task=None, state: str | None = None, **kwargs) -> None:
+def _after_job(task: Any = None, state: str | None = None, **kwargs: Any) -> None:
     if _in_process(task):
         return
     if state in ENDED_CLEANLY:

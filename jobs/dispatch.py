@@ -1,7 +1,12 @@
 """The one way to start background work: record it in the ledger, publish it after commit.
 
-    enqueue(send_welcome_email, concerning=customer, customer_id=customer.pk)
-    enqueue_all([new_job(charge_payment, concerning=order, order_id=order.pk), ...])
+    enqueue("jobs.send_welcome_email", concerning=customer, customer_id=customer.pk)
+    enqueue_all([new_job("jobs.charge_payment", concerning=order, order_id=order.pk), ...])
+
+Jobs are named, the way views are reversed by URL name: the code that records a job (a
+service) never imports the module that declares it (an app's tasks.py), so a job's body can
+call services that record other jobs without an import cycle. The name must be that of a
+task declared on jobs.base.LedgerTask; its decorator says which queue it goes to.
 
 A job is recorded as a ledger row in the caller's transaction; its message is published only
 when that transaction commits (`transaction.on_commit`), so a rolled-back request publishes
@@ -9,8 +14,8 @@ nothing. `enqueue_all` records several jobs with one INSERT and publishes them w
 trip to the broker (kombu's publish batch, a Redis pipeline): that is what keeps recording five
 jobs cheap on the request path (bench/, "Request latency"). If the broker is down at that
 moment, or the process dies between commit and publish, the rows stay unpublished and the
-relay (`relay`, run by `manage.py relay_outbox` and by beat) publishes them. Nothing else in
-the code base calls `.delay()` or `.apply_async()` for a ledger job.
+relay (jobs.relay, run by `manage.py relay_outbox` and by beat) publishes them. Nothing else
+in the code base calls `.delay()` or `.apply_async()` for a ledger job.
 """
 
 import logging
@@ -18,25 +23,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
+from typing import Any
 
 from celery import Task, current_app
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import models, transaction
 from django.utils import timezone
+from kombu import Producer
 
 from jobs import ledger, log_context
-from jobs.base import LedgerTask
 from jobs.models import Job
-from jobs.routing import queue_for
-from shop.models import Customer, Order
 
 logger = logging.getLogger(__name__)
-
-Concerning = Customer | Order | None
-SWEEP_LIMIT = 500
 
 
 class _BrokerPause:
@@ -58,34 +58,54 @@ class _BrokerPause:
 broker_pause = _BrokerPause()
 
 
+def is_ledger_task(task: Task[Any, Any]) -> bool:
+    """Declared on jobs.base.LedgerTask, which claims its ledger row before it runs: a task
+    that does not would run untracked. (An attribute, not isinstance: jobs.base records its
+    dead letters through this module, which must not import it in turn.)"""
+    return bool(getattr(task, "claims_ledger_row", False))
+
+
+def queue_of_job(name: str) -> str:
+    """The queue of the ledger job declared under this name; LookupError if there is none."""
+    task = current_app.tasks.get(name)
+    if task is None:
+        raise LookupError(f"no job is named {name!r}: declare it in an app's tasks.py")
+    if not is_ledger_task(task):
+        raise LookupError(f"{name} is not declared with jobs.base.job")
+    return str(task.queue_name)  # type: ignore[attr-defined]  # a LedgerTask's, said above
+
+
+def ledger_job_names() -> list[str]:
+    """The names of every ledger job this process knows of."""
+    return [name for name, task in current_app.tasks.items() if is_ledger_task(task)]
+
+
 def new_job(
-    task: Task,
+    name: str,
     /,
     *,
-    concerning: Concerning = None,
+    concerning: models.Model | None = None,
     eta: datetime | None = None,
     **kwargs: object,
 ) -> Job:
-    """An unsaved ledger row for `task(**kwargs)`, to be recorded by `enqueue_all`; due at
-    `eta` if given (kept in the database until then), else at once.
+    """An unsaved ledger row for the job `name(**kwargs)`, to be recorded by `enqueue_all`;
+    due at `eta` if given (kept in the database until then), else at once.
 
-    kwargs must be small JSON values (ids, not objects): they are the message body.
+    `concerning` is the model instance the job is about (an order, a customer), if any: its
+    page and API show the job. kwargs must be small JSON values (ids, not objects): they are
+    the message body.
     """
-    if not isinstance(task, LedgerTask):
-        # Only a LedgerTask claims its row before running: anything else would run untracked.
-        raise TypeError(f"{task.name} is not declared on jobs.base.LedgerTask")
-    order = concerning if isinstance(concerning, Order) else None
-    customer = concerning if isinstance(concerning, Customer) else None
-    return Job(
-        name=task.name,
+    job = Job(
+        name=name,
         kwargs=kwargs,
-        queue=queue_for(task.name),
+        queue=queue_of_job(name),
         state=Job.State.SCHEDULED if eta else Job.State.QUEUED,
         eta=eta,
-        order=order,
-        customer_id=order.customer_id if order else (customer.pk if customer else None),
         request_id=log_context.request_id.get(),
     )
+    if concerning is not None:
+        job.concerning = concerning
+    return job
 
 
 def enqueue_all(jobs: list[Job]) -> list[Job]:
@@ -100,15 +120,15 @@ def enqueue_all(jobs: list[Job]) -> list[Job]:
 
 
 def enqueue(
-    task: Task,
+    name: str,
     /,
     *,
-    concerning: Concerning = None,
+    concerning: models.Model | None = None,
     eta: datetime | None = None,
     **kwargs: object,
 ) -> Job:
-    """Record `task(**kwargs)` as a job; publish it after commit, or when `eta` is due."""
-    return enqueue_all([new_job(task, concerning=concerning, eta=eta, **kwargs)])[0]
+    """Record the job `name(**kwargs)`; publish it after commit, or when `eta` is due."""
+    return enqueue_all([new_job(name, concerning=concerning, eta=eta, **kwargs)])[0]
 
 
 # Set by `jobs_run_in_process`: jobs recorded in this context run here once their
@@ -136,7 +156,7 @@ def run_here(jobs: list[Job]) -> None:
         current_app.tasks[job.name].apply(
             kwargs=job.kwargs,
             task_id=str(job.id),
-            headers={log_context.HEADER: job.request_id, ledger.EPOCH_HEADER: job.epoch},
+            headers={log_context.HEADER: job.request_id, ledger.EPOCH_HEADER: str(job.epoch)},
         )
 
 
@@ -183,7 +203,7 @@ def publish_all(jobs: list[Job], *, retries: int = 0, force: bool = False) -> in
 _declared_queues: set[str] = set()
 
 
-def _send(producer, job: Job, *, retries: int) -> None:
+def _send(producer: Producer, job: Job, *, retries: int) -> None:
     """Celery's own task message (protocol 2, `create_task_message`) published with kombu:
     what `send_task` does, without what a ledger job does not need and what costs most of
     its time (routing a task the row already routes, merging options, declaring the queue
@@ -200,8 +220,9 @@ def _send(producer, job: Job, *, retries: int) -> None:
         kwargsrepr=repr(job.kwargs),
         root_id=parent and (parent.request.root_id or parent.request.id),
         parent_id=parent and parent.request.id,
-        # Said again in the message, whose word overrides the task's on the worker.
-        ignore_result=LedgerTask.ignore_result,
+        # Said again in the message, whose word overrides the task's on the worker: a ledger
+        # job's result is its row (jobs.base.LedgerTask.ignore_result).
+        ignore_result=True,
     )
     headers[log_context.HEADER] = job.request_id
     headers[ledger.EPOCH_HEADER] = job.epoch
@@ -214,80 +235,9 @@ def _send(producer, job: Job, *, retries: int) -> None:
         routing_key=job.queue,
         serializer="json",
         headers=headers,
-        delivery_mode="persistent",
+        delivery_mode=2,  # persistent, in AMQP's terms (RabbitMQ writes it to disk)
         declare=declare,
         retry=False,  # the batch sends everything at its end; publish_all handles a failure
         **properties,
     )
     _declared_queues.add(job.queue)
-
-
-def publish_due(*, limit: int = SWEEP_LIMIT) -> int:
-    """Publish scheduled jobs whose due time has come. Returns how many were published."""
-    published = 0
-    due = Job.objects.filter(state=Job.State.SCHEDULED, eta__lte=timezone.now()).order_by("eta")
-    for job in due[:limit]:
-        # The conditional update is the claim: two sweeps cannot both publish a due job.
-        # Unpublished, it is left to the relay like any other.
-        if Job.objects.filter(pk=job.pk, state=Job.State.SCHEDULED).update(
-            state=Job.State.QUEUED, published_at=None
-        ):
-            published += publish(job, force=True)
-    return published
-
-
-def relay(*, limit: int = SWEEP_LIMIT) -> int:
-    """Publish what the ledger says should be on the broker and may not be. Returns the count.
-
-    - queued jobs committed but never published (broker down, process killed after commit);
-    - queued jobs published long ago and never started (a message lost with the broker);
-    - running jobs whose lease has passed (the run died, or its last ledger write failed);
-    - retrying jobs well past their next attempt (the retry message was lost).
-    Each row is claimed by a conditional update first, so two relays publish it once.
-    """
-    now = timezone.now()
-    grace = timedelta(seconds=settings.JOBS_RELAY_AFTER_SECONDS)
-    stranded = Q(state=Job.State.QUEUED, published_at__isnull=True, created_at__lte=now - grace)
-    lost = Q(
-        state=Job.State.QUEUED,
-        started_at__isnull=True,
-        published_at__lte=now - timedelta(seconds=settings.JOBS_REPUBLISH_AFTER_SECONDS),
-    )
-    # Rescues are published again only once per lease or visibility period, so a rescue
-    # message that waits behind a backlog is not joined by more copies every round.
-    lease = timedelta(seconds=settings.JOBS_LEASE_SECONDS)
-    visibility = timedelta(seconds=settings.BROKER_VISIBILITY_TIMEOUT_SECONDS)
-    expired = Q(
-        state=Job.State.RUNNING, lease_until__lte=now - grace, published_at__lte=now - lease
-    )
-    overdue = Q(
-        state=Job.State.RETRYING,
-        next_attempt_at__lte=now - visibility,
-        published_at__lte=now - visibility,
-    )
-    published = 0
-    for job in Job.objects.filter(stranded | lost | expired | overdue).order_by("created_at")[
-        :limit
-    ]:
-        if not _claim_for_relay(job, now):
-            continue
-        # A retrying job's next message is one retry further than the run that failed.
-        retries = job.retries + 1 if job.state == Job.State.RETRYING else job.retries
-        if not publish(job, retries=retries, force=True):
-            Job.objects.filter(pk=job.pk).update(published_at=job.published_at)
-            break  # the broker is not answering: try again next round
-        published += 1
-    return published
-
-
-def _claim_for_relay(job: Job, now: datetime) -> bool:
-    """Stamp the row as published now, if nobody else has touched it since we read it."""
-    return bool(
-        Job.objects.filter(
-            pk=job.pk,
-            state=job.state,
-            published_at=job.published_at,
-            retries=job.retries,
-            lease_until=job.lease_until,
-        ).update(published_at=now)
-    )

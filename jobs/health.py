@@ -26,6 +26,6 @@ def broker_ok() -> bool:
 
 def workers_online() -> int:
     try:
-        return len(current_app.control.ping(timeout=WORKER_PING_TIMEOUT_SECONDS))
+        return len(current_app.control.ping(timeout=WORKER_PING_TIMEOUT_SECONDS) or [])
     except Exception:
         return 0

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -152,7 +152,7 @@ def _take_if_current(
     return None if row is None else row[0]
 
 
-def _held(job_id: str, attempt: int):
+def _held(job_id: str, attempt: int) -> QuerySet[Job]:
     return Job.objects.filter(pk=job_id, state=State.RUNNING, attempts=attempt)
 
 

@@ -9,6 +9,7 @@ to every record, so `LOG_FORMAT=json` lines of a signup and of its welcome email
 import logging
 import re
 from contextvars import ContextVar
+from typing import Any
 
 from celery.signals import task_postrun, task_prerun
 
@@ -28,7 +29,7 @@ class ContextFilter(logging.Filter):
 
 
 @task_prerun.connect
-def _enter_job(task_id=None, task=None, **kwargs) -> None:
+def _enter_job(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     task.request.log_tokens = (
         request_id.set(getattr(task.request, HEADER, None) or ""),
         job_id.set(task_id or ""),
@@ -36,7 +37,7 @@ def _enter_job(task_id=None, task=None, **kwargs) -> None:
 
 
 @task_postrun.connect
-def _leave_job(task=None, **kwargs) -> None:
+def _leave_job(task: Any = None, **kwargs: Any) -> None:
     tokens = getattr(task.request, "log_tokens", None)
     if tokens:
         request_id.reset(tokens[0])

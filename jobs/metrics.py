@@ -4,14 +4,16 @@ Flower serves Celery's own event-based metrics at its /metrics (per task name an
 these are the ones only the app knows: queue lag from the ledger, jobs by state, dead letters.
 """
 
-from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
+from collections.abc import Iterator
+
+from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from jobs import operations
 
 
 class JobsCollector(Collector):
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         stats = operations.stats()
         depth = GaugeMetricFamily(
             "shop_jobs_queue_depth", "Messages waiting in the queue.", labels=["queue"]

@@ -7,7 +7,18 @@ published), the status that pages and the API show, and the audit trail.
 import uuid
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def concerning(self, subject: models.Model) -> "JobQuerySet":
+        """The jobs recorded about this model instance (`enqueue(..., concerning=...)`)."""
+        return self.filter(
+            concerning_type=ContentType.objects.get_for_model(subject),
+            concerning_id=str(subject.pk),
+        )
 
 
 class Job(models.Model):
@@ -42,21 +53,29 @@ class Job(models.Model):
     last_error = models.TextField(blank=True)
     # The X-Request-ID of the web request that recorded the job, for following it in the logs.
     request_id = models.CharField(max_length=64, blank=True)
-    customer = models.ForeignKey(
-        "shop.Customer", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    # What the job is about, if anything: any model instance of the project (an order, a
+    # customer). A text id, so that models with UUID keys can be named too. Pages show a
+    # subject's jobs through a GenericRelation on its model (shop.models.Order.jobs).
+    concerning_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
-    order = models.ForeignKey(
-        "shop.Order", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
-    )
+    concerning_id = models.CharField(max_length=64, blank=True)
+    concerning = GenericForeignKey("concerning_type", "concerning_id")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     published_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     first_failed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["created_at"]
         indexes = [
+            # A subject's timeline: its jobs, oldest first.
+            models.Index(
+                fields=["concerning_type", "concerning_id", "created_at"], name="job_concerning"
+            ),
             # The relay's and beat's sweeps: unpublished or due rows, oldest first.
             models.Index(fields=["state", "published_at"], name="job_state_published"),
             models.Index(fields=["state", "eta"], name="job_state_eta"),

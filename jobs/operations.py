@@ -5,12 +5,15 @@ waited, what finished), so they agree with what the order pages and the API show
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
@@ -45,7 +48,8 @@ def queue_depths() -> dict[str, int | None]:
     depths: dict[str, int | None] = dict.fromkeys(settings.QUEUES)
     try:
         with current_app.connection_for_read() as connection:
-            channel = connection.default_channel
+            # kombu's Channel: its stubs know only the abstract one.
+            channel: Any = connection.default_channel
             for queue in settings.QUEUES:
                 try:
                     depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
@@ -89,12 +93,20 @@ def stats() -> Stats:
     )
 
 
-def _age(now, moment) -> float | None:
+def _age(now: datetime, moment: datetime | None) -> float | None:
     return round((now - moment).total_seconds(), 3) if moment else None
 
 
 class NotOpen(Exception):
     """The dead letter was requeued or discarded already."""
+
+
+def operator(user: AbstractBaseUser | AnonymousUser) -> AbstractBaseUser:
+    """The staff member acting, whom the views' staff-only checks let through; anyone else is
+    refused here too, for the audit names who acted."""
+    if isinstance(user, AnonymousUser) or not getattr(user, "is_staff", False):
+        raise PermissionDenied
+    return user
 
 
 def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Job:
@@ -105,7 +117,7 @@ def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Jo
     with transaction.atomic():
         _close(letter, DeadLetter.Status.REQUEUED, by=by, reason=reason)
         DeadLetterAction.objects.create(
-            letter=letter, action=DeadLetterAction.Action.REQUEUE, by=by, reason=reason
+            letter=letter, action=DeadLetterAction.Action.REQUEUE, by_id=by.pk, reason=reason
         )
         # A new epoch makes every message from before the requeue stale (ledger.claim); the
         # retry count starts over, and so does the budget.
@@ -134,14 +146,14 @@ def discard(letter: DeadLetter, *, by: AbstractBaseUser, reason: str) -> None:
     with transaction.atomic():
         _close(letter, DeadLetter.Status.DISCARDED, by=by, reason=reason)
         DeadLetterAction.objects.create(
-            letter=letter, action=DeadLetterAction.Action.DISCARD, by=by, reason=reason
+            letter=letter, action=DeadLetterAction.Action.DISCARD, by_id=by.pk, reason=reason
         )
 
 
 def _close(letter: DeadLetter, status: str, *, by: AbstractBaseUser, reason: str) -> None:
     # Conditional: of two operators acting on one letter at once, one wins, the other is told.
     closed = DeadLetter.objects.filter(pk=letter.pk, status=DeadLetter.Status.OPEN).update(
-        status=status, resolved_by=by, resolved_at=timezone.now(), resolution_note=reason
+        status=status, resolved_by_id=by.pk, resolved_at=timezone.now(), resolution_note=reason
     )
     if not closed:
         raise NotOpen(f"dead letter {letter.pk} is not open")

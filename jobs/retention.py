@@ -1,6 +1,7 @@
 """Purging old rows in batches: the ledger and Celery's results grow with every job."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Model, QuerySet
@@ -30,12 +31,12 @@ def purge_old_records() -> dict[str, int]:
     }
 
 
-def _delete_in_batches(model: type[Model], rows: QuerySet) -> int:
+def _delete_in_batches(model: type[Model], rows: QuerySet[Any]) -> int:
     deleted = 0
     for _ in range(MAX_BATCHES_PER_RUN):
         ids = list(rows.values_list("pk", flat=True)[:BATCH])
         if not ids:
             break
-        model.objects.filter(pk__in=ids).delete()
+        model._default_manager.filter(pk__in=ids).delete()
         deleted += len(ids)
     return deleted

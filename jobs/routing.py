@@ -1,23 +1,18 @@
-"""Which queue each job goes to, and which worker takes which queues."""
+"""Every task goes to the queue its declaration names (`@job(..., queue="critical")`).
 
-from django.conf import settings
+Celery 5.7 deprecates a task's own `queue` attribute in favour of the task_routes setting
+(celery/app/task.py: "The 'queue' task attribute ... Use the task_routes setting instead"), so
+the declaration keeps its queue as `queue_name` and this router, which settings name as the
+one entry of CELERY_TASK_ROUTES, reads it for every message Celery sends itself: beat's,
+a retry's, a `.delay()`. (jobs.dispatch publishes ledger jobs with the queue their row
+recorded, which came from the same place.)
+"""
+
+from typing import Any
 
 
-def queue_for(task_name: str) -> str:
-    """The queue settings.CELERY_TASK_ROUTES sends this task to."""
-    route = settings.CELERY_TASK_ROUTES.get(task_name, {})
-    return route.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE)
-
-
-# The workers of a deployment (Procfile, docker-compose.yml, bench/, tests/faults):
-# - io:    the I/O-bound jobs, on a thread pool (they wait on third parties, not on the CPU);
-# - crm:   the CRM jobs, alone: their threads wait for the CRM's rate limit
-#          (jobs.clients.rate_limits), and on a shared worker a backlog of them would hold
-#          the threads and prefetch slots that every other queue needs
-#          (tests/faults/test_backlogs.py);
-# - media: the CPU-bound thumbnails, on a process pool of one process per core.
-WORKER_QUEUES = {
-    "io": ("critical", "default", "bulk", "webhooks", "dead_letter"),
-    "crm": ("crm",),
-    "media": ("media",),
-}
+def route_to_declared_queue(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **extra: Any
+) -> dict[str, str] | None:
+    queue = getattr(task, "queue_name", None)
+    return {"queue": queue} if queue else None

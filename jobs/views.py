@@ -1,6 +1,8 @@
 """The operations dashboard (/ops/): queues and lag, throughput, workers, recent jobs with
 filters, and the dead letters with requeue and discard, one or many, audited."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -11,15 +13,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from jobs import operations
+from jobs import dispatch, operations
 from jobs.metrics import registry
 from jobs.models import DeadLetter, DeadLetterAction, Job
 
 RECENT_JOBS = 50
-JOB_NAMES = sorted(name for name in settings.CELERY_TASK_ROUTES if name.startswith("jobs."))
 
 
-def _stats_context() -> dict:
+def _stats_context() -> dict[str, Any]:
     return {"stats": operations.stats(), "flower_url": settings.FLOWER_URL}
 
 
@@ -27,8 +28,17 @@ def _stats_context() -> dict:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     filters = {key: request.GET[key] for key in ("state", "queue", "name") if request.GET.get(key)}
-    jobs = Job.objects.filter(**filters).order_by("-created_at")[:RECENT_JOBS]
-    letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).select_related("job")
+    jobs = (
+        Job.objects.filter(**filters)
+        .order_by("-created_at")
+        .select_related("concerning_type")
+        .prefetch_related("concerning")
+    )[:RECENT_JOBS]
+    letters = (
+        DeadLetter.objects.filter(status=DeadLetter.Status.OPEN)
+        .select_related("job__concerning_type")
+        .prefetch_related("job__concerning")
+    )
     return render(
         request,
         "jobs/ops.html",
@@ -38,7 +48,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "states": Job.State.values,
             "queues": settings.QUEUES,
-            "names": JOB_NAMES,
+            "names": sorted(dispatch.ledger_job_names()),
             "letters": letters[:200],
             "actions": DeadLetterAction.objects.select_related("by", "letter__job")[:20],
         },
@@ -65,13 +75,14 @@ def act_on_dead_letters(request: HttpRequest) -> HttpResponse:
     if action == "discard" and not reason:
         messages.error(request, "Say why: a discard needs a reason, for the audit.")
         return redirect("ops:dashboard")
+    operator = operations.operator(request.user)
     done, skipped = 0, 0
     for letter in DeadLetter.objects.filter(pk__in=ids).select_related("job"):
         try:
             if action == "requeue":
-                operations.requeue(letter, by=request.user, reason=reason)
+                operations.requeue(letter, by=operator, reason=reason)
             else:
-                operations.discard(letter, by=request.user, reason=reason)
+                operations.discard(letter, by=operator, reason=reason)
             done += 1
         except operations.NotOpen:
             skipped += 1

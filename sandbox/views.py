@@ -6,6 +6,7 @@ deduplicate on the same keys, and fail or slow down on demand (sandbox.switches)
 
 import json
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.contrib import messages
 from django.db import IntegrityError, router, transaction
@@ -42,7 +43,7 @@ def _body(request: HttpRequest) -> dict:
 def _answer(request: HttpRequest, service: str, status: int, payload: dict) -> JsonResponse:
     ReceivedRequest.objects.create(
         service=service,
-        method=request.method,
+        method=request.method or "",
         path=request.path,
         idempotency_key=request.headers.get("Idempotency-Key", ""),
         body=_body(request),
@@ -202,7 +203,7 @@ def control_panel(request: HttpRequest):
     if request.method == "POST":
         service = request.POST.get("service", "")
         try:
-            values = {
+            values: dict[str, Any] = {
                 "latency_ms": int(request.POST.get("latency_ms", 0)),
                 "failure_rate": float(request.POST.get("failure_rate_percent", 0)) / 100,
                 "fail_next": int(request.POST.get("fail_next", 0)),

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.contenttypes.admin import GenericTabularInline
 from django.http import HttpRequest
 
 from jobs.models import Job
@@ -42,8 +43,9 @@ class PaymentInline(admin.StackedInline):
     max_num = 0
 
 
-class JobInline(admin.TabularInline):
+class JobInline(GenericTabularInline):
     model = Job
+    ct_field, ct_fk_field = "concerning_type", "concerning_id"
     fields = (
         "name",
         "queue",

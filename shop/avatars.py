@@ -54,6 +54,8 @@ def clean_avatar(upload: UploadedFile) -> ContentFile:
         raise ValidationError("The avatar must be a complete PNG, JPEG or WebP image.") from exc
     finally:
         upload.seek(0)
+    if image_format not in EXTENSIONS:  # Pillow read it as one of ACCEPTED_FORMATS, or raised
+        raise ValidationError("The avatar must be a complete PNG, JPEG or WebP image.")
     if image_format == "JPEG" and clean.mode not in ("RGB", "L"):
         clean = clean.convert("RGB")
     buffer = BytesIO()

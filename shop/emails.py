@@ -1,6 +1,6 @@
 """The emails the jobs send. Each is keyed, so a repeated job does not send it twice.
 
-The one honest limit (README, "Guarantees"): if a worker dies after the SMTP server accepted a
+The one honest limit (docs/guarantees.md): if a worker dies after the SMTP server accepted a
 message and before its key is marked done, the job runs again and that email goes out twice;
 it carries the same Message-ID both times, so a receiver that deduplicates shows it once.
 """

@@ -71,7 +71,8 @@ def order_items_from(data: QueryDict) -> list[dict]:
     left out. Raises ValidationError with every problem at once."""
     items = []
     errors = []
-    for name, value in data.items():
+    for name in data:
+        value = data.get(name, "")
         if not name.startswith(QUANTITY_PREFIX) or not value.strip():
             continue
         sku = name.removeprefix(QUANTITY_PREFIX)

@@ -6,12 +6,11 @@ effect: the payment's Idempotency-Key, the CRM's natural key (PUT), the analytic
 
 from django.db import transaction
 
-from jobs.clients import analytics, crm, payments
 from jobs.dispatch import enqueue_all, new_job
 from jobs.errors import PermanentError
-from jobs.tasks.emails import send_order_confirmation
+from shop.clients import analytics, crm, payments
 from shop.models import Customer, Order, Payment
-from webhooks import services as webhook_events
+from shop.webhook_events import order_event_jobs
 
 
 def charge_order(*, order_id: int) -> str:
@@ -33,7 +32,7 @@ def charge_order(*, order_id: int) -> str:
         if outcome.charge_id is None:
             if claimed.update(status=Order.Status.PAYMENT_FAILED):
                 order.status = Order.Status.PAYMENT_FAILED
-                enqueue_all(webhook_events.event_jobs("order.payment_failed", order=order))
+                enqueue_all(order_event_jobs("order.payment_failed", order=order))
             return Order.Status.PAYMENT_FAILED
         if claimed.update(status=Order.Status.PAID):
             Payment.objects.create(
@@ -45,8 +44,8 @@ def charge_order(*, order_id: int) -> str:
             order.status = Order.Status.PAID
             enqueue_all(
                 [
-                    new_job(send_order_confirmation, concerning=order, order_id=order.pk),
-                    *webhook_events.event_jobs("order.paid", order=order),
+                    new_job("jobs.send_order_confirmation", concerning=order, order_id=order.pk),
+                    *order_event_jobs("order.paid", order=order),
                 ]
             )
     return Order.Status.PAID

@@ -33,7 +33,7 @@ def upload_size_limit(get_response: Callable[[HttpRequest], HttpResponse]):
 
 
 def _declared_length(request: HttpRequest) -> int:
-    if not request.content_type.startswith("multipart/"):
+    if not (request.content_type or "").startswith("multipart/"):
         return 0
     try:
         return int(request.META.get("CONTENT_LENGTH") or 0)

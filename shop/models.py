@@ -1,7 +1,9 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
+from django.urls import reverse
 
 
 class Customer(models.Model):
@@ -15,6 +17,10 @@ class Customer(models.Model):
     # {"64": "avatars/thumbs/…", "256": "…"}: written by the avatar job, one set per upload.
     avatar_thumbnails = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The background jobs recorded about it (jobs.dispatch.new_job's `concerning`).
+    jobs = GenericRelation(
+        "jobs.Job", content_type_field="concerning_type", object_id_field="concerning_id"
+    )
 
     def __str__(self) -> str:
         return f"{self.name} <{self.user.email}>"
@@ -65,6 +71,10 @@ class Order(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_digest = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The background jobs recorded about it (jobs.dispatch.new_job's `concerning`).
+    jobs = GenericRelation(
+        "jobs.Job", content_type_field="concerning_type", object_id_field="concerning_id"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -76,6 +86,9 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"order #{self.pk} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("order_detail", args=[self.pk])
 
 
 class OrderLine(models.Model):

@@ -1,8 +1,9 @@
 """Reads, shaped for pages and the API (with the joins they need, and no more)."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Prefetch, QuerySet
 
+from jobs.models import Job
 from shop.models import Customer, Order, OrderLine, Product
 
 
@@ -22,16 +23,40 @@ def order_for_display(order_id: int) -> Order:
     return _orders_with_lines().get(pk=order_id)
 
 
-def order_of_user(order_id: int, *, user: AbstractBaseUser) -> Order | None:
+User = AbstractBaseUser | AnonymousUser
+
+
+def customer_of(user: User) -> Customer | None:
+    """The user's customer profile; None for anonymous visitors and for accounts without one
+    (a staff account made with createsuperuser)."""
+    # The reverse one-to-one raises an AttributeError subclass when there is none.
+    customer: Customer | None = getattr(user, "customer", None)
+    return customer
+
+
+def order_of_user(order_id: int, *, user: User) -> Order | None:
     """The order with its lines and jobs if this user placed it; None for anyone else, staff
-    included (api.md)."""
+    included (docs/api.md)."""
+    customer = customer_of(user)
+    if customer is None:
+        return None
     return (
-        _orders_with_lines()
-        .prefetch_related("jobs")
-        .filter(pk=order_id, customer__user=user)
-        .first()
+        _orders_with_lines().prefetch_related("jobs").filter(pk=order_id, customer=customer).first()
     )
 
 
 def recent_orders(customer: Customer, *, limit: int = 10) -> QuerySet[Order]:
     return Order.objects.filter(customer=customer).order_by("-created_at")[:limit]
+
+
+def job_for_user(job_id: str, *, user: User) -> Job | None:
+    """The job if this user may see it: staff see every job, a customer those about their
+    account or their orders (docs/api.md); None otherwise."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or getattr(user, "is_staff", False):
+        return job
+    subject = job.concerning
+    customer = subject.customer if isinstance(subject, Order) else subject
+    if isinstance(customer, Customer) and customer.user_id == user.pk:
+        return job
+    return None

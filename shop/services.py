@@ -1,5 +1,5 @@
 """Writes on the request path. Each service is one transaction: domain rows and the jobs that
-follow from them are committed together, or not at all (design.md, "Request flow")."""
+follow from them are committed together, or not at all (docs/architecture.md, "A request")."""
 
 import hashlib
 import json
@@ -17,10 +17,9 @@ from django.utils import timezone
 
 from jobs.dispatch import enqueue_all, new_job
 from jobs.models import Job
-from jobs.tasks import analytics, crm, emails, media, payments
 from shop.models import Customer, Order, OrderLine, Product
 from shop.tokens import issue_token
-from webhooks import services as webhook_events
+from shop.webhook_events import order_event_jobs
 
 
 class EmailAlreadyRegistered(Exception):
@@ -97,19 +96,19 @@ def create_customer(
 def signup_jobs(customer: Customer) -> list[Job]:
     """What follows a signup, as unsaved jobs for `enqueue_all`."""
     jobs = [
-        new_job(emails.send_welcome_email, concerning=customer, customer_id=customer.pk),
+        new_job("jobs.send_welcome_email", concerning=customer, customer_id=customer.pk),
         new_job(
-            analytics.track_analytics_event,
+            "jobs.track_analytics_event",
             concerning=customer,
             event_id=f"signed_up:{customer.pk}",
             name="signed_up",
             properties={"customer_id": customer.pk},
         ),
-        new_job(crm.sync_crm_contact, concerning=customer, customer_id=customer.pk),
+        new_job("jobs.sync_crm_contact", concerning=customer, customer_id=customer.pk),
     ]
     if customer.avatar:
         jobs.append(
-            new_job(media.make_avatar_thumbnails, concerning=customer, customer_id=customer.pk)
+            new_job("jobs.make_avatar_thumbnails", concerning=customer, customer_id=customer.pk)
         )
     return jobs
 
@@ -157,18 +156,18 @@ def place_order(
 def order_jobs(order: Order) -> list[Job]:
     """What follows an order, as unsaved jobs for `enqueue_all`."""
     return [
-        new_job(payments.charge_payment, concerning=order, order_id=order.pk),
+        new_job("jobs.charge_payment", concerning=order, order_id=order.pk),
         new_job(
-            analytics.track_analytics_event,
+            "jobs.track_analytics_event",
             concerning=order,
             event_id=f"order_placed:{order.pk}",
             name="order_placed",
             properties={"order_id": order.pk, "total": str(order.total)},
         ),
-        new_job(crm.sync_crm_deal, concerning=order, order_id=order.pk),
-        *webhook_events.event_jobs("order.placed", order=order),
+        new_job("jobs.sync_crm_deal", concerning=order, order_id=order.pk),
+        *order_event_jobs("order.placed", order=order),
         new_job(
-            emails.send_review_reminder,
+            "jobs.send_review_reminder",
             concerning=order,
             eta=timezone.now() + timedelta(seconds=settings.REVIEW_REMINDER_DELAY_SECONDS),
             order_id=order.pk,

@@ -18,7 +18,7 @@ def digest(token: str) -> str:
 
 def issue_token(user: AbstractBaseUser) -> str:
     token = secrets.token_urlsafe(32)
-    ApiToken.objects.create(user=user, digest=digest(token))
+    ApiToken.objects.create(user_id=user.pk, digest=digest(token))
     return token
 
 

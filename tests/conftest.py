@@ -1,10 +1,12 @@
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import pytest
 import redis
 from aiosmtpd.controller import Controller
 from celery.contrib.testing.worker import start_worker
+from celery.worker import WorkController
 from django.conf import settings
 from rest_framework.test import APIClient
 
@@ -19,7 +21,7 @@ def api_client() -> APIClient:
 
 
 @pytest.fixture
-def broker() -> redis.Redis:
+def broker() -> Iterator[redis.Redis]:
     """A plain client of the test broker, to look at queues as Celery left them."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     yield client
@@ -58,21 +60,24 @@ def mailbox(mail_server: Controller, settings) -> Callable[[], list[sandbox_mail
     return sandbox_mailbox.messages
 
 
-@pytest.fixture
-def celery_worker(transactional_db, live_server, mailbox, empty_queues):
-    """A real Celery worker, in this process, consuming every queue from the real broker.
-
-    Threads pool so that jobs run side by side as they do in production; the sandboxes answer
-    from pytest-django's live server, over real HTTP.
-    """
-    with start_worker(
+def running_worker() -> AbstractContextManager[WorkController]:
+    """A real Celery worker, in this process, consuming every queue from the real broker, on a
+    pool of threads so that jobs run side by side as they do in production."""
+    return start_worker(
         celery_app,
         pool="threads",
         concurrency=4,
         queues=list(settings.QUEUES),
         perform_ping_check=False,
         shutdown_timeout=30,
-    ) as worker:
+    )
+
+
+@pytest.fixture
+def celery_worker(transactional_db, live_server, mailbox, empty_queues):
+    """A running worker (`running_worker`); the sandboxes answer from pytest-django's live
+    server, over real HTTP."""
+    with running_worker() as worker:
         yield worker
 
 

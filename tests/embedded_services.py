@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from stack.waiting import free_port
 
 _scratch = Path(tempfile.mkdtemp(prefix="shop-jobs-tests-"))
 _embedded_broker_wanted = not (os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL"))

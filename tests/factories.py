@@ -2,8 +2,10 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from shop.models import Customer, Product
+from jobs.models import DeadLetter, Job
+from shop.models import Customer, Order, OrderLine, Product
 from shop.tokens import issue_token
 
 
@@ -37,6 +39,60 @@ class ProductFactory(factory.django.DjangoModelFactory):
     stock = 100
 
 
+class OrderLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OrderLine
+
+    product = factory.SubFactory(ProductFactory)
+    quantity = 1
+    unit_price = factory.SelfAttribute("product.price")
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """An order of one product at 10.00, as the order service writes it, without its jobs."""
+
+    class Meta:
+        model = Order
+        skip_postgeneration_save = True  # the line is written by its own factory
+
+    customer = factory.SubFactory(CustomerFactory)
+    total = Decimal("10.00")
+    line = factory.RelatedFactory(OrderLineFactory, factory_related_name="order")
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    """A ledger row, as jobs.dispatch records it (not published: nothing runs it)."""
+
+    class Meta:
+        model = Job
+
+    name = "jobs.track_analytics_event"
+    queue = "bulk"
+    kwargs = factory.Sequence(
+        lambda n: {"event_id": f"factory:{n}", "name": "factory", "properties": {}}
+    )
+    concerning = None
+
+
+class DeadJobFactory(JobFactory):
+    state = Job.State.DEAD
+    attempts = 6
+    last_error = "TransientError: POST http://127.0.0.1/sandbox/analytics/events answered 503"
+    first_failed_at = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyFunction(timezone.now)
+
+
+class DeadLetterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DeadLetter
+
+    job = factory.SubFactory(DeadJobFactory)
+    error = factory.SelfAttribute("job.last_error")
+    attempts = factory.SelfAttribute("job.attempts")
+    first_failed_at = factory.SelfAttribute("job.first_failed_at")
+    failed_at = factory.SelfAttribute("job.finished_at")
+
+
 def customer_with_token() -> tuple[Customer, str]:
-    customer = CustomerFactory()
+    customer: Customer = CustomerFactory.create()
     return customer, issue_token(customer.user)

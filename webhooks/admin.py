@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -19,10 +20,9 @@ class WebhookEndpointForm(forms.ModelForm):
 
     def clean_events(self) -> list:
         events = self.cleaned_data["events"] or []
-        unknown = set(events) - set(WebhookEndpoint.Event.values)
-        if not isinstance(events, list) or unknown:
+        if not isinstance(events, list) or set(events) - set(settings.WEBHOOK_EVENTS):
             raise forms.ValidationError(
-                f"A list of event types from {', '.join(WebhookEndpoint.Event.values)}."
+                f"A list of event types from {', '.join(settings.WEBHOOK_EVENTS)}."
             )
         return events
 
@@ -52,9 +52,17 @@ class WebhookAttemptInline(admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["id", "event", "endpoint", "order", "created_at", "delivered_at"]
+    list_display = ["id", "event", "endpoint", "subject", "created_at", "delivered_at"]
     list_filter = ["event", "endpoint"]
-    readonly_fields = ["id", "endpoint", "event", "payload", "order", "created_at", "delivered_at"]
+    readonly_fields = [
+        "id",
+        "endpoint",
+        "event",
+        "payload",
+        "subject",
+        "created_at",
+        "delivered_at",
+    ]
     inlines = [WebhookAttemptInline]
 
     def has_add_permission(self, request) -> bool:

@@ -1,10 +1,16 @@
-"""Webhook endpoints that staff register, and every delivery and attempt made to them."""
+"""Webhook endpoints that staff register, and every delivery and attempt made to them.
+
+The app knows events by name only: the project says which exist (settings.WEBHOOK_EVENTS) and
+what each carries (the shop's order events: shop/webhook_events.py).
+"""
 
 import base64
 import secrets
 import uuid
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 
@@ -14,11 +20,6 @@ def new_secret() -> str:
 
 
 class WebhookEndpoint(models.Model):
-    class Event(models.TextChoices):
-        ORDER_PLACED = "order.placed"
-        ORDER_PAID = "order.paid"
-        ORDER_PAYMENT_FAILED = "order.payment_failed"
-
     url = models.URLField(max_length=500)
     secret = models.CharField(max_length=100, default=new_secret)
     events = models.JSONField(default=list, help_text="Event types to send; empty means all.")
@@ -46,15 +47,19 @@ class WebhookDelivery(models.Model):
     )
     event = models.CharField(max_length=50)
     payload = models.JSONField()
-    order = models.ForeignKey(
-        "shop.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    # What the event is about (an order), for the operator who looks for its deliveries.
+    subject_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    subject_id = models.CharField(max_length=64, blank=True)
+    subject = GenericForeignKey("subject_type", "subject_id")
     created_at = models.DateTimeField(auto_now_add=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["subject_type", "subject_id"], name="delivery_subject")]
 
     def __str__(self) -> str:
         return f"{self.event} → {self.endpoint}"

@@ -1,4 +1,4 @@
-"""Emitting order events to webhook endpoints, and delivering them signed.
+"""Emitting events to webhook endpoints, and delivering them signed.
 
 Deliveries are signed the Standard Webhooks way (HMAC-SHA256 over "id.timestamp.body", the
 `standardwebhooks` library), retried on any non-2xx answer and on timeouts by the job
@@ -15,13 +15,15 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from jobs.dispatch import new_job
 from jobs.errors import PermanentError, TransientError
-from shop.models import Order
+from jobs.models import Job
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 SNIPPET_LENGTH = 500
@@ -60,14 +62,18 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global
 
 
-def record_deliveries(event: str, *, order: Order) -> list[WebhookDelivery]:
-    """A delivery of the event for each active endpoint that wants it."""
-    payload = order_payload(order)
-    return WebhookDelivery.objects.bulk_create(
-        WebhookDelivery(endpoint=endpoint, event=event, payload=payload, order=order)
-        for endpoint in active_endpoints()
-        if endpoint.wants(event)
-    )
+def record_deliveries(
+    event: str, *, payload: dict[str, object], subject: models.Model | None = None
+) -> list[WebhookDelivery]:
+    """A delivery of the event, carrying `payload`, for each active endpoint that wants it;
+    `subject` is what the event is about, if anything."""
+    deliveries = []
+    for endpoint in active_endpoints():
+        if endpoint.wants(event):
+            delivery = WebhookDelivery(endpoint=endpoint, event=event, payload=payload)
+            delivery.subject = subject
+            deliveries.append(delivery)
+    return WebhookDelivery.objects.bulk_create(deliveries)
 
 
 # Every order asks which endpoints want its events, and they change a few times a year: each
@@ -93,28 +99,18 @@ def _endpoints_changed(**kwargs) -> None:
     _endpoints = (0.0, [])
 
 
-def event_jobs(event: str, *, order: Order) -> list:
+def event_jobs(
+    event: str, *, payload: dict[str, object], subject: models.Model | None = None
+) -> list[Job]:
     """Record the event's deliveries in the caller's transaction and return their unsaved
-    jobs for `jobs.dispatch.enqueue_all`: the webhooks go out only if the order's change
+    jobs for `jobs.dispatch.enqueue_all`: the webhooks go out only if the caller's change
     commits."""
-    from jobs.dispatch import new_job
-    from jobs.tasks.webhooks import deliver_webhook
-
-    # Not `concerning=order`: the job's errors name the staff's endpoint URL, which the
-    # customer's order page and API must not show.
+    # Not `concerning=subject`: the job's errors name the staff's endpoint URL, which the
+    # subject's page and API (a customer's order) must not show.
     return [
-        new_job(deliver_webhook, delivery_id=str(delivery.pk))
-        for delivery in record_deliveries(event, order=order)
+        new_job("jobs.deliver_webhook", delivery_id=str(delivery.pk))
+        for delivery in record_deliveries(event, payload=payload, subject=subject)
     ]
-
-
-def order_payload(order: Order) -> dict:
-    return {
-        "order_id": order.pk,
-        "status": order.status,
-        "total": str(order.total),
-        "currency": order.currency,
-    }
 
 
 def deliver(*, delivery_id: str) -> int | None:

@@ -1,7 +1,6 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from jobs import api as ops
 from shop.api import schema, views  # noqa: F401  (schema: registers the bearer auth scheme)
 
 urlpatterns = [
@@ -12,18 +11,6 @@ urlpatterns = [
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="api-job"),
     path("health", views.HealthView.as_view(), name="api-health"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="api-openapi"),
-    path("ops/stats", ops.StatsView.as_view(), name="api-ops-stats"),
-    path("ops/dead-letters", ops.DeadLettersView.as_view(), name="api-ops-dead-letters"),
-    path(
-        "ops/dead-letters/<int:letter_id>/requeue",
-        ops.RequeueView.as_view(),
-        name="api-ops-requeue",
-    ),
-    path(
-        "ops/dead-letters/<int:letter_id>/discard",
-        ops.DiscardView.as_view(),
-        name="api-ops-discard",
-    ),
     # Last: any other /api/ address (including /api/orders/abc) is a JSON 404, not an HTML page.
     # (`^` and not `^.*$`: `.` stops at a newline, and /api/jobs/a%0Ab would get the HTML page.)
     re_path(r"^", views.not_found, name="api-not-found"),

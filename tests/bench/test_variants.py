@@ -3,15 +3,13 @@ same write with no jobs (bare), with every job done before answering (sync), and
 `.delay()` per job on a Celery app set up the common way."""
 
 import pytest
-from django.urls import include, path
 
 from jobs.models import Job
 from sandbox.models import AnalyticsEvent, Charge, CrmRecord
 from shop.models import Order
 from tests.factories import ProductFactory, customer_with_token
 
-urlpatterns = [path("bench/", include("bench.urls")), path("", include("config.urls"))]
-pytestmark = pytest.mark.urls(__name__)
+pytestmark = pytest.mark.urls("bench.urls")
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from jobs.tasks.crm import sync_crm_deal
 from shop.models import Product
+from shop.tasks import sync_crm_deal
 from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.browser

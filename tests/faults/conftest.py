@@ -1,7 +1,7 @@
 import pytest
 
 from shop.models import Product
-from tests.stack import Stack
+from tests.faults.helpers import FaultStack
 
 
 @pytest.fixture
@@ -9,8 +9,8 @@ def stack(transactional_db, tmp_path):
     """A broker, ready to start the rest; everything is killed at the end of the test."""
     made = []
 
-    def make(**overrides: str) -> Stack:
-        built = Stack(tmp_path, overrides={k: str(v) for k, v in overrides.items()})
+    def make(**overrides: str) -> FaultStack:
+        built = FaultStack(tmp_path, overrides={k: str(v) for k, v in overrides.items()})
         built.start_broker()
         made.append(built)
         return built

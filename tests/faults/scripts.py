@@ -31,25 +31,26 @@ def enqueue_events(count: str) -> None:
     from django.db import transaction
 
     from jobs.dispatch import enqueue
-    from jobs.tasks.analytics import track_analytics_event
 
     with transaction.atomic():
         for n in range(int(count)):
-            enqueue(track_analytics_event, event_id=f"bulk:{n}", name="bulk", properties={"n": n})
+            enqueue(
+                "jobs.track_analytics_event", event_id=f"bulk:{n}", name="bulk", properties={"n": n}
+            )
 
 
 def enqueue_crm_backlog(customer_id: str, count: str) -> None:
     from django.db import transaction
 
     from jobs.dispatch import enqueue_all, new_job
-    from jobs.tasks.analytics import track_analytics_event
-    from jobs.tasks.crm import sync_crm_contact
 
     jobs = []
     for n in range(int(count)):
-        jobs.append(new_job(sync_crm_contact, customer_id=int(customer_id)))
+        jobs.append(new_job("jobs.sync_crm_contact", customer_id=int(customer_id)))
         jobs.append(
-            new_job(track_analytics_event, event_id=f"after-crm:{n}", name="x", properties={})
+            new_job(
+                "jobs.track_analytics_event", event_id=f"after-crm:{n}", name="x", properties={}
+            )
         )
     with transaction.atomic():
         enqueue_all(jobs)
@@ -60,7 +61,7 @@ def place_order_published_n_times(token: str, sku: str, copies: str) -> None:
     from shop.services import place_order
     from shop.tokens import user_for_token
 
-    customer = user_for_token(token).customer
+    customer = user_for_token(token).customer  # type: ignore[union-attr]  # a customer's token
     result = place_order(customer=customer, items=[{"sku": sku, "quantity": 1}])
     charge = next(job for job in result.jobs if job.name == "jobs.charge_payment")
     for _ in range(int(copies) - 1):

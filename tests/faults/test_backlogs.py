@@ -1,17 +1,17 @@
 """A backlog on one queue does not hold up the jobs of another."""
 
 import pytest
+from django.conf import settings
 
 from jobs.models import Job
-from jobs.routing import WORKER_QUEUES
-from tests.helpers import wait_until
+from stack.waiting import wait_until
 
 pytestmark = pytest.mark.faults
 
 
 def start_workers_as_deployed(app) -> None:
     """The worker layout of the Procfile and docker-compose.yml."""
-    for name, queues in WORKER_QUEUES.items():
+    for name, queues in settings.JOBS_WORKER_QUEUES.items():
         pool = "prefork" if name == "media" else "threads"
         app.start_worker(name, pool=pool, concurrency=4, queues=",".join(queues))
 

@@ -6,9 +6,9 @@ import pytest
 
 from jobs.models import Job
 from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
-from shop.models import Order
-from tests.helpers import wait_until
-from tests.stack import every_job_final
+from shop.models import Customer, Order
+from stack.waiting import wait_until
+from tests.faults.helpers import every_job_final
 
 pytestmark = pytest.mark.faults
 
@@ -58,7 +58,8 @@ def test_a_process_killed_between_commit_and_publish_is_made_good_by_the_relay(s
 
     app.run_script("crash_after_commit", "crash@example.com", check_exit=3)
 
-    jobs = Job.objects.filter(customer__user__email="crash@example.com")
+    customer = Customer.objects.get(user__email="crash@example.com")
+    jobs = customer.jobs.all()
     assert jobs.count() == 3  # committed with the signup ...
     assert not jobs.filter(published_at__isnull=False).exists()  # ... and never published
     time.sleep(2)

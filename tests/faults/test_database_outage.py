@@ -8,8 +8,8 @@ from jobs.models import Job
 from sandbox.models import Charge
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.helpers import wait_until
-from tests.stack import database_outage
+from stack.waiting import wait_until
+from tests.faults.helpers import database_outage
 
 pytestmark = pytest.mark.faults
 
@@ -26,7 +26,7 @@ def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(sta
     )
     set_switch("payments", latency_ms=2000)
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
-    charge = Job.objects.get(order_id=order_id, name="jobs.charge_payment")
+    charge = Order.objects.get(pk=order_id).jobs.get(name="jobs.charge_payment")
     wait_until(
         lambda: Job.objects.get(pk=charge.pk).state == "running",
         timeout=30,

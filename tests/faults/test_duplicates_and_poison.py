@@ -10,8 +10,8 @@ from jobs.models import Job
 from sandbox.models import Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.helpers import wait_until
-from tests.stack import every_job_final
+from stack.waiting import wait_until
+from tests.faults.helpers import every_job_final
 
 pytestmark = pytest.mark.faults
 
@@ -44,7 +44,7 @@ def test_a_job_slower_than_the_visibility_timeout_runs_once(stack, catalogue):
     set_switch("payments", latency_ms=9000)
 
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
-    charge = Job.objects.get(order_id=order_id, name="jobs.charge_payment")
+    charge = Order.objects.get(pk=order_id).jobs.get(name="jobs.charge_payment")
     wait_until(
         lambda: deliveries_of(app, charge.pk) >= 2,
         timeout=30,
@@ -78,7 +78,7 @@ def test_the_same_order_job_delivered_to_four_workers_at_once_has_one_effect(sta
     assert charge.state == "succeeded"
     assert charge.attempts == 1
     assert ReceivedRequest.objects.filter(service="payments").count() == 1
-    assert_paid_once(app, charge.order_id)
+    assert_paid_once(app, int(charge.concerning_id))
 
 
 class Detonator:

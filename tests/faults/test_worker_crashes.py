@@ -10,14 +10,15 @@ from jobs.models import DeadLetter, Job
 from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from tests.helpers import wait_until
-from tests.stack import children_of, every_job_final
+from stack.processes import children_of
+from stack.waiting import wait_until
+from tests.faults.helpers import every_job_final
 
 pytestmark = pytest.mark.faults
 
 
 def charge_job(order_id: int) -> Job:
-    return Job.objects.get(order_id=order_id, name="jobs.charge_payment")
+    return Order.objects.get(pk=order_id).jobs.get(name="jobs.charge_payment")
 
 
 def order_with_a_running_charge(app, token: str, *, gateway_latency_ms: int) -> int:

@@ -6,8 +6,8 @@ from django_celery_results.models import TaskResult
 from jobs.models import Job
 from sandbox.models import Charge, ReceivedRequest
 from shop.models import Order
+from stack.waiting import wait_until
 from tests.factories import ProductFactory, customer_with_token
-from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_an_order_is_charged_once_confirmed_by_email_and_paid(celery_worker, api
     assert confirmations[0].to == customer.email
     assert Order.objects.get(pk=order_id).payment.gateway_charge_id.startswith("ch_")
     # The review reminder waits in the database for its due time, not on the broker.
-    reminder = Job.objects.get(order_id=order_id, name="jobs.send_review_reminder")
+    reminder = Order.objects.get(pk=order_id).jobs.get(name="jobs.send_review_reminder")
     assert reminder.state == "scheduled"
     assert reminder.eta is not None
     # The ledger is the jobs' result store: no TaskResult row repeats a success.

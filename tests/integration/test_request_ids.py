@@ -10,7 +10,7 @@ import pytest
 
 from jobs.log_context import ContextFilter
 from jobs.models import Job
-from tests.helpers import wait_until
+from stack.waiting import wait_until
 
 SIGNUP = {"email": "traced@example.com", "name": "Traced", "password": "follow-the-id-1"}
 

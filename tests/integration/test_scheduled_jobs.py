@@ -3,11 +3,11 @@
 import pytest
 
 from config.celery import app
-from jobs.dispatch import publish_due
 from jobs.models import Job
+from jobs.relay import publish_due
 from shop.models import Order
+from stack.waiting import wait_until
 from tests.factories import ProductFactory, customer_with_token
-from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def test_a_due_review_reminder_is_published_once_and_emailed_once(
         "/api/orders", {"items": [{"sku": "PEN-005", "quantity": 1}]}, format="json"
     ).json()["order"]["id"]
     wait_until(lambda: Order.objects.get(pk=order_id).status == "paid", message="payment")
-    reminder = Job.objects.get(order_id=order_id, name="jobs.send_review_reminder")
+    reminder = Order.objects.get(pk=order_id).jobs.get(name="jobs.send_review_reminder")
     assert reminder.state == "scheduled"
 
     # What beat does every few seconds, through the broker like beat would.

@@ -11,8 +11,8 @@ from jobs.errors import PermanentError
 from sandbox.models import ReceivedWebhook, WebhookInbox
 from sandbox.switches import set_switch
 from shop.models import Order
+from stack.waiting import wait_until
 from tests.factories import ProductFactory, customer_with_token
-from tests.helpers import wait_until
 from webhooks import services
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, new_secret
 

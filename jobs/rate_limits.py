@@ -1,0 +1,33 @@
+"""Third parties that allow only so many calls a second, counted across every worker.
+
+Celery's own task `rate_limit` does not do this job here. It counts per worker process, not
+per API key; on Redis it let one CRM job a second through for "10/s" (celery/celery#5927);
+and a job it holds back keeps one of the worker's prefetch slots, so a backlog of them
+stalls every other queue of that worker. Instead, a call waits for its turn in a moving
+window kept in Redis (the `limits` library), which every worker process shares.
+"""
+
+import time
+from functools import cache
+
+from django.conf import settings
+from limits import parse, storage, strategies
+
+# A thread never waits longer than this in one go; then it asks again.
+LONGEST_NAP_SECONDS = 1.0
+
+
+@cache
+def _limiter() -> strategies.MovingWindowRateLimiter:
+    return strategies.MovingWindowRateLimiter(
+        storage.storage_from_string(settings.RATE_LIMITS_STORAGE_URL)
+    )
+
+
+def wait_for_turn(service: str, limit: str) -> None:
+    """Return once a call to `service` fits within `limit` ("10/second"), counting it."""
+    item = parse(limit)
+    limiter = _limiter()
+    while not limiter.hit(item, service):
+        window = limiter.get_window_stats(item, service)
+        time.sleep(min(LONGEST_NAP_SECONDS, max(0.01, window.reset_time - time.time())))

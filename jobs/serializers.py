@@ -1,0 +1,75 @@
+"""How the API shows a job, and the error shapes of the operations API.
+
+The project's API answers errors as `{"errors": {field: [messages]}}` for invalid fields and
+`{"detail": "..."}` otherwise (docs/api.md, "Errors"); the shop's API uses these components
+too, so that each shape is one component of the schema.
+"""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
+from rest_framework import serializers
+
+from jobs.models import Job
+
+_DATETIME = serializers.DateTimeField()
+
+
+def _datetime(value: Any) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+class JobOut(serializers.Serializer[Job]):
+    """A job of the ledger: every field is always present."""
+
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(max_length=100)
+    queue = serializers.CharField(max_length=50)
+    state = serializers.ChoiceField(choices=Job.State.choices)
+    attempts = serializers.IntegerField(min_value=0, max_value=2**63 - 1)
+    eta = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, job: Job) -> dict[str, Any]:
+        # Written out: an order's answer carries five jobs, and DRF's walk through the fields
+        # of each cost more than the order's own queries (docs/performance.md). The fields
+        # above still describe it for the schema; a test holds the two together.
+        return {
+            "id": str(job.id),
+            "name": job.name,
+            "queue": job.queue,
+            "state": job.state,
+            "attempts": job.attempts,
+            "eta": _datetime(job.eta),
+            "last_error": job.last_error,
+            "created_at": _datetime(job.created_at),
+            "finished_at": _datetime(job.finished_at),
+        }
+
+
+class FieldErrorsOut(serializers.Serializer[dict[str, Any]]):
+    # A field named like the serializer's own `errors` property: DRF collects declared fields
+    # away from the class, so the property still works; the type checker cannot know that.
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField())
+    )
+
+
+class DetailOut(serializers.Serializer[dict[str, Any]]):
+    detail = serializers.CharField()
+
+
+FIELD_ERRORS = OpenApiResponse(FieldErrorsOut, description="Invalid fields; nothing written.")
+# A 400 is a field error, or {"detail"} when there are no fields to blame: a body that is not
+# JSON at all, a bad header.
+BAD_REQUEST = OpenApiResponse(
+    PolymorphicProxySerializer(
+        component_name="BadRequestOut",
+        serializers=[FieldErrorsOut, DetailOut],
+        resource_type_field_name=None,
+    ),
+    description="Invalid fields, or a body that cannot be read; nothing written.",
+)
+DETAIL = OpenApiResponse(DetailOut)

@@ -1,0 +1,81 @@
+"""What the fault tests do to the stack beyond starting it: run the app's code in a process
+of its own that then dies on purpose, shut the database, and count what is left to do."""
+
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
+
+from stack.processes import BIN, ROOT, Stack
+
+
+class FaultStack(Stack):
+    def run_script(self, *args: str, check_exit: int | None = 0) -> subprocess.CompletedProcess:
+        """Run one of tests/faults/scripts.py's steps in a process of its own, on the stack's
+        database and broker."""
+        done = subprocess.run(
+            [str(BIN / "python"), "-m", "tests.faults.scripts", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if check_exit is not None:
+            assert done.returncode == check_exit, done.stdout + done.stderr
+        return done
+
+
+@contextmanager
+def database_outage() -> Iterator[None]:
+    """Make the test database refuse the app's processes, then come back.
+
+    SQLite: hold an exclusive lock (the app's processes wait SQLITE_TIMEOUT_SECONDS, then get
+    "database is locked"). PostgreSQL: forbid new connections and end the app's sessions.
+    The test process keeps its own connection either way.
+    """
+    if connection.vendor == "sqlite":
+        blocker = sqlite3.connect(connection.settings_dict["NAME"], timeout=10)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            blocker.rollback()
+            blocker.close()
+        return
+    import psycopg
+
+    db = connection.settings_dict
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (own_pid,) = cursor.fetchone()
+    # A database cannot close itself to connections: do it from the maintenance database.
+    admin = psycopg.connect(
+        dbname="postgres",
+        user=db["USER"],
+        password=db["PASSWORD"] or None,
+        host=db["HOST"],
+        port=db["PORT"] or 5432,
+        autocommit=True,
+    )
+    with admin:
+        admin.execute(f'ALTER DATABASE "{db["NAME"]}" WITH ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> %s",
+            [db["NAME"], own_pid],
+        )
+        try:
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{db["NAME"]}" WITH ALLOW_CONNECTIONS true')
+
+
+def every_job_final() -> bool:
+    """Every job succeeded or dead (the delayed review reminders wait, as they should)."""
+    from jobs.models import Job
+
+    return not Job.objects.exclude(state__in=["succeeded", "dead", "scheduled"]).exists()

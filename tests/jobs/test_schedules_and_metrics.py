@@ -1,0 +1,119 @@
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_results.models import TaskResult
+
+from jobs import retention, schedules
+from jobs.dispatch import enqueue
+from jobs.models import DeadLetter, Job
+from stack.waiting import wait_until
+from tests.factories import CustomerFactory
+
+
+@pytest.mark.django_db
+def test_seeding_schedules_keeps_what_operators_edited_unless_reset():
+    call_command("seed_schedules")
+    assert set(PeriodicTask.objects.values_list("task", flat=True)) >= {
+        "jobs.publish_due_jobs",
+        "jobs.relay_unpublished_jobs",
+        "jobs.purge_old_records",
+    }
+    due = PeriodicTask.objects.get(task="jobs.publish_due_jobs")
+    assert (due.interval.every, due.interval.period) == (5, IntervalSchedule.SECONDS)
+
+    slower, _ = IntervalSchedule.objects.get_or_create(every=30, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(pk=due.pk).update(interval=slower)  # an edit in the admin
+    assert schedules.seed() == []
+    assert PeriodicTask.objects.get(pk=due.pk).interval.every == 30
+
+    schedules.seed(reset=True)
+    assert PeriodicTask.objects.get(pk=due.pk).interval.every == 5
+
+
+@pytest.mark.django_db
+def test_purge_deletes_old_finished_rows_in_batches_and_keeps_open_dead_letters(monkeypatch):
+    monkeypatch.setattr(retention, "BATCH", 100)
+    long_ago = timezone.now() - timedelta(days=40)
+    Job.objects.bulk_create(
+        Job(name="jobs.sync_crm_contact", queue="bulk", state="succeeded", finished_at=long_ago)
+        for _ in range(250)
+    )
+    recent = Job.objects.create(
+        name="x", queue="bulk", state="succeeded", finished_at=timezone.now()
+    )
+    kept_dead = Job.objects.create(name="x", queue="bulk", state="dead", finished_at=long_ago)
+    DeadLetter.objects.create(
+        job=kept_dead, error="e", attempts=1, first_failed_at=long_ago, failed_at=long_ago
+    )
+    TaskResult.objects.create(task_id="old", status="SUCCESS")
+    TaskResult.objects.filter(task_id="old").update(date_done=long_ago)
+    TaskResult.objects.create(task_id="new", status="SUCCESS")
+
+    assert retention.purge_old_records() == {"jobs": 250, "task_results": 1}
+    assert set(Job.objects.values_list("pk", flat=True)) == {recent.pk, kept_dead.pk}
+    assert list(TaskResult.objects.values_list("task_id", flat=True)) == ["new"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_need_the_token_and_report_depth_lag_and_states(client, settings, empty_queues):
+    customer = CustomerFactory()
+    with transaction.atomic():
+        for _ in range(3):
+            enqueue("jobs.sync_crm_contact", concerning=customer, customer_id=customer.pk)
+
+    assert client.get("/metrics").status_code == 403  # no token set, not in debug mode
+    settings.METRICS_TOKEN = "scrape-me"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me")
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert 'shop_jobs_queue_depth{queue="crm"} 3.0' in text
+    assert 'shop_jobs_queue_lag_seconds{queue="crm"}' in text
+    assert 'shop_jobs_jobs{state="queued"} 3.0' in text
+    assert "shop_jobs_dead_letters_open 0.0" in text
+
+
+@pytest.mark.integration
+def test_the_weekly_sales_report_is_written_and_mailed_to_staff_once(celery_worker, mailbox):
+    from datetime import date
+
+    from django.contrib.auth import get_user_model
+    from django.core.files.storage import default_storage
+
+    from config.celery import app
+    from shop import reports
+    from shop.models import Order, OrderLine, Product
+
+    get_user_model().objects.create_user(username="boss", email="boss@example.com", is_staff=True)
+    product = Product.objects.create(sku="MUG-001", name="Mug", price="14.00", stock=5)
+    week = reports.last_week()
+    in_last_week = timezone.make_aware(
+        timezone.datetime.combine(
+            date.fromisocalendar(int(week[:4]), int(week[6:]), 3), timezone.datetime.min.time()
+        )
+    )
+    for status in ("paid", "paid", "payment_failed"):
+        order = Order.objects.create(customer=CustomerFactory(), status=status, total="28.00")
+        Order.objects.filter(pk=order.pk).update(created_at=in_last_week)
+        OrderLine.objects.create(order=order, product=product, quantity=2, unit_price="14.00")
+
+    app.send_task("jobs.schedule_weekly_sales_report", queue="default")  # what beat does
+    wait_until(
+        lambda: Job.objects.filter(
+            name="jobs.send_weekly_sales_report", state="succeeded"
+        ).exists(),
+        message="the report",
+    )
+    with default_storage.open(f"reports/sales-{week}.csv") as report:
+        assert report.read().decode().splitlines() == [
+            "sku,product,quantity,revenue,currency",
+            "MUG-001,Mug,4,56.00,EUR",
+        ]
+    [sent] = [m for m in mailbox() if m.subject == f"Sales report {week}"]
+    assert sent.to == "boss@example.com"
+    assert reports.send_weekly_sales_report(week=week) is None  # keyed: not twice

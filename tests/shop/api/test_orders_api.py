@@ -1,0 +1,159 @@
+"""POST/GET /api/orders and /api/jobs: tokens, validation, ownership, idempotency."""
+
+import pytest
+
+from jobs.models import Job
+from shop.models import Order, Product
+from tests.factories import ProductFactory, customer_with_token
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def customer_client(api_client):
+    customer, token = customer_with_token()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    api_client.customer = customer
+    return api_client
+
+
+@pytest.fixture
+def mug():
+    return ProductFactory(sku="MUG-001", price="14.00", stock=5)
+
+
+def order(client, items, **headers):
+    return client.post("/api/orders", {"items": items}, format="json", **headers)
+
+
+def test_an_order_is_created_with_its_jobs_and_stock_is_reserved(customer_client, mug):
+    response = order(customer_client, [{"sku": "MUG-001", "quantity": 2}])
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["order"]["status"] == "pending_payment"
+    assert body["order"]["total"] == "28.00"
+    assert body["order"]["items"] == [{"sku": "MUG-001", "quantity": 2, "unit_price": "14.00"}]
+    assert {j["name"]: j["state"] for j in body["jobs"]} == {
+        "jobs.charge_payment": "queued",
+        "jobs.track_analytics_event": "queued",
+        "jobs.sync_crm_deal": "queued",
+        "jobs.send_review_reminder": "scheduled",
+    }
+    mug.refresh_from_db()
+    assert mug.stock == 3
+
+
+@pytest.mark.parametrize(
+    ("items", "field"),
+    [
+        ([], "items"),
+        ([{"sku": "MUG-001", "quantity": 0}], "items[0].quantity"),
+        ([{"sku": "MUG-001", "quantity": -3}], "items[0].quantity"),
+        ([{"sku": "MUG-001", "quantity": 10**12}], "items[0].quantity"),
+        ([{"sku": "MUG-001", "quantity": "two"}], "items[0].quantity"),
+        ([{"sku": "MUG-001", "quantity": 1}, {"quantity": 1}], "items[1].sku"),
+        ([{"sku": "NOPE-404", "quantity": 1}], "items"),
+        ([{"sku": "MUG-001", "quantity": 6}], "items"),  # more than in stock
+        ([{"sku": "MUG-001", "quantity": 1}, {"sku": "MUG-001", "quantity": 1}], "items"),
+        ("not a list", "items"),
+    ],
+)
+def test_bad_orders_are_400_with_messages_and_write_nothing(customer_client, mug, items, field):
+    response = order(customer_client, items)
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert list(errors) == [field]
+    assert all(isinstance(message, str) and message for message in errors[field])
+    assert not Order.objects.exists()
+    assert not Job.objects.exists()
+    assert Product.objects.get(sku="MUG-001").stock == 5
+
+
+@pytest.mark.parametrize("header", [None, "Bearer not-a-real-token", "Token abc", "Bearer "])
+def test_orders_need_a_valid_bearer_token(api_client, mug, header):
+    if header:
+        api_client.credentials(HTTP_AUTHORIZATION=header)
+
+    response = order(api_client, [{"sku": "MUG-001", "quantity": 1}])
+
+    assert response.status_code == 401
+    assert response.json()["detail"]
+    assert not Order.objects.exists()
+
+
+def test_same_idempotency_key_replays_and_another_body_is_422(customer_client, mug):
+    first = order(customer_client, [{"sku": "MUG-001", "quantity": 1}], HTTP_IDEMPOTENCY_KEY="k-1")
+    again = order(customer_client, [{"sku": "MUG-001", "quantity": 1}], HTTP_IDEMPOTENCY_KEY="k-1")
+    other = order(customer_client, [{"sku": "MUG-001", "quantity": 2}], HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert first.status_code == again.status_code == 201
+    assert again.json()["order"]["id"] == first.json()["order"]["id"]
+    assert [j["id"] for j in again.json()["jobs"]] == [j["id"] for j in first.json()["jobs"]]
+    assert other.status_code == 422
+    assert Order.objects.count() == 1
+    assert Job.objects.count() == 4
+    assert Product.objects.get(sku="MUG-001").stock == 4
+
+
+def test_another_customers_order_and_jobs_are_404(customer_client, api_client, mug):
+    order_id = order(customer_client, [{"sku": "MUG-001", "quantity": 1}]).json()["order"]["id"]
+    job_id = Order.objects.get(pk=order_id).jobs.first().pk
+    _, stranger_token = customer_with_token()
+    stranger = type(api_client)()
+    stranger.credentials(HTTP_AUTHORIZATION=f"Bearer {stranger_token}")
+
+    assert stranger.get(f"/api/orders/{order_id}").status_code == 404
+    assert stranger.get(f"/api/jobs/{job_id}").status_code == 404
+    assert customer_client.get(f"/api/orders/{order_id}").status_code == 200
+    assert customer_client.get(f"/api/jobs/{job_id}").json()["job"]["id"] == str(job_id)
+
+
+def test_products_lists_prices_as_decimal_strings(api_client, mug):
+    response = api_client.get("/api/products")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "products": [
+            {"sku": "MUG-001", "name": mug.name, "price": "14.00", "currency": "EUR", "stock": 5}
+        ]
+    }
+
+
+def test_the_openapi_schema_describes_every_public_endpoint(api_client):
+    schema = api_client.get("/api/openapi.json").json()
+
+    assert schema["openapi"].startswith("3.")
+    assert {
+        "/api/signup",
+        "/api/products",
+        "/api/orders",
+        "/api/orders/{order_id}",
+        "/api/jobs/{job_id}",
+        "/api/health",
+    } <= set(schema["paths"])
+    signup_content = schema["paths"]["/api/signup"]["post"]["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data"} <= set(signup_content)
+
+
+def test_a_job_is_answered_as_drf_would_write_it_from_the_declared_fields():
+    from datetime import UTC, datetime
+
+    from rest_framework import serializers
+
+    from shop.api.serializers import JobOut
+
+    job = Job.objects.create(
+        name="jobs.charge_payment",
+        queue="critical",
+        state="dead",
+        attempts=3,
+        eta=datetime(2026, 11, 23, 9, 30, tzinfo=UTC),
+        last_error="TransientError: the gateway answered 503",
+        finished_at=datetime(2026, 11, 23, 9, 31, 2, 123456, tzinfo=UTC),
+    )
+    for instance in (job, Job.objects.create(name="jobs.sync_crm_deal", queue="crm")):
+        written_out = JobOut(instance).data
+        field_by_field = serializers.ModelSerializer.to_representation(JobOut(), instance)
+        assert written_out == field_by_field
