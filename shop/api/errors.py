@@ -1,4 +1,5 @@
-"""Errors in the shape api.md promises: {"errors": {field: [messages]}} or {"detail": "..."}.
+"""Errors in the shape docs/api.md promises: {"errors": {field: [messages]}} or
+{"detail": "..."}.
 
 Nested fields are flattened to one level, with paths as keys (`items[0].quantity`), so that
 every value is a list of messages, as the contract says.

@@ -10,7 +10,7 @@ from drf_spectacular.extensions import (
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """`Authorization: Bearer <token>` (shop.authentication), as api.md promises clients."""
+    """`Authorization: Bearer <token>` (shop.authentication), as docs/api.md promises clients."""
 
     target_class = "shop.authentication.BearerTokenAuthentication"
     name = "bearerAuth"

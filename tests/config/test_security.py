@@ -1,4 +1,4 @@
-"""Security settings that hold as the app is deployed (reliability-notes.md, "Security").
+"""Security settings that hold as the app is deployed (docs/deployment.md, "Security").
 
 - Flower, which can see task arguments and revoke or retry tasks, refuses anyone without its
   basic-auth credentials.

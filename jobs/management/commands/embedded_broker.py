@@ -20,6 +20,10 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"embedded Valkey on {server.connection_url}, data in {server.data_dir}")
+        # Valkey's own pid, for `make broker-down`, `broker-up` and `kill-broker`.
+        pidfile = settings.VAR_DIR / "run" / "broker.pid"
+        pidfile.parent.mkdir(exist_ok=True)
+        pidfile.write_text(f"{embedded_broker.pid(server)}\n")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
@@ -29,5 +33,6 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            pidfile.unlink(missing_ok=True)
             if embedded_broker.process_alive(server):
                 server.stop()
