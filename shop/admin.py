@@ -73,7 +73,18 @@ class OrderAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ("customer",)
     # Totals and keys come from the order service; editing them would break the replay check.
-    readonly_fields = ("total", "currency", "idempotency_key", "request_digest", "created_at")
+    # The status follows the payment job and the ship action: set here by hand, it would skip
+    # the jobs that go with it (the confirmation, the shipping SMS).
+    readonly_fields = (
+        "status",
+        "total",
+        "currency",
+        "idempotency_key",
+        "request_digest",
+        "created_at",
+        "shipped_at",
+        "shipped_by",
+    )
     inlines = (OrderLineInline, PaymentInline, JobInline)
 
 

@@ -118,7 +118,7 @@ class OrderOut(OutputSerializer):
 
     class Meta:
         model = Order
-        fields = ["id", "status", "total", "currency", "items", "created_at"]
+        fields = ["id", "status", "total", "currency", "items", "created_at", "shipped_at"]
 
 
 class SignupOut(serializers.Serializer):
