@@ -8,9 +8,9 @@ from shop.models import ApiToken, Customer, Order, OrderLine, Payment, Product
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("name", "email", "created_at")
+    list_display = ("name", "email", "phone", "created_at")
     list_select_related = ("user",)
-    search_fields = ("name", "user__email")
+    search_fields = ("name", "user__email", "phone")
     raw_id_fields = ("user",)
     # Written by the avatar job; an edit here would point at files that do not exist.
     readonly_fields = ("avatar_thumbnails", "created_at")

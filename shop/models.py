@@ -2,17 +2,26 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
+# E.164, the form SMS providers take: "+", country code and number, nothing else.
+phone_validator = RegexValidator(
+    r"^\+[1-9]\d{1,14}\Z",
+    "Enter the number in international format, without spaces: +4915112345678.",
+)
+
 
 class Customer(models.Model):
-    """The shop side of a user account: display name and avatar."""
+    """The shop side of a user account: display name, avatar and mobile number."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer"
     )
     name = models.CharField(max_length=150)
+    # Optional: blank means no text messages (the shipping SMS is not sent).
+    phone = models.CharField(max_length=16, blank=True, validators=[phone_validator])
     avatar = models.ImageField(upload_to="avatars/", blank=True)
     # {"64": "avatars/thumbs/…", "256": "…"}: written by the avatar job, one set per upload.
     avatar_thumbnails = models.JSONField(default=dict, blank=True)

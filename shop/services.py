@@ -52,10 +52,13 @@ class PlaceOrderResult:
     replayed: bool = False
 
 
-def sign_up(*, email: str, name: str, password: str, avatar: File | None = None) -> SignUpResult:
+def sign_up(
+    *, email: str, name: str, password: str, phone: str = "", avatar: File | None = None
+) -> SignUpResult:
     """Create the user, its customer profile and API token, and record the signup's jobs.
 
-    `avatar` is an image that shop.avatars.clean_avatar checked and re-encoded.
+    `phone` is an E.164 number (shop.models.phone_validator) or blank; `avatar` is an image
+    that shop.avatars.clean_avatar checked and re-encoded.
     """
     # Hash before the transaction: ~0.1 s of Argon2 must not hold the database's write lock.
     password_hash = make_password(password)
@@ -63,7 +66,7 @@ def sign_up(*, email: str, name: str, password: str, avatar: File | None = None)
     try:
         with transaction.atomic():
             customer, token = create_customer(
-                email=email, name=name, password_hash=password_hash, avatar=avatar
+                email=email, name=name, password_hash=password_hash, phone=phone, avatar=avatar
             )
             jobs = enqueue_all(signup_jobs(customer))
     except BaseException as exc:
@@ -78,7 +81,7 @@ def sign_up(*, email: str, name: str, password: str, avatar: File | None = None)
 
 
 def create_customer(
-    *, email: str, name: str, password_hash: str, avatar: File | None = None
+    *, email: str, name: str, password_hash: str, phone: str = "", avatar: File | None = None
 ) -> tuple[Customer, str]:
     """The signup's own rows (user, customer, avatar file, API token), in the caller's
     transaction; returns the customer and its token. `sign_up` adds the jobs."""
@@ -87,7 +90,7 @@ def create_customer(
     if User.objects.filter(username=email).exists():
         raise EmailAlreadyRegistered(email)
     user = User.objects.create(username=email, email=email, password=password_hash)
-    customer = Customer.objects.create(user=user, name=name)
+    customer = Customer.objects.create(user=user, name=name, phone=phone)
     if avatar is not None:
         customer.avatar.save(avatar.name, avatar, save=True)
     return customer, issue_token(user)
