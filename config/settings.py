@@ -197,7 +197,7 @@ SANDBOX_SERVICES = {
         "latency_ms": env.int(f"SANDBOX_{service.upper()}_LATENCY_MS", default=0),
         "failure_rate": env.float(f"SANDBOX_{service.upper()}_FAILURE_RATE", default=0.0),
     }
-    for service in ("crm", "payments", "analytics", "smtp", "webhooks")
+    for service in ("crm", "payments", "analytics", "sms", "smtp", "webhooks")
 }
 # Bearer token Prometheus sends to /metrics; unset, /metrics answers in debug mode only.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
