@@ -189,6 +189,7 @@ SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default=f"http://127.0.0.1:{WEB_PORT}
 CRM_URL = env("CRM_URL", default=f"{SANDBOX_BASE_URL}/crm")
 PAYMENTS_URL = env("PAYMENTS_URL", default=f"{SANDBOX_BASE_URL}/payments")
 ANALYTICS_URL = env("ANALYTICS_URL", default=f"{SANDBOX_BASE_URL}/analytics")
+SMS_URL = env("SMS_URL", default=f"{SANDBOX_BASE_URL}/sms")
 THIRD_PARTY_TIMEOUT_SECONDS = env.float("THIRD_PARTY_TIMEOUT_SECONDS", default=5.0)
 
 # Starting latency and failure rate of each sandbox; the /sandbox/ page changes them at run time.
