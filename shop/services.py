@@ -252,7 +252,8 @@ def create_order(
 
 
 def ship_order(*, order_id: int, by: AbstractBaseUser) -> ShipOrderResult:
-    """Mark the paid order shipped (by whom, when) and record its shipping SMS.
+    """Mark the paid order shipped (by whom, when); record its shipping SMS and its
+    `order.shipped` webhooks.
 
     Refused with OrderNotShippable unless the order is paid, and so for an order shipped
     already: shipping twice records no second SMS. Order.DoesNotExist if there is no order.
@@ -266,7 +267,10 @@ def ship_order(*, order_id: int, by: AbstractBaseUser) -> ShipOrderResult:
         if not shipped:
             raise OrderNotShippable(order_id=order.pk, status=order.status)
         jobs = enqueue_all(
-            [new_job("jobs.send_shipping_notification", concerning=order, order_id=order.pk)]
+            [
+                new_job("jobs.send_shipping_notification", concerning=order, order_id=order.pk),
+                *order_event_jobs("order.shipped", order=order),
+            ]
         )
     return ShipOrderResult(order=order, jobs=jobs)
 

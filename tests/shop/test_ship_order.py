@@ -11,6 +11,7 @@ from jobs.models import Job
 from shop import emails, reports, services
 from shop.models import Order
 from tests.factories import OrderFactory
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -142,3 +143,20 @@ def test_an_unpaid_order_is_neither_a_sale_nor_reviewed():
     assert reports.sales_rows(this_week()) == []
     assert emails.send_review_reminder(order_id=order.pk) is False
     assert mail.outbox == []
+
+
+def test_shipping_sends_the_order_shipped_webhook_to_the_endpoints_that_want_it(staff):
+    order = OrderFactory(status=Order.Status.PAID)
+    WebhookEndpoint.objects.create(url="https://93.184.216.34/hook", events=["order.shipped"])
+    WebhookEndpoint.objects.create(url="https://93.184.216.35/hook", events=["order.paid"])
+
+    result = services.ship_order(order_id=order.pk, by=staff)
+
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.event == "order.shipped"
+    assert delivery.payload["status"] == "shipped"
+    assert delivery.endpoint.url == "https://93.184.216.34/hook"
+    assert sorted(job.name for job in result.jobs) == [
+        "jobs.deliver_webhook",
+        "jobs.send_shipping_notification",
+    ]
