@@ -189,6 +189,7 @@ SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default=f"http://127.0.0.1:{WEB_PORT}
 CRM_URL = env("CRM_URL", default=f"{SANDBOX_BASE_URL}/crm")
 PAYMENTS_URL = env("PAYMENTS_URL", default=f"{SANDBOX_BASE_URL}/payments")
 ANALYTICS_URL = env("ANALYTICS_URL", default=f"{SANDBOX_BASE_URL}/analytics")
+SMS_URL = env("SMS_URL", default=f"{SANDBOX_BASE_URL}/sms")
 THIRD_PARTY_TIMEOUT_SECONDS = env.float("THIRD_PARTY_TIMEOUT_SECONDS", default=5.0)
 
 # Starting latency and failure rate of each sandbox; the /sandbox/ page changes them at run time.
@@ -197,7 +198,7 @@ SANDBOX_SERVICES = {
         "latency_ms": env.int(f"SANDBOX_{service.upper()}_LATENCY_MS", default=0),
         "failure_rate": env.float(f"SANDBOX_{service.upper()}_FAILURE_RATE", default=0.0),
     }
-    for service in ("crm", "payments", "analytics", "smtp", "webhooks")
+    for service in ("crm", "payments", "analytics", "sms", "smtp", "webhooks")
 }
 # Bearer token Prometheus sends to /metrics; unset, /metrics answers in debug mode only.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
@@ -214,7 +215,7 @@ WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool(
 )
 # The events the shop sends to webhook endpoints (shop/webhook_events.py); staff choose among
 # them when they register an endpoint.
-WEBHOOK_EVENTS = ("order.placed", "order.paid", "order.payment_failed")
+WEBHOOK_EVENTS = ("order.placed", "order.paid", "order.payment_failed", "order.shipped")
 
 # --- Celery -----------------------------------------------------------------------------------
 

@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from sandbox.models import AnalyticsEvent, Charge, CrmRecord, ReceivedRequest, ServiceSwitch
+from sandbox.models import (
+    AnalyticsEvent,
+    Charge,
+    CrmRecord,
+    ReceivedRequest,
+    ServiceSwitch,
+    SmsMessage,
+)
 
 
 @admin.register(ServiceSwitch)
@@ -29,6 +36,12 @@ class ReceivedRequestAdmin(admin.ModelAdmin):
 class ChargeAdmin(admin.ModelAdmin):
     list_display = ("id", "idempotency_key", "amount", "currency", "reference", "created_at")
     search_fields = ("idempotency_key", "reference")
+
+
+@admin.register(SmsMessage)
+class SmsMessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "to", "body", "idempotency_key", "created_at")
+    search_fields = ("to", "idempotency_key")
 
 
 @admin.register(CrmRecord)

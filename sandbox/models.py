@@ -46,6 +46,21 @@ class Charge(models.Model):
         return f"charge {self.pk}: {self.amount} {self.currency} ({self.reference})"
 
 
+class SmsMessage(models.Model):
+    """A text message the sandbox SMS provider sent. The Idempotency-Key never sends twice."""
+
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    to = models.CharField(max_length=16)
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"sms {self.pk} to {self.to}"
+
+
 class CrmRecord(models.Model):
     """A contact or deal in the sandbox CRM, upserted by its natural key."""
 

@@ -11,5 +11,7 @@ urlpatterns = [
     path("crm/contacts/<str:key>", views.upsert_contact, name="crm_contact"),
     path("crm/deals/<str:key>", views.upsert_deal, name="crm_deal"),
     path("analytics/events", views.collect_event, name="analytics_events"),
+    path("sms/", views.sms_outbox, name="sms_outbox"),
+    path("sms/messages", views.send_sms, name="sms_messages"),
     path("webhooks/<slug:inbox>", views.receive_webhook, name="webhooks"),
 ]

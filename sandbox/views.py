@@ -1,10 +1,12 @@
 """The sandbox third parties, served over real HTTP by the web app under /sandbox/.
 
-Payment gateway, CRM and analytics collector each answer like their real counterparts would,
-deduplicate on the same keys, and fail or slow down on demand (sandbox.switches).
+Payment gateway, CRM, analytics collector and SMS provider each answer like their real
+counterparts would, deduplicate on the same keys, and fail or slow down on demand
+(sandbox.switches).
 """
 
 import json
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,12 +26,16 @@ from sandbox.models import (
     CrmRecord,
     ReceivedRequest,
     ReceivedWebhook,
+    SmsMessage,
     WebhookInbox,
 )
 from sandbox.switches import SERVICES, get_switch, set_switch, should_fail
 
 # A charge at or above this amount is declined, so the demo can show a failed payment.
 DECLINE_AMOUNT = Decimal("10000.00")
+# What SMS providers take: an E.164 number, and at most ten 160-character segments.
+E164 = re.compile(r"^\+[1-9]\d{1,14}\Z")
+SMS_MAX_LENGTH = 1600
 
 
 def _body(request: HttpRequest) -> dict:
@@ -89,6 +95,37 @@ def create_charge(request: HttpRequest) -> JsonResponse:
         "payments",
         status,
         {"id": f"ch_{charge.pk}", "amount": str(charge.amount), "currency": charge.currency},
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def send_sms(request: HttpRequest) -> JsonResponse:
+    """POST {"to", "body"} with an Idempotency-Key: 201 and the message the first time; a
+    repeated key answers 200 with the first message and sends nothing."""
+    if should_fail("sms"):
+        return _unavailable(request, "sms")
+    key = request.headers.get("Idempotency-Key", "")
+    if not 0 < len(key) <= 255:
+        return _answer(request, "sms", 400, {"detail": "Idempotency-Key header is required"})
+    body = _body(request)
+    to, text = body.get("to"), body.get("body")
+    if not isinstance(to, str) or not E164.match(to):
+        return _answer(request, "sms", 400, {"detail": "to must be an E.164 number"})
+    if not isinstance(text, str) or not text.strip() or len(text) > SMS_MAX_LENGTH:
+        return _answer(
+            request, "sms", 400, {"detail": f"body must be 1 to {SMS_MAX_LENGTH} characters"}
+        )
+    try:
+        with transaction.atomic(using=router.db_for_write(SmsMessage)):
+            message = SmsMessage.objects.create(idempotency_key=key, to=to, body=text)
+            status = 201
+    except IntegrityError:
+        # A repeated key: answer with the first message, send nothing.
+        message = SmsMessage.objects.get(idempotency_key=key)
+        status = 200
+    return _answer(
+        request, "sms", status, {"id": f"sms_{message.pk}", "to": message.to, "body": message.body}
     )
 
 
@@ -226,6 +263,7 @@ def control_panel(request: HttpRequest):
             "charges": Charge.objects.count(),
             "crm_records": CrmRecord.objects.count(),
             "events": AnalyticsEvent.objects.count(),
+            "sms": SmsMessage.objects.count(),
             "webhooks": ReceivedWebhook.objects.count(),
         },
     )
@@ -236,4 +274,18 @@ def mailbox_view(request: HttpRequest):
         request,
         "sandbox/mailbox.html",
         {"messages_": mailbox.messages(), "duplicates": mailbox.duplicates_suppressed()},
+    )
+
+
+def sms_outbox(request: HttpRequest):
+    """Every text message the sandbox SMS provider sent, newest first."""
+    return render(
+        request,
+        "sandbox/sms.html",
+        {
+            "sms_messages": SmsMessage.objects.all()[:200],
+            "total": SmsMessage.objects.count(),
+            # Repeated keys answered with the first message (and nothing sent).
+            "repeats": ReceivedRequest.objects.filter(service="sms", status_code=200).count(),
+        },
     )

@@ -87,7 +87,7 @@ def send_order_confirmation(*, order_id: int, job_id: str | None = None) -> bool
 
 def send_review_reminder(*, order_id: int, job_id: str | None = None) -> bool:
     order = _order(order_id)
-    if order.status != Order.Status.PAID:
+    if order.status not in Order.PAID_STATUSES:
         return False  # nothing to review: the order was never paid
     return _send_once(
         key=f"review-reminder:{order_id}",

@@ -9,6 +9,7 @@ from django.core.files import File
 from django.http import QueryDict
 
 from shop.avatars import clean_avatar
+from shop.models import phone_validator
 
 QUANTITY_PREFIX = "quantity_"
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
@@ -24,6 +25,15 @@ class SignupForm(forms.Form):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text=password_validation.password_validators_help_text_html(),
+    )
+    phone = forms.CharField(
+        required=False,
+        max_length=16,
+        validators=[phone_validator],
+        label="Mobile number",
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+        help_text="Optional, for a text message when your order ships. "
+        "International format: +4915112345678.",
     )
     # A plain FileField: clean_avatar does the image checks once, header first, instead of
     # ImageField decoding the whole upload before we have looked at its declared size.

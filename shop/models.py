@@ -2,17 +2,26 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
+# E.164, the form SMS providers take: "+", country code and number, nothing else.
+phone_validator = RegexValidator(
+    r"^\+[1-9]\d{1,14}\Z",
+    "Enter the number in international format, without spaces: +4915112345678.",
+)
+
 
 class Customer(models.Model):
-    """The shop side of a user account: display name and avatar."""
+    """The shop side of a user account: display name, avatar and mobile number."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer"
     )
     name = models.CharField(max_length=150)
+    # Optional: blank means no text messages (the shipping SMS is not sent).
+    phone = models.CharField(max_length=16, blank=True, validators=[phone_validator])
     avatar = models.ImageField(upload_to="avatars/", blank=True)
     # {"64": "avatars/thumbs/…", "256": "…"}: written by the avatar job, one set per upload.
     avatar_thumbnails = models.JSONField(default=dict, blank=True)
@@ -60,6 +69,10 @@ class Order(models.Model):
         PENDING_PAYMENT = "pending_payment", "pending payment"
         PAID = "paid", "paid"
         PAYMENT_FAILED = "payment_failed", "payment failed"
+        SHIPPED = "shipped", "shipped"  # paid, then sent (shop.services.ship_order)
+
+    # Paid, and maybe shipped since: what counts as a sale and can be reviewed.
+    PAID_STATUSES = (Status.PAID, Status.SHIPPED)
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT)
@@ -71,6 +84,15 @@ class Order(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_digest = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set together with the status by shop.services.ship_order, and by nothing else.
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    shipped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     # The background jobs recorded about it (jobs.dispatch.new_job's `concerning`).
     jobs = GenericRelation(
         "jobs.Job", content_type_field="concerning_type", object_id_field="concerning_id"

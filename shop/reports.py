@@ -38,7 +38,9 @@ def sales_rows(week: str) -> list[dict]:
     start, end = _bounds(week)
     lines = (
         OrderLine.objects.filter(
-            order__status=Order.Status.PAID, order__created_at__gte=start, order__created_at__lt=end
+            order__status__in=Order.PAID_STATUSES,
+            order__created_at__gte=start,
+            order__created_at__lt=end,
         )
         .values("product__sku", "product__name", "order__currency")
         .annotate(units=Sum("quantity"), revenue=Sum(F("quantity") * F("unit_price")))

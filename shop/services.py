@@ -1,5 +1,9 @@
 """Writes on the request path. Each service is one transaction: domain rows and the jobs that
-follow from them are committed together, or not at all (docs/architecture.md, "A request")."""
+follow from them are committed together, or not at all (docs/architecture.md, "A request").
+
+A job whose work belongs to no other module (no email, no sync) has its work here, beside
+the service that records it: shipping is `ship_order` and `send_shipping_notification`.
+"""
 
 import hashlib
 import json
@@ -9,6 +13,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import make_password
 from django.core.files import File
 from django.db import IntegrityError, transaction
@@ -16,7 +21,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.dispatch import enqueue_all, new_job
+from jobs.errors import PermanentError
 from jobs.models import Job
+from shop.clients import sms
 from shop.models import Customer, Order, OrderLine, Product
 from shop.tokens import issue_token
 from shop.webhook_events import order_event_jobs
@@ -38,6 +45,18 @@ class IdempotencyKeyReused(Exception):
     """The Idempotency-Key was used before with another request body."""
 
 
+class OrderNotShippable(Exception):
+    """Only a paid order ships, and only once; `status` is what the order is instead."""
+
+    def __init__(self, *, order_id: int, status: str) -> None:
+        self.order_id, self.status = order_id, status
+        if status == Order.Status.SHIPPED:
+            reason = "is shipped already"
+        else:
+            reason = f"is not paid: it is {Order.Status(status).label}"
+        super().__init__(f"Order #{order_id} {reason}.")
+
+
 @dataclass
 class SignUpResult:
     customer: Customer
@@ -52,10 +71,19 @@ class PlaceOrderResult:
     replayed: bool = False
 
 
-def sign_up(*, email: str, name: str, password: str, avatar: File | None = None) -> SignUpResult:
+@dataclass
+class ShipOrderResult:
+    order: Order
+    jobs: list[Job]
+
+
+def sign_up(
+    *, email: str, name: str, password: str, phone: str = "", avatar: File | None = None
+) -> SignUpResult:
     """Create the user, its customer profile and API token, and record the signup's jobs.
 
-    `avatar` is an image that shop.avatars.clean_avatar checked and re-encoded.
+    `phone` is an E.164 number (shop.models.phone_validator) or blank; `avatar` is an image
+    that shop.avatars.clean_avatar checked and re-encoded.
     """
     # Hash before the transaction: ~0.1 s of Argon2 must not hold the database's write lock.
     password_hash = make_password(password)
@@ -63,7 +91,7 @@ def sign_up(*, email: str, name: str, password: str, avatar: File | None = None)
     try:
         with transaction.atomic():
             customer, token = create_customer(
-                email=email, name=name, password_hash=password_hash, avatar=avatar
+                email=email, name=name, password_hash=password_hash, phone=phone, avatar=avatar
             )
             jobs = enqueue_all(signup_jobs(customer))
     except BaseException as exc:
@@ -78,7 +106,7 @@ def sign_up(*, email: str, name: str, password: str, avatar: File | None = None)
 
 
 def create_customer(
-    *, email: str, name: str, password_hash: str, avatar: File | None = None
+    *, email: str, name: str, password_hash: str, phone: str = "", avatar: File | None = None
 ) -> tuple[Customer, str]:
     """The signup's own rows (user, customer, avatar file, API token), in the caller's
     transaction; returns the customer and its token. `sign_up` adds the jobs."""
@@ -87,7 +115,7 @@ def create_customer(
     if User.objects.filter(username=email).exists():
         raise EmailAlreadyRegistered(email)
     user = User.objects.create(username=email, email=email, password=password_hash)
-    customer = Customer.objects.create(user=user, name=name)
+    customer = Customer.objects.create(user=user, name=name, phone=phone)
     if avatar is not None:
         customer.avatar.save(avatar.name, avatar, save=True)
     return customer, issue_token(user)
@@ -221,3 +249,47 @@ def create_order(
     order.total = total
     order.save(update_fields=["total"])
     return order
+
+
+def ship_order(*, order_id: int, by: AbstractBaseUser) -> ShipOrderResult:
+    """Mark the paid order shipped (by whom, when); record its shipping SMS and its
+    `order.shipped` webhooks.
+
+    Refused with OrderNotShippable unless the order is paid, and so for an order shipped
+    already: shipping twice records no second SMS. Order.DoesNotExist if there is no order.
+    """
+    with transaction.atomic():
+        # Conditional: of two staff shipping one order at the same moment, one ships it.
+        shipped = Order.objects.filter(pk=order_id, status=Order.Status.PAID).update(
+            status=Order.Status.SHIPPED, shipped_at=timezone.now(), shipped_by=by
+        )
+        order = Order.objects.get(pk=order_id)
+        if not shipped:
+            raise OrderNotShippable(order_id=order.pk, status=order.status)
+        jobs = enqueue_all(
+            [
+                new_job("jobs.send_shipping_notification", concerning=order, order_id=order.pk),
+                *order_event_jobs("order.shipped", order=order),
+            ]
+        )
+    return ShipOrderResult(order=order, jobs=jobs)
+
+
+def send_shipping_notification(*, order_id: int) -> bool:
+    """The work of the job ship_order records: text the customer that the order shipped.
+
+    Once: the SMS provider sends one message per Idempotency-Key, so a job that runs twice
+    sends one SMS. Returns False, and sends nothing, when the customer gave no mobile number
+    (the phone is optional; that is not an error, and retrying would not change it).
+    """
+    order = Order.objects.select_related("customer").filter(pk=order_id).first()
+    if order is None:
+        raise PermanentError(f"order {order_id} is gone")
+    if not order.customer.phone:
+        return False
+    sms.send_sms(
+        to=order.customer.phone,
+        body=f"Your order #{order.pk} has shipped and is on its way.",
+        idempotency_key=f"order-{order.pk}-shipped-sms",
+    )
+    return True

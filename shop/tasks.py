@@ -11,7 +11,7 @@ from celery import Task
 
 from jobs import dispatch
 from jobs.base import beat_task, job
-from shop import avatars, emails, integrations, reports
+from shop import avatars, emails, integrations, reports, services
 
 # --- emails (SMTP) -----------------------------------------------------------------------------
 
@@ -45,6 +45,12 @@ def track_analytics_event(
 ) -> dict[str, str]:
     integrations.track_event(event_id=event_id, name=name, properties=properties)
     return {"event_id": event_id}
+
+
+# Not `critical`: nothing waits on it; not `bulk`: the customer should get it within a minute.
+@job("jobs.send_shipping_notification", queue="default")
+def send_shipping_notification(*, order_id: int) -> dict[str, bool]:
+    return {"sent": services.send_shipping_notification(order_id=order_id)}
 
 
 # The CRM allows settings.CRM_RATE_LIMIT calls, counted across every worker by its client

@@ -55,6 +55,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 name=form.cleaned_data["name"],
                 password=form.cleaned_data["password"],
+                phone=form.cleaned_data["phone"],
                 avatar=form.cleaned_data["avatar"],
             )
         except services.EmailAlreadyRegistered:

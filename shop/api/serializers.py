@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from jobs.serializers import JobOut
 from shop import avatars
-from shop.models import Customer, Order, OrderLine, Product
+from shop.models import Customer, Order, OrderLine, Product, phone_validator
 
 
 class StrictCharField(serializers.CharField):
@@ -37,6 +37,10 @@ class SignupInput(serializers.Serializer):
     email = serializers.EmailField(max_length=EMAIL_MAX_LENGTH)
     name = StrictCharField(max_length=150)
     password = StrictCharField(write_only=True, max_length=128, trim_whitespace=False)
+    # Optional: without one, no text messages (the shipping SMS).
+    phone = StrictCharField(
+        required=False, allow_blank=True, max_length=16, validators=[phone_validator]
+    )
     avatar = serializers.FileField(required=False, allow_empty_file=False)
 
     def validate_password(self, value: str) -> str:
@@ -87,11 +91,15 @@ class OutputSerializer(serializers.ModelSerializer):
 
 class CustomerOut(OutputSerializer):
     email = serializers.EmailField(source="user.email")
+    phone = serializers.SerializerMethodField()
     avatar_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Customer
-        fields = ["id", "email", "name", "avatar_url"]
+        fields = ["id", "email", "name", "phone", "avatar_url"]
+
+    def get_phone(self, customer: Customer) -> str | None:
+        return customer.phone or None
 
     def get_avatar_url(self, customer: Customer) -> str | None:
         return customer.avatar.url if customer.avatar else None
@@ -118,7 +126,7 @@ class OrderOut(OutputSerializer):
 
     class Meta:
         model = Order
-        fields = ["id", "status", "total", "currency", "items", "created_at"]
+        fields = ["id", "status", "total", "currency", "items", "created_at", "shipped_at"]
 
 
 class SignupOut(serializers.Serializer):

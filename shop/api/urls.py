@@ -10,6 +10,11 @@ urlpatterns = [
     path("orders/<int:order_id>", views.OrderDetailView.as_view(), name="api-order"),
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="api-job"),
     path("health", views.HealthView.as_view(), name="api-health"),
+    # Under /api/ops/ with the operations API (jobs.api_urls, mounted before this file), whose
+    # patterns this one falls through: the shop's act, in the operators' part of the API.
+    path(
+        "ops/orders/<int:order_id>/ship", views.ShipOrderView.as_view(), name="api-ops-ship-order"
+    ),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="api-openapi"),
     # Last: any other /api/ address (including /api/orders/abc) is a JSON 404, not an HTML page.
     # (`^` and not `^.*$`: `.` stops at a newline, and /api/jobs/a%0Ab would get the HTML page.)

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
 from rest_framework.parsers import JSONParser
@@ -12,10 +12,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import health
-from jobs.serializers import BAD_REQUEST, DETAIL, FIELD_ERRORS
+from jobs.api import STAFF_ONLY
+from jobs.operations import operator
+from jobs.serializers import BAD_REQUEST, DETAIL, FIELD_ERRORS, DetailOut
 from shop import selectors, services
 from shop.api import serializers as s
-from shop.models import Customer
+from shop.models import Customer, Order
 
 
 def field_errors(errors: dict, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
@@ -182,6 +184,33 @@ class JobDetailView(APIView):
         if job is None:
             raise Http404
         return Response(s.JobEnvelopeOut({"job": job}).data)
+
+
+# Staff only, beside the operations API (/api/ops/): shipping is an operator's act.
+class ShipOrderView(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.OrderWithJobsOut,
+            404: DETAIL,
+            409: OpenApiResponse(DetailOut, description="Not paid, or shipped already."),
+            **STAFF_ONLY,
+        },
+        summary="Mark a paid order shipped; the customer's SMS is sent in the background.",
+        description="An order ships once, so its customer gets one text message: shipping "
+        "an order that is not paid, or is shipped already, is refused with 409.",
+    )
+    def post(self, request: Request, order_id: int) -> Response:
+        try:
+            result = services.ship_order(order_id=order_id, by=operator(request.user))
+        except Order.DoesNotExist as exc:
+            raise Http404 from exc
+        except services.OrderNotShippable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        order = selectors.order_for_display(result.order.pk)
+        return Response(s.OrderWithJobsOut({"order": order, "jobs": result.jobs}).data)
 
 
 class HealthView(APIView):

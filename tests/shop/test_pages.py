@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from jobs.models import Job
-from shop.models import Order
+from shop.models import Customer, Order
 from tests.factories import CustomerFactory, ProductFactory
 from tests.helpers import png_bytes
 
@@ -127,3 +127,15 @@ def test_the_timeline_says_when_everything_is_final(client, shopper):
     Order.objects.update(status=Order.Status.PAID)
     Job.objects.exclude(state=Job.State.SCHEDULED).update(state=Job.State.SUCCEEDED)
     assert b'data-final="true"' in client.get(f"/orders/{order.pk}/timeline").content
+
+
+def test_the_signup_page_takes_an_optional_mobile_number(client):
+    fields = {"email": "kim@example.com", "name": "Kim", "password": "a-fine-long-password"}
+
+    refused = client.post("/signup", {**fields, "phone": "0151 1234"})
+    taken = client.post("/signup", {**fields, "phone": "+4915112345678"})
+
+    assert refused.status_code == 400
+    assert list(refused.context["form"].errors) == ["phone"]
+    assert taken.status_code == 302
+    assert Customer.objects.get().phone == "+4915112345678"

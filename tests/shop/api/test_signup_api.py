@@ -181,3 +181,28 @@ def test_a_body_far_over_the_limit_is_refused_unread_with_413(api_client, client
     assert api.status_code == page.status_code == 413
     assert api.json()["errors"]["avatar"]
     assert nothing_written()
+
+
+def test_a_mobile_number_is_optional_and_shown_when_given(api_client):
+    with_phone = api_client.post("/api/signup", {**VALID, "phone": "+4915112345678"}, format="json")
+    without = api_client.post("/api/signup", {**VALID, "email": "ada@example.com"}, format="json")
+    blank = api_client.post(
+        "/api/signup", {**VALID, "email": "lin@example.com", "phone": ""}, format="json"
+    )
+
+    assert (with_phone.status_code, without.status_code, blank.status_code) == (201, 201, 201)
+    assert with_phone.json()["customer"]["phone"] == "+4915112345678"
+    assert without.json()["customer"]["phone"] is None
+    assert blank.json()["customer"]["phone"] is None
+    assert Customer.objects.get(user__email="grace@example.com").phone == "+4915112345678"
+
+
+@pytest.mark.parametrize(
+    "phone", ["015112345678", "+49 151 12345678", "+0123456", "+4915112345678901", 4915112345678]
+)
+def test_a_mobile_number_not_in_international_format_is_refused(api_client, phone):
+    response = api_client.post("/api/signup", {**VALID, "phone": phone}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["phone"]
+    assert nothing_written()
