@@ -50,10 +50,12 @@ class OrderNotShippable(Exception):
 
     def __init__(self, *, order_id: int, status: str) -> None:
         self.order_id, self.status = order_id, status
-        if status == Order.Status.SHIPPED:
-            reason = "is shipped already"
-        else:
-            reason = f"is not paid: it is {Order.Status(status).label}"
+        reasons = {
+            Order.Status.SHIPPED: "is shipped already",
+            Order.Status.PENDING_PAYMENT: "is not paid yet",
+            Order.Status.PAYMENT_FAILED: "is not paid: its payment failed",
+        }
+        reason = reasons.get(status, f"is not paid ({status})")
         super().__init__(f"Order #{order_id} {reason}.")
 
 

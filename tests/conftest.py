@@ -13,6 +13,14 @@ from rest_framework.test import APIClient
 from config.celery import app as celery_app
 from sandbox import mailbox as sandbox_mailbox
 from sandbox.mailbox import MaildirHandler
+from webhooks import services as webhook_services
+
+
+@pytest.fixture(autouse=True)
+def _fresh_webhook_endpoints() -> None:
+    """Each process keeps the active webhook endpoints for a few seconds; a test's database is
+    emptied between tests without the signals that would tell it."""
+    webhook_services.forget_cached_endpoints()
 
 
 @pytest.fixture

@@ -93,10 +93,16 @@ def active_endpoints() -> list[WebhookEndpoint]:
     return endpoints
 
 
-@receiver([post_save, post_delete], sender=WebhookEndpoint)
-def _endpoints_changed(**kwargs) -> None:
+def forget_cached_endpoints() -> None:
+    """Read the endpoints afresh next time (a change in this process, or a test that emptied
+    the table without the signals)."""
     global _endpoints
     _endpoints = (0.0, [])
+
+
+@receiver([post_save, post_delete], sender=WebhookEndpoint)
+def _endpoints_changed(**kwargs: object) -> None:
+    forget_cached_endpoints()
 
 
 def event_jobs(

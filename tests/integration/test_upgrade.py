@@ -21,7 +21,13 @@ from tests.factories import UserFactory
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 MESSAGE = Path(__file__).parent / "previous_release" / "welcome_email_message.json"
-BEFORE = [("jobs", "0005_job_epoch"), ("webhooks", "0001_initial")]
+# The last migration of each app in the previous release.
+BEFORE = [
+    ("jobs", "0005_job_epoch"),
+    ("shop", "0001_initial"),
+    ("webhooks", "0001_initial"),
+    ("sandbox", "0002_webhookinbox_receivedwebhook"),
+]
 
 pytestmark = pytest.mark.integration
 
