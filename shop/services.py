@@ -50,7 +50,7 @@ class OrderNotShippable(Exception):
 
     def __init__(self, *, order_id: int, status: str) -> None:
         self.order_id, self.status = order_id, status
-        reasons = {
+        reasons: dict[str, str] = {
             Order.Status.SHIPPED: "is shipped already",
             Order.Status.PENDING_PAYMENT: "is not paid yet",
             Order.Status.PAYMENT_FAILED: "is not paid: its payment failed",
