@@ -1,8 +1,11 @@
 # One image for every process of the stack: web (gunicorn), workers, beat, Flower.
 FROM python:3.11-slim-bookworm
 
+# REMAP_SIGTERM: a worker's SIGTERM (a deploy, `docker stop`) is Celery's soft shutdown, after
+# which its running jobs are handed back at once (jobs/shutdown.py). Only workers read it.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    REMAP_SIGTERM=SIGQUIT \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/venv \
     PATH="/opt/venv/bin:$PATH"

@@ -156,6 +156,12 @@ def table(results: dict) -> str:
             f"{name} {e['seen']}/{e['expected']}" for name, e in spike["effects"].items()
         )
         out(f"     effects at the third parties: {effects}")
+        if "messages" in spike:  # results from before the count was kept have none
+            sent = spike["messages"]
+            out(
+                f"     broker messages: {sent['sent']:,} sent for {sent['jobs_published']:,} "
+                "published jobs (more would be the relay publishing again)"
+            )
 
     footprint = results.get("footprint")
     if footprint:

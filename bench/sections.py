@@ -557,7 +557,7 @@ def account(orders, bench: Bench) -> dict:
     """Every job of these orders finished (or is a counted dead letter), and every effect
     they owe is at its third party: what is missing is lost."""
     from django.contrib.contenttypes.models import ContentType
-    from django.db.models import CharField
+    from django.db.models import CharField, Sum
     from django.db.models.functions import Cast
 
     from jobs.models import DeadLetter, Job
@@ -585,6 +585,10 @@ def account(orders, bench: Bench) -> dict:
         "confirmation emails": (paid, len(mailbox.messages(bench.workdir / "mailbox"))),
     }
     unfinished = jobs["queued"] + jobs["running"] + jobs["retrying"]
+    # Messages sent for the published jobs, against their count: more means the relay
+    # published again (during a backlog it should not: jobs.relay).
+    published = Job.objects.exclude(publishes=0)
+    messages = published.aggregate(sent=Sum("publishes"))["sent"] or 0
     missing_jobs = max(0, expected_jobs - sum(jobs.values()))
     missing_effects = sum(max(0, want - got) for want, got in effects.values())
     return {
@@ -593,6 +597,7 @@ def account(orders, bench: Bench) -> dict:
         "jobs": jobs,
         "jobs_expected": expected_jobs,
         "dead_letters": DeadLetter.objects.count(),
+        "messages": {"jobs_published": published.count(), "sent": messages},
         "effects": {name: {"expected": want, "seen": got} for name, (want, got) in effects.items()},
         # A dead job is accounted for (a dead letter says why); a job that never finished, was
         # never recorded, or whose effect never arrived is lost.

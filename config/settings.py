@@ -177,7 +177,7 @@ DEMO_STAFF_PASSWORD = env("DEMO_STAFF_PASSWORD", default="demo-staff-password")
 # Defaults to the sandbox SMTP server (`manage.py mail_sandbox`); compose points it at Mailpit.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="smtp://127.0.0.1:2525")
 vars().update(EMAIL_CONFIG)
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=5)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="shop <shop@example.com>")
 EMAIL_MESSAGE_ID_DOMAIN = env("EMAIL_MESSAGE_ID_DOMAIN", default="shop.example.com")
 
@@ -277,17 +277,22 @@ CELERY_TASK_TIME_LIMIT = env.int("JOBS_TIME_LIMIT", default=90)
 JOBS_RETRY_BACKOFF_SECONDS = env.int("JOBS_RETRY_BACKOFF_SECONDS", default=2)
 JOBS_RETRY_BACKOFF_MAX_SECONDS = env.int("JOBS_RETRY_BACKOFF_MAX_SECONDS", default=300)
 JOBS_MAX_RETRIES = env.int("JOBS_MAX_RETRIES", default=5)
-# A run holds its job for this long (its lease); a second delivery meanwhile waits instead of
-# running beside it. Longer than the hard time limit, so a live run never outlasts its lease.
-JOBS_LEASE_SECONDS = env.int("JOBS_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT + 10)
+# A run holds its job for a lease that its process renews every JOBS_HEARTBEAT_SECONDS for
+# another JOBS_LEASE_SECONDS (jobs.heartbeat): a second delivery meanwhile is dropped, and once
+# the process dies the lease runs out within JOBS_LEASE_SECONDS and the relay gives the job to
+# another worker. Several heartbeats long, so that a busy process never loses a live lease.
+JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=5.0)
+JOBS_LEASE_SECONDS = env.float("JOBS_LEASE_SECONDS", default=20.0)
 # A job whose worker died under it this many times goes to the dead letters, not round again.
 JOBS_MAX_LOST_RUNS = env.int("JOBS_MAX_LOST_RUNS", default=3)
 
-# Redis redelivers a message that was taken and not acknowledged after the visibility timeout.
-# It must exceed the longest countdown a worker holds (backoff cap, busy-wait of a lease) and
-# the longest run, or a job runs twice (celery/celery#2481); jobs.checks warns when it doesn't.
-# Long delays (the review reminder) are kept in the database, never as broker countdowns.
-BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=600)
+# Redis puts a message that was taken and not acknowledged back on its queue after the
+# visibility timeout. It is the broker's last resort, not how this app recovers: a dead run
+# is found by its lease, a lost message by the relay, and no worker holds a retry or a delay
+# as a countdown (they wait in the ledger). Longer than the hard time limit, so that the
+# message of a job that is still running is not handed out a second time (harmless, as the
+# claim drops it, but wasted); jobs.checks says so when it isn't.
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env.int("BROKER_VISIBILITY_TIMEOUT_SECONDS", default=300)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS,
     # Look for timed-out messages every N seconds (kombu's default sweep is ~100 s).
@@ -311,10 +316,11 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", defaul
 JOBS_BROKER_DOWN_PAUSE_SECONDS = env.float("JOBS_BROKER_DOWN_PAUSE_SECONDS", default=5.0)
 # How often a worker's threads may take the interpreter lock from one another (config.celery).
 WORKER_SWITCH_INTERVAL_SECONDS = env.float("WORKER_SWITCH_INTERVAL_SECONDS", default=0.0005)
-# On SIGTERM (a deploy), finish running jobs for this long, then hand unfinished ones back to
-# the broker at once instead of leaving them for the visibility timeout.
+# On SIGTERM (a deploy; REMAP_SIGTERM=SIGQUIT in the worker's environment makes it Celery's
+# soft shutdown), finish running jobs for this long, then hand unfinished ones back at once
+# (jobs.shutdown). Every call a job makes is bounded below it (THIRD_PARTY_TIMEOUT_SECONDS,
+# EMAIL_TIMEOUT; jobs.checks). An idle worker stops at once: it holds no countdowns.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", default=10.0)
-CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 
 # Beat's schedules live in the database (django-celery-beat), seeded from this by `manage.py
 # seed_schedules` (jobs/schedules.py) and editable in the admin. Due reminders are jobs in the
@@ -341,9 +347,11 @@ JOBS_RETENTION_DAYS = env.int("JOBS_RETENTION_DAYS", default=30)
 # they are this old, and looks every JOBS_RELAY_INTERVAL_SECONDS.
 JOBS_RELAY_AFTER_SECONDS = env.float("JOBS_RELAY_AFTER_SECONDS", default=2.0)
 JOBS_RELAY_INTERVAL_SECONDS = env.float("JOBS_RELAY_INTERVAL_SECONDS", default=1.0)
-# A published job that has not started after this long is published again, in case its
-# message was lost (a broker restart without its append-only file). Repeats are harmless.
-JOBS_REPUBLISH_AFTER_SECONDS = env.int("JOBS_REPUBLISH_AFTER_SECONDS", default=900)
+# A job published this long ago and not started, while its queue is empty, lost its message
+# (taken by a worker that died before starting it, or gone with a broker that restarted
+# empty): the relay publishes it again. A queue with messages waiting is a backlog: nothing
+# of it is published again.
+JOBS_STALLED_AFTER_SECONDS = env.float("JOBS_STALLED_AFTER_SECONDS", default=15.0)
 
 # --- API --------------------------------------------------------------------------------------
 

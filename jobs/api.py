@@ -29,6 +29,11 @@ class StatsOut(serializers.Serializer[Any]):
     finished_last_minute = serializers.IntegerField()
     failed_last_minute = serializers.IntegerField()
     workers = serializers.IntegerField()
+    stalled = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Jobs waiting to be taken up again, by why: worker_lost, message_lost, "
+        "handed_back.",
+    )
 
 
 class DeadLetterOut(serializers.ModelSerializer[DeadLetter]):

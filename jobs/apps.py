@@ -7,7 +7,8 @@ class JobsConfig(AppConfig):
     verbose_name = "Background jobs"
 
     def ready(self) -> None:
-        from jobs import checks, connections, log_context  # noqa: F401 - checks and signals
+        # Their system checks and signal receivers register themselves on import.
+        from jobs import checks, connections, heartbeat, log_context, shutdown  # noqa: F401
 
         # Jobs are recorded by name (jobs.dispatch): every process that records one must know
         # the tasks declared under those names, not only the workers, where Celery's own

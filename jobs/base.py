@@ -13,9 +13,12 @@ A task may say what is transient for it (`autoretry_for`) and, if it must, its o
   drawn from the upper half of its exponential step, so delays never shrink from one attempt
   to the next, and a third party's Retry-After is honoured;
 - each delivery claims its job in the ledger first (jobs.ledger): a job that already finished
-  is not run again, a job another run holds is looked at again when that run's lease ends,
-  and a job whose workers keep dying is given up;
-- every start, retry, success and failure is written to the job's ledger row;
+  is not run again, a delivery of a job another run holds is dropped (the run's lease, renewed
+  by jobs.heartbeat, tells whether it lives), and a job whose workers keep dying is given up;
+- every start, retry, success and failure is written to the job's ledger row; a retry is due
+  from the ledger (the relay publishes it when it falls due), never a countdown that a
+  worker holds and a crash or a broker restart would lose;
+- a worker that stops for a deploy hands its running jobs back (jobs.shutdown);
 - a permanent error, or a spent budget, moves the job to `dead` and records a dead letter
   through the `dead_letter` queue (jobs.tasks.record_dead_letter).
 """
@@ -29,12 +32,12 @@ from typing import Any, cast
 from billiard.einfo import ExceptionInfo
 from celery import Task, shared_task
 from celery.app.task import Context
-from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from jobs import dispatch, ledger
+from jobs import dispatch, heartbeat, ledger, shutdown
 from jobs.errors import TransientError
 from jobs.models import Job
 
@@ -78,11 +81,16 @@ class LedgerTask(Task[Any, Any]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         _set_attempt(request, None)
+        if shutdown.handing_back.is_set():
+            # This worker is stopping: the message goes back to the queue, unstarted.
+            raise Reject("the worker is stopping", requeue=True)
+        job_id = str(request.id)
         try:
             claim = ledger.claim(
-                str(request.id),
+                job_id,
                 retries=request.retries,
                 epoch=int(getattr(request, ledger.EPOCH_HEADER, None) or 0),
+                holder=heartbeat.holder_name(str(request.hostname)),
                 lease_seconds=settings.JOBS_LEASE_SECONDS,
                 max_lost_runs=settings.JOBS_MAX_LOST_RUNS,
                 on_give_up=lambda job: self._record_dead_letter(
@@ -94,16 +102,22 @@ class LedgerTask(Task[Any, Any]):
             self._deliver_again(after_seconds=DATABASE_DOWN_RECHECK_SECONDS)
             raise Ignore("database unavailable, delivered again later") from exc
 
-        if claim.outcome is ledger.Outcome.RUN:
-            _set_attempt(request, claim.attempt)
+        if claim.outcome is not ledger.Outcome.RUN:
+            # Finished, stale, or held by a live run (never run beside it: if that run dies,
+            # its lease runs out and the relay publishes the job again). Ignore, not a return
+            # value: a skipped delivery must store no result under the job's id; Celery 5.7
+            # reads a stored SUCCESS as "this task is done" and would not put the message back
+            # if the worker running the job's real run died.
+            raise Ignore(f"delivery skipped: {claim.outcome.value}")
+        _set_attempt(request, claim.attempt)
+        heartbeat.hold(job_id, attempt=claim.attempt, node=str(request.hostname))
+        try:
             return super().__call__(*args, **kwargs)
-        if claim.outcome is ledger.Outcome.BUSY:
-            # Never beside the run that holds the job: look again when its lease ends.
-            self._deliver_again(after_seconds=claim.busy_for_seconds + 1)
-        # Ignore, not a return value: a skipped delivery must store no result under the job's
-        # id. Celery 5.7 reads a stored SUCCESS as "this task is done" and would not put the
-        # message back if the worker running the job's real run died.
-        raise Ignore(f"delivery skipped: {claim.outcome.value}")
+        except shutdown.HandedBack:
+            ledger.hand_back(job_id, attempt=claim.attempt)
+            raise Reject("handed back by a stopping worker", requeue=True) from None
+        finally:
+            heartbeat.release(job_id)
 
     def _deliver_again(self, *, after_seconds: float) -> None:
         """Publish this same message (same id, retry count, headers) to be looked at later."""
@@ -135,9 +149,11 @@ class LedgerTask(Task[Any, Any]):
             countdown = max(countdown or 0, min(retry_after, self.retry_backoff_max))
         budget = self.max_retries if max_retries is None else max_retries
         attempt = _attempt(self.request)
-        if attempt is not None and (budget is None or self.request.retries < budget):
-            # Record the retry before its message exists: if this run no longer holds the job
-            # (its lease ran out and another run took over), it must not schedule another.
+        within_budget = budget is None or self.request.retries < budget
+        if attempt is not None and within_budget and not self.request.is_eager:
+            # The retry is due from the ledger: the relay publishes it then, one retry further
+            # than this run's message. If this run no longer holds the job (its lease ran out
+            # and another run took over), it schedules nothing.
             when = eta or timezone.now() + timedelta(seconds=countdown or 0)
             try:
                 held = ledger.mark_retrying(
@@ -147,10 +163,15 @@ class LedgerTask(Task[Any, Any]):
                     next_attempt_at=when,
                 )
             except DatabaseError:
+                # The ledger cannot say it: send the retry as Celery would, a countdown the
+                # worker holds; the next claim sorts out whatever the ledger missed.
                 logger.exception("could not record the retry of job %s", self.request.id)
-                held = True  # can't tell: send it; the next claim sorts it out
-            if not held:
-                raise Ignore("another run holds this job now; no retry from this one")
+            else:
+                if not held:
+                    raise Ignore("another run holds this job now; no retry from this one")
+                raise Retry(exc=exc, when=when)
+        # Over budget (Celery raises the error: the job goes dead), run in this process (the
+        # benchmarks' synchronous way: Celery runs it again at once), or the ledger away.
         return super().retry(
             args=args,
             kwargs=kwargs,

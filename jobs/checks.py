@@ -1,5 +1,5 @@
-"""System checks: every job's queue is one the workers take, and the settings that keep
-Redis from running a job twice agree with one another."""
+"""System checks: every job's queue is one the workers take, and the clocks of leases,
+heartbeats, shutdown and the broker agree with one another."""
 
 from typing import Any
 
@@ -37,34 +37,35 @@ def job_queues(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
 
 
 @register()
-def broker_timeouts(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
-    visibility = settings.BROKER_VISIBILITY_TIMEOUT_SECONDS
+def recovery_clocks(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """The clocks of leases, heartbeats, shutdown and the broker agree with one another."""
     warnings: list[CheckMessage] = []
-    # A worker holds a retry's message, unacknowledged, for its whole countdown.
-    if visibility <= settings.JOBS_RETRY_BACKOFF_MAX_SECONDS:
+    if settings.JOBS_LEASE_SECONDS < 3 * settings.JOBS_HEARTBEAT_SECONDS:
         warnings.append(
             Warning(
-                "The longest retry backoff is not below the broker's visibility timeout.",
-                hint="Redis would deliver the waiting retry a second time (celery#2481). "
-                "Lower JOBS_RETRY_BACKOFF_MAX_SECONDS or raise BROKER_VISIBILITY_TIMEOUT_SECONDS.",
+                "A job's lease is shorter than three heartbeats.",
+                hint="A busy worker could miss a renewal and lose a live job to another "
+                "worker. Raise JOBS_LEASE_SECONDS or lower JOBS_HEARTBEAT_SECONDS.",
                 id="jobs.W001",
             )
         )
-    if visibility <= settings.JOBS_LEASE_SECONDS:
+    if settings.BROKER_VISIBILITY_TIMEOUT_SECONDS <= settings.CELERY_TASK_TIME_LIMIT:
         warnings.append(
             Warning(
-                "A job's lease (its longest run) is not below the broker's visibility timeout.",
-                hint="Redis would deliver a running job again while it runs. "
-                "Raise BROKER_VISIBILITY_TIMEOUT_SECONDS.",
+                "The broker's visibility timeout is not longer than a job's hard time limit.",
+                hint="Redis would hand out the message of a job that still runs (the claim drops "
+                "it, but each such delivery is wasted). Raise BROKER_VISIBILITY_TIMEOUT_SECONDS.",
                 id="jobs.W002",
             )
         )
-    if settings.JOBS_LEASE_SECONDS <= settings.CELERY_TASK_TIME_LIMIT:
+    longest_call = max(settings.THIRD_PARTY_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT)
+    if longest_call >= settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT:
         warnings.append(
             Warning(
-                "A job's lease is not longer than its hard time limit.",
-                hint="A second delivery could start while the first still runs. "
-                "Raise JOBS_LEASE_SECONDS above JOBS_TIME_LIMIT.",
+                "A third-party or SMTP call may outlast the workers' soft shutdown.",
+                hint="A job on a thread hands itself back between calls only (jobs.shutdown): "
+                "keep THIRD_PARTY_TIMEOUT_SECONDS and EMAIL_TIMEOUT below "
+                "WORKER_SOFT_SHUTDOWN_TIMEOUT, or a deploy waits for the call.",
                 id="jobs.W003",
             )
         )

@@ -9,16 +9,21 @@ call services that record other jobs without an import cycle. The name must be t
 task declared on jobs.base.LedgerTask; its decorator says which queue it goes to.
 
 A job is recorded as a ledger row in the caller's transaction; its message is published only
-when that transaction commits (`transaction.on_commit`), so a rolled-back request publishes
-nothing. `enqueue_all` records several jobs with one INSERT and publishes them with one round
-trip to the broker (kombu's publish batch, a Redis pipeline): that is what keeps recording five
-jobs cheap on the request path (bench/, "Request latency"). If the broker is down at that
-moment, or the process dies between commit and publish, the rows stay unpublished and the
-relay (jobs.relay, run by `manage.py relay_outbox` and by beat) publishes them. Nothing else
-in the code base calls `.delay()` or `.apply_async()` for a ledger job.
+once that transaction commits (`transaction.on_commit`), so a rolled-back request publishes
+nothing. `enqueue_all` records several jobs with one INSERT; the process's publisher sends
+them from a thread of its own, batched with other requests' jobs in one round trip to the
+broker (kombu's publish batch, a Redis pipeline), so the request never waits for the broker.
+If the broker is down, or the process dies before the publisher sends them, the rows stay
+unpublished and the relay (jobs.relay, run by `manage.py relay_outbox` and by beat)
+publishes them. Nothing else in the code base calls `.delay()` or `.apply_async()` for a
+ledger job.
 """
 
+import atexit
 import logging
+import os
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +34,8 @@ from typing import Any
 
 from celery import Task, current_app
 from django.conf import settings
-from django.db import models, transaction
+from django.db import DatabaseError, close_old_connections, models, transaction
+from django.db.models import F
 from django.utils import timezone
 from kombu import Producer
 
@@ -40,8 +46,9 @@ logger = logging.getLogger(__name__)
 
 
 class _BrokerPause:
-    """After a failed publish, don't try again for a few seconds: every request during an
-    outage would otherwise wait for its own connection timeout. The jobs wait in the ledger."""
+    """After a failed publish, the publisher does not try again for a few seconds: during an
+    outage it would otherwise spend every batch on a connection timeout. The jobs wait in the
+    ledger, for the relay."""
 
     resume_at = 0.0
 
@@ -109,14 +116,72 @@ def new_job(
 
 
 def enqueue_all(jobs: list[Job]) -> list[Job]:
-    """Record the jobs in the caller's transaction with one INSERT; publish those due now
-    together when it commits."""
+    """Record the jobs in the caller's transaction with one INSERT; once it commits, hand
+    those due now to this process's publisher, which sends them off the caller's thread."""
     Job.objects.bulk_create(jobs)
     due_now = [job for job in jobs if job.eta is None]
     if due_now:
-        after_commit = run_here if _run_in_process.get() else publish_all
+        after_commit = run_here if _run_in_process.get() else publisher.submit
         transaction.on_commit(partial(after_commit, due_now), robust=True)
     return jobs
+
+
+class _Publisher:
+    """Sends committed jobs from a thread of its own, in batches across requests.
+
+    A request never waits for the broker, slow or away: it commits and answers, and a busy
+    web process sends one batch for many requests. A process that exits waits a moment for
+    what it handed over (`flush`, at exit); jobs not sent when a process dies are in the
+    ledger, unpublished, and the relay publishes them.
+    """
+
+    BATCH = 500
+    FLUSH_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._pending: queue.SimpleQueue[list[Job]] = queue.SimpleQueue()
+        self._pid: int | None = None
+        self._unsent = 0  # jobs handed over and not yet sent (or given up on)
+        self._lock = threading.Condition()
+
+    def submit(self, jobs: list[Job]) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # the first job of this process (or of a fork)
+                self._pid, self._unsent = os.getpid(), 0
+                self._pending = queue.SimpleQueue()
+                threading.Thread(target=self._run, name="job-publisher", daemon=True).start()
+                atexit.register(self.flush)
+            self._unsent += len(jobs)
+            self._pending.put(jobs)
+
+    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Wait until everything handed over was sent (or left to the relay); False if it
+        took longer than `timeout`."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._unsent == 0, timeout=timeout)
+
+    def _run(self) -> None:
+        pending = self._pending
+        while True:
+            batch = pending.get()
+            while len(batch) < self.BATCH:
+                try:
+                    batch = batch + pending.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                publish_all(batch)
+            except DatabaseError:
+                # Sent, but not marked: the relay sends them again, which is harmless.
+                logger.exception("could not mark %d published job(s)", len(batch))
+            finally:
+                close_old_connections()
+                with self._lock:
+                    self._unsent -= len(batch)
+                    self._lock.notify_all()
+
+
+publisher = _Publisher()
 
 
 def enqueue(
@@ -168,12 +233,23 @@ def publish(job: Job, *, retries: int = 0, force: bool = False) -> bool:
 def publish_all(jobs: list[Job], *, retries: int = 0, force: bool = False) -> int:
     """Send the jobs' messages in one round trip; how many the broker took (all or none).
 
+    Rows not stamped yet are stamped published first, so that the relay does not take them
+    for stranded while their messages are on the way; if the broker refuses them, the stamp
+    is taken back and the relay publishes them later. (A process that dies between the stamp
+    and the send leaves a row that says published and a message that never was: the relay
+    finds it as a lost message, jobs.relay.)
+
     Safe to repeat: each message carries its job's id as task id and the retry count it is
     for, and a worker runs a job only if its ledger row says this message is the current one
     (jobs.ledger.claim).
     """
     if broker_pause.active() and not force:
         return 0
+    ids = [job.pk for job in jobs]
+    stamped_at = timezone.now()
+    Job.objects.filter(pk__in=ids, published_at__isnull=True).update(
+        published_at=stamped_at, publishes=F("publishes") + 1
+    )
     try:
         with current_app.producer_or_acquire() as producer:
             # Give up on a broker that is down as soon as send_task would (its retry policy),
@@ -183,9 +259,11 @@ def publish_all(jobs: list[Job], *, retries: int = 0, force: bool = False) -> in
                 for job in jobs:
                     _send(producer, job, retries=retries)
     except Exception:
-        # The rows are committed: the relay will publish them. Log, don't fail the request
-        # that is answering the user right now. (A batch that failed half-way may have
-        # delivered some messages: publishing them again is harmless, see above.)
+        # The rows are committed: the relay will publish them. (A batch that failed half-way
+        # may have delivered some messages: publishing them again is harmless, see above.)
+        Job.objects.filter(pk__in=ids, published_at=stamped_at).update(
+            published_at=None, publishes=F("publishes") - 1
+        )
         broker_pause.start()
         logger.warning(
             "publish of %d job(s) (%s) failed; left to the relay",
@@ -194,9 +272,6 @@ def publish_all(jobs: list[Job], *, retries: int = 0, force: bool = False) -> in
         )
         return 0
     broker_pause.end()
-    Job.objects.filter(pk__in=[job.pk for job in jobs], published_at__isnull=True).update(
-        published_at=timezone.now()
-    )
     return len(jobs)
 
 

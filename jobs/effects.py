@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from jobs.errors import TransientError
 from jobs.models import Effect
+from jobs.shutdown import checkpoint
 
 
 def already_done(key: str) -> bool:
@@ -51,6 +52,7 @@ def _reserve(key: str, *, job_id: str | None) -> bool:
 
 @contextmanager
 def once(key: str, *, job_id: str | None = None) -> Iterator[bool]:
+    checkpoint()  # a safe point: a stopping worker hands the job back before the effect
     if already_done(key) or not _reserve(key, job_id=job_id):
         yield False
         return

@@ -7,6 +7,7 @@ import requests
 from django.conf import settings
 
 from jobs.errors import PermanentError, TransientError
+from jobs.shutdown import checkpoint
 
 _local = threading.local()
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -36,7 +37,9 @@ def call(
     """Send a request; raise TransientError or PermanentError unless it succeeded.
 
     `accept_statuses` are 4xx answers the caller handles itself (a declined card, say).
+    A safe point: a job whose worker is stopping hands itself back here, before the call.
     """
+    checkpoint()
     try:
         response = _session().request(
             method, url, json=json, headers=headers, timeout=settings.THIRD_PARTY_TIMEOUT_SECONDS

@@ -4,14 +4,17 @@ Redis delivers at least once: a message can arrive twice (a redelivery after a w
 after the visibility timeout, a relay that published again, an operator's requeue). The
 ledger turns that into "at most one run at a time, and never again once finished":
 
-- A run *claims* its job with one conditional UPDATE and holds it for a lease (the hard time
-  limit plus a margin). A message is the job's current one if it carries the job's epoch
-  (raised by each requeue) and, for a retry, a higher Celery retry count than the run that
-  scheduled it. Anything else is STALE and dropped.
-- A second delivery of the current message while the lease holds is BUSY: it is set aside
-  and looked at again when the lease ends (it never runs beside the first).
+- A run *claims* its job with one conditional UPDATE and holds it for a lease, which its
+  process renews while it lives (jobs.heartbeat). A message is the job's current one if it
+  carries the job's epoch (raised by each requeue) and, for a retry, a higher Celery retry
+  count than the run that scheduled it. Anything else is STALE and dropped.
+- A second delivery of the current message while the lease holds is BUSY: it is dropped (it
+  never runs beside the first). If that run dies, its lease runs out and the relay publishes
+  the job again (jobs.relay).
 - A delivery after the lease ended means the run that held it died: a *lost run*; the job runs
   again, and after JOBS_MAX_LOST_RUNS lost runs it is given up as dead instead of looping.
+- A run that a stopping worker hands back (jobs.shutdown) is not lost: its job is `queued`
+  again, and the next delivery takes it as a first run would.
 - Each claim gets the job's new attempt number, and every later change of that run is fenced
   by it: a late hook of a run that was taken over cannot overwrite its successor's state.
 """
@@ -44,7 +47,6 @@ class Outcome(enum.Enum):
 class Claim:
     outcome: Outcome
     attempt: int = 0  # with RUN: this run's number, the fence for its later changes
-    busy_for_seconds: float = 0.0
 
 
 def claim(
@@ -52,6 +54,7 @@ def claim(
     *,
     retries: int,
     epoch: int,
+    holder: str,
     lease_seconds: float,
     max_lost_runs: int,
     on_give_up: Callable[[Job], None] = lambda job: None,
@@ -63,7 +66,9 @@ def claim(
     """
     now = timezone.now()
     lease_until = now + timedelta(seconds=lease_seconds)
-    attempt = _take_if_current(job_id, retries=retries, epoch=epoch, now=now, until=lease_until)
+    attempt = _take_if_current(
+        job_id, retries=retries, epoch=epoch, holder=holder, now=now, until=lease_until
+    )
     if attempt is not None:
         return Claim(Outcome.RUN, attempt=attempt)
 
@@ -79,7 +84,7 @@ def claim(
     if job.state != State.RUNNING or job.retries != retries:
         return Claim(Outcome.STALE)
     if job.lease_until and job.lease_until > now:
-        return Claim(Outcome.BUSY, busy_for_seconds=(job.lease_until - now).total_seconds())
+        return Claim(Outcome.BUSY)
 
     # The lease ran out and the job is still running: the run that held it died.
     held_by_the_dead = Job.objects.filter(
@@ -105,7 +110,9 @@ def claim(
         "retries": retries,
         "started_at": now,
         "lease_until": lease_until,
+        "lease_holder": holder,
         "next_attempt_at": None,
+        "stalled_reason": "",
     }
     if held_by_the_dead.update(**run, lost_runs=lost_runs):
         return Claim(Outcome.RUN, attempt=job.attempts + 1)
@@ -113,7 +120,7 @@ def claim(
 
 
 def _take_if_current(
-    job_id: str, *, retries: int, epoch: int, now: datetime, until: datetime
+    job_id: str, *, retries: int, epoch: int, holder: str, now: datetime, until: datetime
 ) -> int | None:
     """Take the job if this message is its current one; its new attempt number, or None.
 
@@ -131,7 +138,7 @@ def _take_if_current(
         cursor.execute(
             f"UPDATE {ops.quote_name(Job._meta.db_table)}"  # noqa: S608 - names, not input
             " SET state = %s, attempts = attempts + 1, retries = %s, started_at = %s,"
-            " lease_until = %s, next_attempt_at = NULL"
+            " lease_until = %s, lease_holder = %s, next_attempt_at = NULL, stalled_reason = ''"
             " WHERE id = %s AND epoch = %s"
             " AND (state = %s OR (state IN (%s, %s) AND retries < %s))"
             " RETURNING attempts",
@@ -140,6 +147,7 @@ def _take_if_current(
                 retries,
                 ops.adapt_datetimefield_value(now),
                 ops.adapt_datetimefield_value(until),
+                holder,
                 Job._meta.pk.get_db_prep_value(job_id, connection),
                 epoch,
                 State.QUEUED,
@@ -159,7 +167,11 @@ def _held(job_id: str, attempt: int) -> QuerySet[Job]:
 def mark_succeeded(job_id: str, *, attempt: int) -> bool:
     return bool(
         _held(job_id, attempt).update(
-            state=State.SUCCEEDED, finished_at=timezone.now(), last_error="", lease_until=None
+            state=State.SUCCEEDED,
+            finished_at=timezone.now(),
+            last_error="",
+            lease_until=None,
+            lease_holder="",
         )
     )
 
@@ -167,8 +179,9 @@ def mark_succeeded(job_id: str, *, attempt: int) -> bool:
 def mark_retrying(
     job_id: str, *, attempt: int, error: str, next_attempt_at: datetime | None
 ) -> bool:
-    """Record a retry before its message is sent; False if this run no longer holds the job
-    (then it must not send one)."""
+    """Record a retry, due at `next_attempt_at`: the relay publishes it then (jobs.relay), so
+    no worker holds a countdown that a crash or a broker restart would lose. False if this run
+    no longer holds the job."""
     now = timezone.now()
     return bool(
         _held(job_id, attempt).update(
@@ -176,6 +189,7 @@ def mark_retrying(
             last_error=error,
             next_attempt_at=next_attempt_at,
             lease_until=None,
+            lease_holder="",
             first_failed_at=Coalesce("first_failed_at", now),
         )
     )
@@ -190,6 +204,27 @@ def mark_dead(job_id: str, *, attempt: int, error: str) -> Job | None:
         finished_at=now,
         next_attempt_at=None,
         lease_until=None,
+        lease_holder="",
         first_failed_at=Coalesce("first_failed_at", now),
     )
     return Job.objects.get(pk=job_id) if moved else None
+
+
+_HANDED_BACK = {
+    "state": State.QUEUED,
+    "lease_until": None,
+    "lease_holder": "",
+    "stalled_reason": Job.Stall.HANDED_BACK,
+}
+
+
+def hand_back(job_id: str, *, attempt: int) -> bool:
+    """This run stops unfinished (its worker is stopping): the job is queued again, for any
+    worker to take as it would a first run; not a lost run. False if the run held nothing."""
+    return bool(_held(job_id, attempt).update(**_HANDED_BACK, published_at=timezone.now()))
+
+
+def hand_back_held_by(*, node: str) -> int:
+    """Hand back every job that the processes of worker `node` hold; how many."""
+    held_here = Job.objects.filter(state=State.RUNNING, lease_holder__startswith=f"{node}:")
+    return held_here.update(**_HANDED_BACK, published_at=timezone.now())

@@ -51,8 +51,18 @@ class JobsCollector(Collector):
             value=stats.dead_letters_open,
         )
         yield GaugeMetricFamily(
-            "shop_jobs_workers_online", "Workers that answered a ping.", value=stats.workers
+            "shop_jobs_workers_online",
+            "Workers whose heartbeat is recent.",
+            value=stats.workers,
         )
+        stalled = GaugeMetricFamily(
+            "shop_jobs_stalled",
+            "Jobs waiting to be taken up again, by why.",
+            labels=["reason"],
+        )
+        for reason, count in stats.stalled.items():
+            stalled.add_metric([reason], count)
+        yield stalled
 
 
 registry = CollectorRegistry(auto_describe=False)

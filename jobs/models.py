@@ -5,11 +5,13 @@ published), the status that pages and the API show, and the audit trail.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.utils import timezone
 
 
 class JobQuerySet(models.QuerySet["Job"]):
@@ -32,6 +34,14 @@ class Job(models.Model):
 
     FINAL_STATES = (State.SUCCEEDED, State.DEAD)
 
+    class Stall(models.TextChoices):
+        """Why a job waits to be taken up again (set when it was found so, cleared when a run
+        takes it): what the pages, the dashboard and the metrics say instead of "running"."""
+
+        WORKER_LOST = "worker_lost", "its worker stopped"
+        MESSAGE_LOST = "message_lost", "its message was lost"
+        HANDED_BACK = "handed_back", "its worker was stopped and handed it back"
+
     # Also the Celery task id, so a publish that is repeated is the same message.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100, db_index=True)
@@ -42,12 +52,20 @@ class Job(models.Model):
     # Celery's retry count of the message that holds the job now: a fence, so that a stale or
     # duplicate message can be told apart from the job's current one (jobs.ledger.claim).
     retries = models.PositiveIntegerField(default=0)
-    # While RUNNING: until when the current run holds the job (hard time limit plus a margin).
+    # While RUNNING: until when the current run holds the job. The run's process renews it
+    # every JOBS_HEARTBEAT_SECONDS (jobs.heartbeat), so it runs out soon after the process dies.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Which process holds the lease ("node:pid"): a stopping worker hands back exactly the
+    # jobs its own processes hold (jobs.shutdown).
+    lease_holder = models.CharField(max_length=200, blank=True)
     # Runs whose worker died under them (found by an expired lease).
     lost_runs = models.PositiveIntegerField(default=0)
     # Raised by an operator's requeue: messages from before it are stale, whatever they carry.
     epoch = models.PositiveIntegerField(default=0)
+    # Messages sent for the job, by the request that recorded it, by retries and by the relay:
+    # more than its runs need means the relay published again (docs/guarantees.md).
+    publishes = models.PositiveIntegerField(default=0)
+    stalled_reason = models.CharField(max_length=20, blank=True, choices=Stall.choices)
     eta = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -82,6 +100,12 @@ class Job(models.Model):
             models.Index(fields=["state", "lease_until"], name="job_state_lease"),
             # The dashboard's "finished in the last minute".
             models.Index(fields=["finished_at"], name="job_finished_at"),
+            # Stalled jobs are few: the dashboard and the metrics count them from this.
+            models.Index(
+                fields=["stalled_reason"],
+                name="job_stalled",
+                condition=~models.Q(stalled_reason=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -90,6 +114,23 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+    @property
+    def stall_note(self) -> str:
+        """Why the job waits to be taken up again, in words for a page; "" if it does not."""
+        now = timezone.now()
+        if self.state == self.State.RUNNING and self.lease_until:
+            if self.lease_until <= now:
+                return "its worker stopped; it is being handed to another worker"
+            heard = self.lease_until - timedelta(seconds=settings.JOBS_LEASE_SECONDS)
+            if heard < now - timedelta(seconds=2 * settings.JOBS_HEARTBEAT_SECONDS):
+                return (
+                    f"its worker has not been heard from since {heard:%H:%M:%S}; "
+                    f"another takes it up at {self.lease_until:%H:%M:%S} if it stays silent"
+                )
+        if self.stalled_reason and self.state in (self.State.QUEUED, self.State.RETRYING):
+            return f"waiting to be taken up again: {self.get_stalled_reason_display()}"
+        return ""
 
 
 class DeadLetter(models.Model):
@@ -157,3 +198,17 @@ class Effect(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker that is alive: each worker's main process writes its row every
+    JOBS_HEARTBEAT_SECONDS (jobs.heartbeat). "Workers online" counts the fresh ones, so that
+    a health check or a scrape never has to ask the workers through the broker."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    pid = models.PositiveIntegerField()
+    queues = models.CharField(max_length=500, blank=True)
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (pid {self.pid}) seen at {self.seen_at:%H:%M:%S}"

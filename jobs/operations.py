@@ -7,9 +7,7 @@ waited, what finished), so they agree with what the order pages and the API show
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -17,9 +15,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
-from kombu.exceptions import ChannelError, OperationalError
 
-from jobs import health
+from jobs import broker, health
 from jobs.dispatch import publish
 from jobs.models import DeadLetter, DeadLetterAction, Job
 
@@ -41,28 +38,14 @@ class Stats:
     finished_last_minute: int
     failed_last_minute: int
     workers: int
-
-
-def queue_depths() -> dict[str, int | None]:
-    """Messages waiting in each queue, as the broker counts them."""
-    depths: dict[str, int | None] = dict.fromkeys(settings.QUEUES)
-    try:
-        with current_app.connection_for_read() as connection:
-            # kombu's Channel: its stubs know only the abstract one.
-            channel: Any = connection.default_channel
-            for queue in settings.QUEUES:
-                try:
-                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
-                except ChannelError:
-                    depths[queue] = 0  # Redis keeps no key for an empty queue
-    except (OperationalError, OSError):
-        pass
-    return depths
+    # Jobs waiting to be taken up again, by why (Job.Stall): a worker that stopped, a lost
+    # message, a worker stopped for a deploy.
+    stalled: dict[str, int]
 
 
 def stats() -> Stats:
     now = timezone.now()
-    depths = queue_depths()
+    depths = broker.queue_depths()
     # Lag: how long the oldest job published to each queue has waited without starting.
     oldest = dict(
         Job.objects.filter(state=State.QUEUED, published_at__isnull=False)
@@ -90,11 +73,27 @@ def stats() -> Stats:
         finished_last_minute=recent.get(State.SUCCEEDED, 0) + recent.get(State.DEAD, 0),
         failed_last_minute=recent.get(State.DEAD, 0),
         workers=health.workers_online(),
+        stalled=stalled_jobs(now),
     )
 
 
+def stalled_jobs(now: datetime) -> dict[str, int]:
+    """How many jobs wait to be taken up again, by reason (both counts read indexes only)."""
+    found = dict(
+        Job.objects.exclude(stalled_reason="")
+        .filter(state__in=[State.QUEUED, State.RETRYING])
+        .values_list("stalled_reason")
+        .annotate(n=Count("pk"))
+    )
+    # Not found by the relay yet: runs whose lease ran out (their process stopped renewing it).
+    lapsed = Job.objects.filter(state=State.RUNNING, lease_until__lt=now).count()
+    found[Job.Stall.WORKER_LOST] = found.get(Job.Stall.WORKER_LOST, 0) + lapsed
+    return {reason: found.get(reason, 0) for reason in Job.Stall.values}
+
+
 def _age(now: datetime, moment: datetime | None) -> float | None:
-    return round((now - moment).total_seconds(), 3) if moment else None
+    # Not below zero: a publisher may stamp a row a moment after `now` was read.
+    return max(0.0, round((now - moment).total_seconds(), 3)) if moment else None
 
 
 class NotOpen(Exception):

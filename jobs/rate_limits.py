@@ -13,6 +13,8 @@ from functools import cache
 from django.conf import settings
 from limits import parse, storage, strategies
 
+from jobs.shutdown import checkpoint
+
 # A thread never waits longer than this in one go; then it asks again.
 LONGEST_NAP_SECONDS = 1.0
 
@@ -29,5 +31,6 @@ def wait_for_turn(service: str, limit: str) -> None:
     item = parse(limit)
     limiter = _limiter()
     while not limiter.hit(item, service):
+        checkpoint()  # a safe point: a stopping worker hands the job back while it waits
         window = limiter.get_window_stats(item, service)
         time.sleep(min(LONGEST_NAP_SECONDS, max(0.01, window.reset_time - time.time())))

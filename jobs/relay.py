@@ -2,16 +2,19 @@
 
 `manage.py relay_outbox` runs `relay` every JOBS_RELAY_INTERVAL_SECONDS, and beat runs it as a
 backstop; beat also runs `publish_due`, which hands scheduled jobs to the workers when their
-due time comes (the review reminder, an hour after its order). Both sweeps claim each row with
+due time comes (the review reminder, an hour after its order). The relay is what makes the
+ledger the recovery clock, not the broker's visibility timeout: docs/guarantees.md says what
+bounds each recovery. Both sweeps claim each row with
 a conditional update before publishing it, so two of them running at once publish it once.
 """
 
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
+from jobs import broker
 from jobs.dispatch import publish
 from jobs.models import Job
 
@@ -33,51 +36,68 @@ def publish_due(*, limit: int = SWEEP_LIMIT) -> int:
 
 
 def relay(*, limit: int = SWEEP_LIMIT) -> int:
-    """Publish what the ledger says should be on the broker and may not be. Returns the count.
+    """Publish what the ledger says should be on the broker and is not. Returns the count.
 
+    - scheduled jobs whose time has come (as `publish_due`);
     - queued jobs committed but never published (broker down, process killed after commit);
-    - queued jobs published long ago and never started (a message lost with the broker);
-    - running jobs whose lease has passed (the run died, or its last ledger write failed);
-    - retrying jobs well past their next attempt (the retry message was lost).
-    Each row is claimed by a conditional update first, so two relays publish it once.
+    - retries that fell due: a retry waits in the ledger, not as a countdown in a worker;
+    - running jobs whose lease ran out: their process died (its heartbeat stopped renewing
+      the lease), or a stopping worker could not hand them back. Published once per lease;
+    - published jobs that nobody started for JOBS_STALLED_AFTER_SECONDS while their queue is
+      empty: their message is gone (taken by a worker that died before starting it, or lost
+      with a broker that restarted empty). A queue with messages waiting is a backlog, not a
+      loss: nothing of it is published again, so a spike is not multiplied.
+    Each row is claimed by a conditional update first, so two relays publish it once; a
+    second copy of a message is harmless anyway (jobs.ledger.claim).
     """
     now = timezone.now()
-    grace = timedelta(seconds=settings.JOBS_RELAY_AFTER_SECONDS)
-    stranded = Q(state=Job.State.QUEUED, published_at__isnull=True, created_at__lte=now - grace)
-    lost = Q(
-        state=Job.State.QUEUED,
-        started_at__isnull=True,
-        published_at__lte=now - timedelta(seconds=settings.JOBS_REPUBLISH_AFTER_SECONDS),
-    )
-    # Rescues are published again only once per lease or visibility period, so a rescue
-    # message that waits behind a backlog is not joined by more copies every round.
-    lease = timedelta(seconds=settings.JOBS_LEASE_SECONDS)
-    visibility = timedelta(seconds=settings.BROKER_VISIBILITY_TIMEOUT_SECONDS)
-    expired = Q(
-        state=Job.State.RUNNING, lease_until__lte=now - grace, published_at__lte=now - lease
-    )
-    overdue = Q(
-        state=Job.State.RETRYING,
-        next_attempt_at__lte=now - visibility,
-        published_at__lte=now - visibility,
-    )
-    published = 0
-    for job in Job.objects.filter(stranded | lost | expired | overdue).order_by("created_at")[
-        :limit
-    ]:
-        if not _claim_for_relay(job, now):
-            continue
-        # A retrying job's next message is one retry further than the run that failed.
-        retries = job.retries + 1 if job.state == Job.State.RETRYING else job.retries
-        if not publish(job, retries=retries, force=True):
-            Job.objects.filter(pk=job.pk).update(published_at=job.published_at)
-            break  # the broker is not answering: try again next round
-        published += 1
+    published = publish_due(limit=limit)
+    grace = now - timedelta(seconds=settings.JOBS_RELAY_AFTER_SECONDS)
+    stalled = now - timedelta(seconds=settings.JOBS_STALLED_AFTER_SECONDS)
+    State = Job.State
+    sweeps: list[tuple[Q, str]] = [
+        (Q(state=State.QUEUED, published_at__isnull=True, created_at__lte=grace), ""),
+        (
+            Q(state=State.RETRYING, next_attempt_at__lte=now)
+            & (Q(published_at__isnull=True) | Q(published_at__lt=F("next_attempt_at"))),
+            "",
+        ),
+        (
+            Q(state=State.RUNNING, lease_until__lte=grace, published_at__lt=F("lease_until")),
+            Job.Stall.WORKER_LOST,
+        ),
+    ]
+    quiet = [queue for queue, depth in broker.queue_depths().items() if depth == 0]
+    if quiet:
+        sweeps.append(
+            (
+                Q(queue__in=quiet, published_at__lte=stalled)
+                & (
+                    Q(state=State.QUEUED)
+                    | Q(state=State.RETRYING, published_at__gte=F("next_attempt_at"))
+                ),
+                Job.Stall.MESSAGE_LOST,
+            )
+        )
+    for due, reason in sweeps:
+        for job in Job.objects.filter(due).order_by("created_at")[:limit]:
+            if not _claim_for_relay(job, now, reason=reason):
+                continue
+            # A retry's message is one retry further than the run that failed.
+            retries = job.retries + 1 if job.state == State.RETRYING else job.retries
+            if not publish(job, retries=retries, force=True):
+                Job.objects.filter(pk=job.pk).update(
+                    published_at=job.published_at, publishes=F("publishes") - 1
+                )
+                return published  # the broker is not answering: try again next round
+            published += 1
     return published
 
 
-def _claim_for_relay(job: Job, now: datetime) -> bool:
-    """Stamp the row as published now, if nobody else has touched it since we read it."""
+def _claim_for_relay(job: Job, now: datetime, *, reason: str) -> bool:
+    """Stamp the row as published now (and why, if it was found stalled), if nobody else has
+    touched it since we read it."""
+    stall = {"stalled_reason": reason} if reason else {}
     return bool(
         Job.objects.filter(
             pk=job.pk,
@@ -85,5 +105,5 @@ def _claim_for_relay(job: Job, now: datetime) -> bool:
             published_at=job.published_at,
             retries=job.retries,
             lease_until=job.lease_until,
-        ).update(published_at=now)
+        ).update(published_at=now, publishes=F("publishes") + 1, **stall)
     )

@@ -21,6 +21,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
+from jobs import embedded_broker
 from jobs.embedded_broker import DURABLE_CONFIG
 from sandbox import mailbox
 from stack.waiting import free_port, port_open, wait_until
@@ -30,12 +31,15 @@ BIN = Path(sys.executable).parent
 ALL_QUEUES = ",".join(settings.QUEUES)
 
 # Short clocks, so that what takes minutes in production takes seconds here. They keep the
-# production relations: lease > hard limit, visibility timeout > lease and > backoff cap.
+# production relations: a lease of several heartbeats, a visibility timeout longer than the
+# hard limit (and long enough never to be what recovers a job in these tests).
 FAST_CLOCKS = {
     "JOBS_SOFT_TIME_LIMIT": "6",
     "JOBS_TIME_LIMIT": "8",
-    "JOBS_LEASE_SECONDS": "10",
-    "BROKER_VISIBILITY_TIMEOUT_SECONDS": "15",
+    "JOBS_HEARTBEAT_SECONDS": "1",
+    "JOBS_LEASE_SECONDS": "4",
+    "JOBS_STALLED_AFTER_SECONDS": "4",
+    "BROKER_VISIBILITY_TIMEOUT_SECONDS": "120",
     "BROKER_RESTORE_INTERVAL_SECONDS": "2",
     "JOBS_RETRY_BACKOFF_SECONDS": "1",
     "JOBS_RETRY_BACKOFF_MAX_SECONDS": "4",
@@ -148,6 +152,8 @@ class Stack:
             "DJANGO_DEBUG": "true",
             "PYTHONUNBUFFERED": "1",
             "CELERY_SKIP_CHECKS": "1",  # some tests break the timeout relations on purpose
+            # SIGTERM is a deploy: the soft shutdown, then the jobs handed back (jobs.shutdown).
+            "REMAP_SIGTERM": "SIGQUIT",
             **self.overrides,
         }
         self.url = f"http://127.0.0.1:{self.web_port}"
@@ -180,6 +186,13 @@ class Stack:
         self._broker.start()
         assert self._broker.port == self.broker_port
         return self._broker
+
+    def freeze_broker(self) -> None:
+        """SIGSTOP: it accepts connections and answers nothing, as a hung server does."""
+        os.kill(embedded_broker.pid(self._broker), signal.SIGSTOP)
+
+    def thaw_broker(self) -> None:
+        os.kill(embedded_broker.pid(self._broker), signal.SIGCONT)
 
     def kill_broker(self) -> None:
         """SIGKILL: whatever the append-only file holds is what survives."""
@@ -285,6 +298,11 @@ class Stack:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         return requests.post(self.url + path, json=body, headers=headers, timeout=30)
+
+    def post_multipart(
+        self, path: str, data: dict[str, str], *, files: dict[str, tuple[str, bytes, str]]
+    ) -> requests.Response:
+        return requests.post(self.url + path, data=data, files=files, timeout=30)
 
     def get(self, path: str, *, token: str | None = None) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

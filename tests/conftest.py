@@ -1,6 +1,8 @@
+import logging
 import shutil
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -8,9 +10,11 @@ from aiosmtpd.controller import Controller
 from celery.contrib.testing.worker import start_worker
 from celery.worker import WorkController
 from django.conf import settings
+from django.db import close_old_connections
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from jobs import relay
 from sandbox import mailbox as sandbox_mailbox
 from sandbox.mailbox import MaildirHandler
 from webhooks import services as webhook_services
@@ -68,17 +72,37 @@ def mailbox(mail_server: Controller, settings) -> Callable[[], list[sandbox_mail
     return sandbox_mailbox.messages
 
 
-def running_worker() -> AbstractContextManager[WorkController]:
+@contextmanager
+def running_worker() -> Iterator[WorkController]:
     """A real Celery worker, in this process, consuming every queue from the real broker, on a
-    pool of threads so that jobs run side by side as they do in production."""
-    return start_worker(
+    pool of threads so that jobs run side by side as they do in production; and the outbox
+    relay beside it, as a deployment runs it (retries fall due from the ledger through it)."""
+    stop = threading.Event()
+
+    def relay_twice_a_second() -> None:
+        while not stop.wait(0.5):
+            try:
+                relay.relay()
+            except Exception:  # the test's database or broker going away between tests
+                logging.getLogger(__name__).warning("test relay: next round", exc_info=True)
+            finally:
+                close_old_connections()
+
+    relay_thread = threading.Thread(target=relay_twice_a_second, name="test-relay")
+    with start_worker(
         celery_app,
         pool="threads",
         concurrency=4,
         queues=list(settings.QUEUES),
         perform_ping_check=False,
         shutdown_timeout=30,
-    )
+    ) as worker:
+        relay_thread.start()
+        try:
+            yield worker
+        finally:
+            stop.set()
+            relay_thread.join()
 
 
 @pytest.fixture

@@ -226,7 +226,7 @@ class HealthView(APIView):
         body = {
             "database": "ok" if database else "down",
             "broker": "ok" if broker else "down",
-            "workers": health.workers_online() if broker else 0,
+            "workers": health.workers_online(),
         }
         return Response(body, status=200 if database and broker else 503)
 

@@ -7,6 +7,9 @@ enqueue_crm_backlog CUSTOMER_ID N
                                  followed by an analytics event, as orders leave them
 place_order_published_n_times TOKEN SKU N
                                  place an order, then publish its charge job N-1 more times
+take_and_die QUEUE N             take N messages from QUEUE as a worker does (unacknowledged),
+                                 then die before starting any, like a worker SIGKILLed with
+                                 messages it had reserved (exit 3)
 """
 
 import os
@@ -67,6 +70,33 @@ def place_order_published_n_times(token: str, sku: str, copies: str) -> None:
     for _ in range(int(copies) - 1):
         assert publish(charge, force=True)
     print(charge.pk)
+
+
+def take_and_die(queue: str, count: str) -> None:
+    """Do to N messages what kombu's Redis transport does when a worker reserves them (pop
+    from the queue; remember them, unacknowledged, in the `unacked` hash and its index), then
+    die: a worker SIGKILLed with messages it had taken and not started."""
+    import json
+    import time
+
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    for _ in range(int(count)):
+        popped = client.brpop([queue], timeout=10)
+        assert popped, f"nothing to take on {queue}"
+        _, raw = popped
+        message = json.loads(raw)
+        tag = message["properties"]["delivery_tag"]
+        routing = message["properties"]["delivery_info"]
+        pipe = client.pipeline()
+        pipe.zadd("unacked_index", {tag: time.time()})
+        pipe.hset(
+            "unacked", tag, json.dumps([message, routing["exchange"], routing["routing_key"]])
+        )
+        pipe.execute()
+    os._exit(3)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,13 @@ def test_requests_while_the_broker_is_down_are_answered_and_their_jobs_run_once_
     assert health.status_code == 503
     assert health.json()["broker"] == "down"
     assert Job.objects.filter(state="queued").count() == 18  # 3 x (3 signup + 3 order) jobs
-    assert not Job.objects.filter(published_at__isnull=False).exists()  # none reached a broker
+    # None reached a broker: a publisher stamps its rows as it sends, and takes the stamp back
+    # when the broker refuses them.
+    wait_until(
+        lambda: not Job.objects.filter(published_at__isnull=False).exists(),
+        timeout=5,
+        message="every stamp taken back",
+    )
 
     app.start_broker()  # same port, same append-only file
     wait_until(every_job_final, timeout=90, message="every job to run once the broker is back")
@@ -94,3 +100,42 @@ def test_a_broker_killed_with_1000_jobs_queued_loses_none_and_runs_none_twice(st
     assert AnalyticsEvent.objects.count() == 1000
     assert ReceivedRequest.objects.filter(service="analytics").count() == 1000  # none twice
     assert set(Job.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_health_metrics_and_orders_answer_fast_while_the_broker_is_frozen(stack, catalogue):
+    """A frozen broker accepts connections and never answers: nothing a user or a monitor asks
+    waits for it, however long it stays so (the publish pause is 1 s here; this is 8 s)."""
+    app = stack()
+    app.start_web(), app.start_mail(), app.start_relay()
+    app.start_worker(pool="threads", concurrency=2)
+    customer = app.sign_up("frozen@example.com")
+    wait_until(every_job_final, message="the signup's jobs")
+    wait_until(lambda: app.get("/api/health").json()["workers"] == 1, message="the heartbeat")
+
+    app.freeze_broker()
+    try:
+        timings: dict[str, list[float]] = {"health": [], "metrics": [], "order": []}
+        order_ids = []
+        for _ in range(4):
+            started = time.monotonic()
+            health = app.get("/api/health")
+            timings["health"].append(time.monotonic() - started)
+            started = time.monotonic()
+            metrics = app.get("/metrics")
+            timings["metrics"].append(time.monotonic() - started)
+            started = time.monotonic()
+            order_ids.append(app.order(customer["token"], "MUG-001")["order"]["id"])
+            timings["order"].append(time.monotonic() - started)
+            time.sleep(2)
+    finally:
+        app.thaw_broker()
+
+    assert max(max(times) for times in timings.values()) < 1, timings
+    assert health.status_code == 503
+    assert health.json() == {"database": "ok", "broker": "down", "workers": 1}
+    assert metrics.status_code == 200
+    assert "shop_jobs_workers_online 1.0" in metrics.text
+    wait_until(every_job_final, timeout=60, message="the orders' jobs once the broker is back")
+    for order_id in order_ids:
+        assert Order.objects.get(pk=order_id).status == "paid"
+        assert Charge.objects.filter(reference=f"order-{order_id}").count() == 1

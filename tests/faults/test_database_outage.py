@@ -16,7 +16,7 @@ pytestmark = pytest.mark.faults
 
 def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(stack, catalogue):
     app = stack()
-    app.start_web(), app.start_mail()
+    app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("db-outage@example.com")
     wait_until(

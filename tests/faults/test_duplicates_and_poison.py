@@ -37,7 +37,7 @@ def test_a_job_slower_than_the_visibility_timeout_runs_once(stack, catalogue):
         THIRD_PARTY_TIMEOUT_SECONDS=30,
         BROKER_RESTORE_INTERVAL_SECONDS=1,
     )
-    app.start_web(), app.start_mail()
+    app.start_web(), app.start_mail(), app.start_relay()
     app.start_worker("w1")
     app.start_worker("w2")
     customer = app.sign_up("slow@example.com")
@@ -62,7 +62,7 @@ def test_a_job_slower_than_the_visibility_timeout_runs_once(stack, catalogue):
 
 def test_the_same_order_job_delivered_to_four_workers_at_once_has_one_effect(stack, catalogue):
     app = stack()
-    app.start_web(), app.start_mail()
+    app.start_web(), app.start_mail(), app.start_relay()
     for name in ("w1", "w2", "w3", "w4"):
         app.start_worker(name)
     customer = app.sign_up("four@example.com")
@@ -93,7 +93,7 @@ class Detonator:
 
 def test_poison_messages_are_refused_and_the_worker_keeps_serving(stack, tmp_path):
     app = stack()
-    app.start_web(), app.start_mail()
+    app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(queues="default,critical,bulk,crm")
     marker = tmp_path / "pickle-was-executed"
 

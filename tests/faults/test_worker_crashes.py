@@ -43,7 +43,7 @@ def assert_each_order_paid_once(app, order_ids: list[int]) -> None:
 
 def test_sigkill_of_the_pool_child_mid_job_runs_it_again_with_one_effect(stack, catalogue):
     app = stack()
-    app.start_web(), app.start_mail()
+    app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("kill-child@example.com")
     set_switch("payments", latency_ms=3000)  # the charge is in flight for 3 s
@@ -101,7 +101,7 @@ def test_sigkill_of_the_whole_worker_then_a_restart_loses_nothing(stack, catalog
 
 def test_sigterm_lets_a_running_job_finish_before_the_worker_exits(stack, catalogue):
     app = stack()
-    app.start_web(), app.start_mail()
+    app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("deploy@example.com")
     wait_until(every_job_final, timeout=30, message="the signup's jobs")
@@ -121,7 +121,7 @@ def test_sigterm_lets_a_running_job_finish_before_the_worker_exits(stack, catalo
 def test_sigterm_hands_a_job_longer_than_the_soft_shutdown_back_at_once(stack, catalogue):
     # A long visibility timeout: if the job came back only through it, the test would time out.
     app = stack(BROKER_VISIBILITY_TIMEOUT_SECONDS=300)
-    app.start_web(), app.start_mail()
+    app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("long-deploy@example.com")
     wait_until(every_job_final, timeout=30, message="the signup's jobs")
@@ -147,7 +147,7 @@ def test_sigterm_hands_a_job_longer_than_the_soft_shutdown_back_at_once(stack, c
 
 def test_a_job_that_kills_its_worker_every_time_ends_as_one_dead_letter(stack, catalogue):
     app = stack()
-    app.start_web(), app.start_mail()
+    app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("poison-job@example.com")
     wait_until(every_job_final, timeout=30, message="the signup's jobs")

@@ -1,11 +1,14 @@
 """Jobs are published after commit, and never for a transaction that rolled back."""
 
+import time
+
 import pytest
 from django.conf import settings
 from django.db import transaction
 
 from jobs.models import Job
 from shop import services
+from stack.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -23,6 +26,7 @@ def sign_up_then_fail() -> None:
 def test_a_rolled_back_signup_records_and_publishes_nothing(empty_queues):
     with pytest.raises(RuntimeError, match="failed after the service ran"):
         sign_up_then_fail()
+    time.sleep(0.5)  # what a commit hands the publisher is sent within milliseconds
 
     assert Job.objects.count() == 0
     assert sum(queue_lengths(empty_queues).values()) == 0
@@ -32,6 +36,9 @@ def test_a_committed_signup_publishes_its_jobs_to_their_queues(empty_queues):
     result = services.sign_up(
         email="kept@example.com", name="Kept", password="committed-for-good-1"
     )
+    jobs = Job.objects.filter(pk__in=[job.pk for job in result.jobs])
+    # Sent by the process's publisher thread, not by the request: wait for its stamp.
+    wait_until(lambda: all(job.published_at for job in jobs), timeout=5, message="the publish")
 
     assert queue_lengths(empty_queues) == {
         "critical": 1,
@@ -42,7 +49,4 @@ def test_a_committed_signup_publishes_its_jobs_to_their_queues(empty_queues):
         "webhooks": 0,
         "dead_letter": 0,
     }
-    assert all(
-        job.published_at is not None
-        for job in Job.objects.filter(pk__in=[job.pk for job in result.jobs])
-    )
+    assert {job.publishes for job in jobs} == {1}  # one message each

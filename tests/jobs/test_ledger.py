@@ -10,9 +10,14 @@ pytestmark = pytest.mark.django_db
 Outcome = ledger.Outcome
 
 
-def claim(job, *, retries=0, epoch=0, lease=60):
+def claim(job, *, retries=0, epoch=0, lease=60, holder="w1@host:100"):
     return ledger.claim(
-        str(job.pk), retries=retries, epoch=epoch, lease_seconds=lease, max_lost_runs=3
+        str(job.pk),
+        retries=retries,
+        epoch=epoch,
+        holder=holder,
+        lease_seconds=lease,
+        max_lost_runs=3,
     )
 
 
@@ -21,12 +26,13 @@ def job():
     return Job.objects.create(name="jobs.sync_crm_contact", queue="bulk")
 
 
-def test_a_second_delivery_waits_while_the_first_holds_the_lease(job):
-    first, second = claim(job), claim(job)
+def test_a_second_delivery_is_turned_away_while_the_first_holds_the_lease(job):
+    first, second = claim(job), claim(job, holder="w2@host:200")
 
     assert (first.outcome, first.attempt) == (Outcome.RUN, 1)
     assert second.outcome is Outcome.BUSY
-    assert 0 < second.busy_for_seconds <= 60
+    job.refresh_from_db()
+    assert (job.attempts, job.lease_holder) == (1, "w1@host:100")
 
 
 def test_a_retry_sent_without_being_recorded_takes_over_and_fences_out_its_sender(job):
@@ -94,8 +100,37 @@ def test_a_job_that_is_gone_is_not_run():
         "00000000-0000-0000-0000-000000000000",
         retries=0,
         epoch=0,
+        holder="w1@host:100",
         lease_seconds=60,
         max_lost_runs=3,
     )
 
     assert outcome.outcome is Outcome.STALE
+
+
+def test_a_run_handed_back_is_taken_again_as_a_first_run_would_be_not_as_a_lost_one(job):
+    run = claim(job)
+
+    assert ledger.hand_back(str(job.pk), attempt=run.attempt)
+
+    job.refresh_from_db()
+    assert (job.state, job.lease_until, job.stalled_reason) == ("queued", None, "handed_back")
+    again = claim(job, holder="w2@host:200")  # the same message, put back on the queue
+    assert (again.outcome, again.attempt) == (Outcome.RUN, 2)
+    job.refresh_from_db()
+    assert (job.lost_runs, job.stalled_reason) == (0, "")
+    assert not ledger.mark_succeeded(str(job.pk), attempt=run.attempt)  # fenced out
+
+
+def test_a_stopping_worker_hands_back_only_what_its_own_processes_hold():
+    mine = [Job.objects.create(name="jobs.sync_crm_contact", queue="crm") for _ in range(2)]
+    theirs = Job.objects.create(name="jobs.sync_crm_contact", queue="crm")
+    claim(mine[0], holder="io@host:100")  # the main process of a thread pool
+    claim(mine[1], holder="io@host:101")  # a child of a prefork pool
+    claim(theirs, holder="io@host2:100")  # another worker, its name starting alike
+
+    assert ledger.hand_back_held_by(node="io@host") == 2
+
+    states = dict(Job.objects.values_list("pk", "state"))
+    assert [states[j.pk] for j in mine] == ["queued", "queued"]
+    assert states[theirs.pk] == "running"

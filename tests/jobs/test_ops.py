@@ -65,6 +65,11 @@ def test_stats_count_what_waits_on_the_broker_and_how_long(staff_api, empty_queu
         for _ in range(2):
             enqueue("jobs.sync_crm_contact", concerning=customer, customer_id=customer.pk)
     dead_job(customer)
+    # Published from the publisher's thread, just after the commit.
+    wait_until(
+        lambda: not Job.objects.filter(published_at=None, state="queued").exists(),
+        message="the jobs to be published",
+    )
 
     body = staff_api.get("/api/ops/stats").json()
 

@@ -1,0 +1,50 @@
+"""What the broker holds, asked with short timeouts: the dashboard, the metrics, the health
+check and the relay must answer within a second even while the broker is frozen (a frozen
+Redis accepts connections and never answers them)."""
+
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from kombu.exceptions import ChannelError, OperationalError
+
+# Short, and far shorter than the publishing path's: a probe that gets no answer in this
+# time says "down" and the page goes on.
+PROBE_TIMEOUT_SECONDS = 0.3
+
+
+def queue_depths() -> dict[str, int | None]:
+    """Messages waiting in each queue (not those taken by a worker), as the broker counts
+    them; None for every queue when the broker does not answer."""
+    depths: dict[str, int | None] = dict.fromkeys(settings.QUEUES)
+    connection = current_app.connection_for_read(
+        connect_timeout=PROBE_TIMEOUT_SECONDS,
+        transport_options={
+            "socket_timeout": PROBE_TIMEOUT_SECONDS,
+            "socket_connect_timeout": PROBE_TIMEOUT_SECONDS,
+            "max_retries": 0,
+        },
+    )
+    # What the transport raises when its server is away (redis-py's own errors, for Redis).
+    unreachable: tuple[type[BaseException], ...] = (
+        *connection.connection_errors,
+        OperationalError,
+        OSError,
+    )
+    try:
+        with connection:
+            # kombu's Channel: its stubs know only the abstract one.
+            channel: Any = connection.default_channel
+            for queue in settings.QUEUES:
+                try:
+                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+                except ChannelError:
+                    depths[queue] = 0  # Redis keeps no key for an empty queue
+    except unreachable:
+        return dict.fromkeys(settings.QUEUES)
+    return depths
+
+
+def answers() -> bool:
+    """Does the broker answer a question now (within PROBE_TIMEOUT_SECONDS or so)?"""
+    return any(depth is not None for depth in queue_depths().values())

@@ -1,0 +1,153 @@
+"""Heartbeats: the leases of running jobs, and the workers that are alive.
+
+Every worker process that runs jobs (a thread-pool worker, each child of a prefork pool) keeps
+the runs it holds here, and a thread of its own renews their leases every
+JOBS_HEARTBEAT_SECONDS for another JOBS_LEASE_SECONDS. A lease therefore runs out within
+JOBS_LEASE_SECONDS of the process dying, however long the job, and the relay gives the job to
+another worker (jobs.relay): a killed worker's jobs are taken up again in seconds, not after
+the hard time limit. A run that outlives the hard time limit is no longer renewed, so a job
+hung in a thread (which no time limit can stop) loses its lease too.
+
+Each worker's main process also writes its WorkerHeartbeat row every JOBS_HEARTBEAT_SECONDS:
+"workers online" is read from the database, never by asking the workers through the broker.
+"""
+
+import logging
+import os
+import threading
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.models import Job, WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hold:
+    attempt: int
+    holder: str  # "node:pid" (Job.lease_holder)
+    started: float  # time.monotonic() when the run began
+
+
+_holds: dict[str, Hold] = {}
+_lock = threading.Lock()
+_renewer_pid: int | None = None
+
+
+def holder_name(node: str) -> str:
+    """How this process names itself in Job.lease_holder."""
+    return f"{node}:{os.getpid()}"
+
+
+def hold(job_id: str, *, attempt: int, node: str) -> None:
+    """This process runs the job now: keep its lease renewed until `release`."""
+    with _lock:
+        _holds[job_id] = Hold(attempt, holder_name(node), time.monotonic())
+    _ensure_renewer()
+
+
+def release(job_id: str) -> None:
+    with _lock:
+        _holds.pop(job_id, None)
+
+
+def held() -> dict[str, Hold]:
+    with _lock:
+        return dict(_holds)
+
+
+def renew(now: datetime | None = None) -> int:
+    """Renew the leases of this process's runs; how many were renewed. Fenced by attempt and
+    holder: a run that another has taken over keeps nothing."""
+    now = now or timezone.now()
+    fresh = time.monotonic() - settings.CELERY_TASK_TIME_LIMIT
+    runs = [(job_id, h) for job_id, h in held().items() if h.started > fresh]
+    if not runs:
+        return 0
+    mine = Q()
+    for job_id, h in runs:
+        mine |= Q(pk=job_id, attempts=h.attempt, lease_holder=h.holder)
+    until = now + timedelta(seconds=settings.JOBS_LEASE_SECONDS)
+    return Job.objects.filter(mine, state=Job.State.RUNNING).update(lease_until=until)
+
+
+def _ensure_renewer() -> None:
+    """One renewing thread per process, started by its first run (after a fork, too)."""
+    global _renewer_pid
+    with _lock:
+        if _renewer_pid == os.getpid():
+            return
+        _renewer_pid = os.getpid()
+    renewer = threading.Thread(
+        target=_every_heartbeat, args=(renew,), name="lease-renewer", daemon=True
+    )
+    renewer.start()
+
+
+def _every_heartbeat(beat: Any, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+    while not stop.wait(settings.JOBS_HEARTBEAT_SECONDS):
+        try:
+            beat()
+        except DatabaseError as exc:
+            # The leases run out if the database stays away: other workers take the jobs
+            # over, and these runs' later writes are fenced out.
+            logger.warning("heartbeat not written: %s", exc)
+        finally:
+            close_old_connections()
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def beat_worker(hostname: str, *, queues: str = "") -> None:
+    WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname,
+        defaults={"pid": os.getpid(), "queues": queues, "seen_at": timezone.now()},
+    )
+
+
+def workers_online() -> int:
+    """Workers whose main process wrote its heartbeat lately."""
+    recent = timezone.now() - timedelta(seconds=3 * settings.JOBS_HEARTBEAT_SECONDS)
+    return WorkerHeartbeat.objects.filter(seen_at__gte=recent).count()
+
+
+_worker_beats: dict[str, threading.Event] = {}
+
+
+@worker_ready.connect
+def _start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
+    hostname = sender.hostname
+    queues = ",".join(sorted(sender.app.amqp.queues.consume_from))
+
+    def beat() -> None:
+        beat_worker(hostname, queues=queues)
+
+    try:
+        beat()
+    except DatabaseError as exc:
+        logger.warning("heartbeat not written: %s", exc)
+    stop = _worker_beats[hostname] = threading.Event()
+    threading.Thread(
+        target=_every_heartbeat, args=(beat, stop), name="worker-heartbeat", daemon=True
+    ).start()
+
+
+@worker_shutdown.connect
+def _stop_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
+    stop = _worker_beats.pop(sender.hostname, None)
+    if stop is not None:
+        stop.set()
+    with suppress(DatabaseError):  # if not, it goes stale by itself
+        WorkerHeartbeat.objects.filter(hostname=sender.hostname, pid=os.getpid()).delete()
