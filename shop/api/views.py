@@ -6,7 +6,6 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +16,7 @@ from jobs.operations import operator
 from jobs.serializers import BAD_REQUEST, DETAIL, FIELD_ERRORS, DetailOut
 from shop import selectors, services
 from shop.api import serializers as s
+from shop.api.parsers import JSONParser
 from shop.models import Customer, Order
 
 
