@@ -60,7 +60,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "shop.middleware.request_id",
-    # A body too large or with too many fields: JSON on the API, not HTML.
+    # A body too large or with too many fields, the database down: JSON on the API, not HTML.
     "shop.middleware.UnservableRequests",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and the pages' static files under gunicorn too (compose, Dockerfile).

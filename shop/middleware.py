@@ -1,41 +1,53 @@
 """Middleware of the web app: request ids for the logs, a body-size limit for uploads, and the
 answers to requests no view can serve: a charset nothing can be decoded with, a body Django
-refuses to read. The API answers them in its JSON (docs/api.md, "Errors"), the pages in
-plain text; none is a 500.
+refuses to read, the database unavailable. The API answers them in its JSON (docs/api.md,
+"Errors"), the pages in plain text; none is a 500.
 """
 
 import codecs
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import parse_header_parameters
 
 from jobs import log_context
+
+logger = logging.getLogger(__name__)
+
+# What a 503 asks clients to wait before they try again: about what a database restart or
+# failover takes.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def _is_api(path: str) -> bool:
     return path.startswith("/api/")
 
 
-def refusal(request: HttpRequest, status: int, detail: str) -> HttpResponse:
+def refusal(
+    request: HttpRequest, status: int, detail: str, headers: dict[str, str] | None = None
+) -> HttpResponse:
     """`{"detail": ...}` under /api/, as the contract has it; plain text on the pages."""
     if _is_api(request.path):
-        return JsonResponse({"detail": detail}, status=status)
-    return HttpResponse(detail, status=status, content_type="text/plain; charset=utf-8")
+        return JsonResponse({"detail": detail}, status=status, headers=headers)
+    return HttpResponse(
+        detail, status=status, content_type="text/plain; charset=utf-8", headers=headers
+    )
 
 
 class UnservableRequests:
     """Answer what stops any view, not the view's own input: a body over
     DATA_UPLOAD_MAX_MEMORY_SIZE (413), more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS or files
     than DATA_UPLOAD_MAX_NUMBER_FILES (400), which Django raises wherever the body or the query
-    string is first read.
+    string is first read; and the database unavailable (503 with Retry-After).
 
-    Django would answer them with its HTML 400 page.
+    Django would answer the first three with its HTML 400 page, and the last with a 500.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -54,6 +66,16 @@ class UnservableRequests:
         if isinstance(exception, TooManyFilesSent):
             limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
             return refusal(request, 400, f"The request has more than {limit} files.")
+        if isinstance(exception, OperationalError | InterfaceError):
+            # One line, no traceback: an outage makes one per request. (An OperationalError
+            # that is a bug, "no such table", says so here.)
+            logger.warning("database unavailable: %s", exception)
+            return refusal(
+                request,
+                503,
+                "The database is unavailable; try again in a few seconds.",
+                headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+            )
         return None
 
 
