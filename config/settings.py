@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "shop.middleware.request_id",
+    # A body too large or with too many fields, the database down: JSON on the API, not HTML.
+    "shop.middleware.UnservableRequests",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and the pages' static files under gunicorn too (compose, Dockerfile).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -363,7 +365,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "shop.api.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -29,7 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from celery import Task, current_app
@@ -122,7 +121,10 @@ def enqueue_all(jobs: list[Job]) -> list[Job]:
     due_now = [job for job in jobs if job.eta is None]
     if due_now:
         after_commit = run_here if _run_in_process.get() else publisher.submit
-        transaction.on_commit(partial(after_commit, due_now), robust=True)
+        # Not a functools.partial: Django logs a robust hook's failure (the database gone
+        # before `published_at` is stamped) by the hook's __qualname__, which a partial lacks;
+        # the logging would raise and fail the request that has just committed.
+        transaction.on_commit(lambda: after_commit(due_now), robust=True)
     return jobs
 
 

@@ -6,7 +6,6 @@ waited, what finished), so they agree with what the order pages and the API show
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -134,7 +133,8 @@ def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Jo
         if not requeued:
             raise NotOpen(f"the job of dead letter {letter.pk} is not dead")
         job = Job.objects.get(pk=letter.job_id)
-        transaction.on_commit(partial(publish, job, retries=0), robust=True)
+        # A lambda, not a partial: see jobs.dispatch.enqueue_all.
+        transaction.on_commit(lambda: publish(job, retries=0), robust=True)
     return job
 
 

@@ -36,14 +36,40 @@ DECLINE_AMOUNT = Decimal("10000.00")
 # What SMS providers take: an E.164 number, and at most ten 160-character segments.
 E164 = re.compile(r"^\+[1-9]\d{1,14}\Z")
 SMS_MAX_LENGTH = 1600
+# What the third parties take is flat, or holds one object (analytics' properties). A body
+# that parses but nests near Python's recursion limit could not even be stored
+# (ReceivedRequest.body): JSON encoding recurses too.
+MAX_BODY_DEPTH = 8
+
+
+def _json_object(request: HttpRequest) -> dict | None:
+    """The body as a JSON object (none at all counts as `{}`); None if it is not one: not JSON,
+    another JSON value, or nested deeper than MAX_BODY_DEPTH."""
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(body, dict) or _depth(body) > MAX_BODY_DEPTH:
+        return None
+    return body
+
+
+def _depth(value: object) -> int:
+    """How deep JSON containers nest in `value`; counted without recursion, whatever the depth."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _body(request: HttpRequest) -> dict:
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
+    """What the third parties read: anything but a JSON object counts as `{}`, whose missing
+    fields they refuse as the real ones would."""
+    return _json_object(request) or {}
 
 
 def _answer(request: HttpRequest, service: str, status: int, payload: dict) -> JsonResponse:
@@ -202,7 +228,10 @@ def switch_api(request: HttpRequest, service: str) -> JsonResponse:
     if service not in SERVICES:
         return JsonResponse({"detail": f"unknown service {service!r}"}, status=404)
     if request.method == "POST":
-        body = _body(request)
+        body = _json_object(request)
+        if body is None:
+            detail = f"The body must be a JSON object, at most {MAX_BODY_DEPTH} levels deep."
+            return JsonResponse({"detail": detail}, status=400)
         errors = _switch_errors(body)
         if errors:
             return JsonResponse({"errors": errors}, status=400)

@@ -23,6 +23,7 @@ from django.utils import timezone
 from jobs.dispatch import enqueue_all, new_job
 from jobs.errors import PermanentError
 from jobs.models import Job
+from shop import selectors
 from shop.clients import sms
 from shop.models import Customer, Order, OrderLine, Product
 from shop.tokens import issue_token
@@ -68,14 +69,14 @@ class SignUpResult:
 
 @dataclass
 class PlaceOrderResult:
-    order: Order
+    order: Order  # with its lines and their products (selectors.with_lines)
     jobs: list[Job] = field(default_factory=list)
     replayed: bool = False
 
 
 @dataclass
 class ShipOrderResult:
-    order: Order
+    order: Order  # with its lines and their products (selectors.with_lines)
     jobs: list[Job]
 
 
@@ -160,6 +161,7 @@ def place_order(
 
     `items` are `{"sku": str, "quantity": int}` with validated shapes; what needs the database
     (unknown sku, stock) is checked here, inside the transaction, and refused as OrderRejected.
+    The result holds all the answer shows, read inside the transaction.
     """
     digest = request_digest(items)
     if idempotency_key:
@@ -172,6 +174,7 @@ def place_order(
                 customer=customer, items=items, idempotency_key=idempotency_key, digest=digest
             )
             jobs = enqueue_all(order_jobs(order))
+            selectors.with_lines(order)
     except IntegrityError:
         # The same key raced in from a second request; the first one's order is the answer.
         if not idempotency_key:
@@ -206,7 +209,7 @@ def order_jobs(order: Order) -> list[Job]:
 
 
 def _replay(*, customer: Customer, idempotency_key: str, digest: str) -> PlaceOrderResult | None:
-    order = Order.objects.filter(customer=customer, idempotency_key=idempotency_key).first()
+    order = selectors.order_by_idempotency_key(customer, idempotency_key)
     if order is None:
         return None
     if order.request_digest != digest:
@@ -268,6 +271,7 @@ def ship_order(*, order_id: int, by: AbstractBaseUser) -> ShipOrderResult:
         order = Order.objects.get(pk=order_id)
         if not shipped:
             raise OrderNotShippable(order_id=order.pk, status=order.status)
+        selectors.with_lines(order)
         jobs = enqueue_all(
             [
                 new_job("jobs.send_shipping_notification", concerning=order, order_id=order.pk),

@@ -1,6 +1,8 @@
-"""The database goes away in the middle of a job and comes back."""
+"""The database goes away in the middle of a job, or under a stream of orders, and comes back."""
 
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -56,3 +58,50 @@ def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(sta
     assert [m.subject for m in app.emails()].count(f"Order #{order_id} is paid") == 1
     assert worker.alive()
     assert "OperationalError" in worker.output()  # the outage really hit the job
+
+
+def test_orders_during_an_outage_are_answered_json_201_or_json_503_and_every_201_is_kept(
+    stack, catalogue
+):
+    app = stack()
+    app.start_web()
+    token = app.sign_up("outage-orders@example.com")["token"]
+
+    def place(key: str):
+        body = {"items": [{"sku": "MUG-001", "quantity": 1}]}
+        return key, app.post("/api/orders", body, token=token, **{"Idempotency-Key": key})
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        with database_outage():
+            # Orders all through the outage; the last ones are still in flight when it ends.
+            placing = []
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline:
+                placing.append(pool.submit(place, uuid.uuid4().hex))
+                time.sleep(0.05)
+        answers = [future.result() for future in placing]
+
+    for _, response in answers:
+        assert response.headers["Content-Type"] == "application/json", response.text[:300]
+        assert response.status_code in (201, 503), response.text[:300]
+    unavailable = [key for key, response in answers if response.status_code == 503]
+    assert unavailable, "the outage refused no order"
+    for _, response in answers:
+        if response.status_code == 503:
+            assert int(response.headers["Retry-After"]) > 0
+            assert "database" in response.json()["detail"]
+    for key, response in answers:
+        if response.status_code == 201:
+            order = Order.objects.get(idempotency_key=key)
+            assert response.json()["order"]["id"] == order.pk
+            assert {job["id"] for job in response.json()["jobs"]} == {
+                str(job.pk) for job in order.jobs.all()
+            }
+
+    # Once it is back, a client that retries with the same key has exactly one order per key.
+    for key in unavailable:
+        assert place(key)[1].status_code == 201
+    assert Order.objects.count() == len(answers)
+    assert set(Order.objects.values_list("idempotency_key", flat=True)) == {
+        key for key, _ in answers
+    }
