@@ -349,6 +349,48 @@ JOBS_RELAY_INTERVAL_SECONDS = env.float("JOBS_RELAY_INTERVAL_SECONDS", default=1
 # message was lost (a broker restart without its append-only file). Repeats are harmless.
 JOBS_REPUBLISH_AFTER_SECONDS = env.int("JOBS_REPUBLISH_AFTER_SECONDS", default=900)
 
+# --- Throttling -------------------------------------------------------------------------------
+
+# Over these rates a client gets 429 with Retry-After (shop.throttling, docs/api.md): "N/second",
+# "N/minute", "N/hour" or "N/day". Per client address, except login_account (per account). A
+# person signing up, mistyping a password or two, and using the API never comes near them.
+# The test suite, the fault tests and the benchmarks, many clients on one loopback address,
+# run with THROTTLING_ENABLED=false.
+THROTTLE_RATES = (
+    {
+        # Signups, by the API and the page together.
+        "signup": env("THROTTLE_SIGNUP_RATE", default="20/hour"),
+        # Login attempts on the page (each an Argon2 hash, right password or not).
+        "login": env("THROTTLE_LOGIN_RATE", default="30/hour"),
+        "login_account": env("THROTTLE_LOGIN_ACCOUNT_RATE", default="10/hour"),
+        # Unknown or revoked bearer tokens (good ones are not counted).
+        "bad_token": env("THROTTLE_BAD_TOKEN_RATE", default="30/minute"),
+    }
+    if env.bool("THROTTLING_ENABLED", default=True)
+    else {}
+)
+# The throttles count here, so it must be shared by every web process: the broker's Redis
+# (its keys expire with their window), unless CACHE_URL names another. Short timeouts: a Redis
+# that does not answer costs a request half a second, then the throttle lets it through.
+CACHE_URL = env("CACHE_URL", default=CELERY_BROKER_URL)
+CACHE_TIMEOUT_SECONDS = env.float("CACHE_TIMEOUT_SECONDS", default=0.5)
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "cache",
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_TIMEOUT_SECONDS,
+                "socket_timeout": CACHE_TIMEOUT_SECONDS,
+            },
+        }
+        if CACHE_URL.startswith("redis")
+        # A broker that is not Redis: each process counts for itself.
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # --- API --------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -365,6 +407,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Proxies in front of the app that append the client's address to X-Forwarded-For. 0: the
+    # throttles count the connection's address, and a client cannot forge another.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "shop + jobs API",
