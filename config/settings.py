@@ -127,12 +127,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------------------------
 
-# Argon2 is the hasher Django's docs recommend; API tokens are not passwords and are stored as
-# SHA-256 digests instead (see shop.tokens), so no slow hash sits on the per-request path.
+# Argon2 is the hasher Django's docs recommend, here at OWASP's minimum memory cost (19 MiB
+# instead of 100) and a few hashes at a time per process (shop.passwords). API tokens are not
+# passwords and are stored as SHA-256 digests instead (see shop.tokens), so no slow hash sits
+# on the per-request path.
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "shop.passwords.BoundedArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# Hashes that run at once in a process (each holds 19 MiB while it runs); more wait their turn.
+PASSWORD_HASHING_THREADS = env.int("PASSWORD_HASHING_THREADS", default=2)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -355,6 +359,48 @@ JOBS_RELAY_INTERVAL_SECONDS = env.float("JOBS_RELAY_INTERVAL_SECONDS", default=1
 # of it is published again.
 JOBS_STALLED_AFTER_SECONDS = env.float("JOBS_STALLED_AFTER_SECONDS", default=15.0)
 
+# --- Throttling -------------------------------------------------------------------------------
+
+# Over these rates a client gets 429 with Retry-After (shop.throttling, docs/api.md): "N/second",
+# "N/minute", "N/hour" or "N/day". Per client address, except login_account (per account). A
+# person signing up, mistyping a password or two, and using the API never comes near them.
+# The test suite, the fault tests and the benchmarks, many clients on one loopback address,
+# run with THROTTLING_ENABLED=false.
+THROTTLE_RATES = (
+    {
+        # Signups, by the API and the page together.
+        "signup": env("THROTTLE_SIGNUP_RATE", default="20/hour"),
+        # Login attempts on the page (each an Argon2 hash, right password or not).
+        "login": env("THROTTLE_LOGIN_RATE", default="30/hour"),
+        "login_account": env("THROTTLE_LOGIN_ACCOUNT_RATE", default="10/hour"),
+        # Unknown or revoked bearer tokens (good ones are not counted).
+        "bad_token": env("THROTTLE_BAD_TOKEN_RATE", default="30/minute"),
+    }
+    if env.bool("THROTTLING_ENABLED", default=True)
+    else {}
+)
+# The throttles count here, so it must be shared by every web process: the broker's Redis
+# (its keys expire with their window), unless CACHE_URL names another. Short timeouts: a Redis
+# that does not answer costs a request half a second, then the throttle lets it through.
+CACHE_URL = env("CACHE_URL", default=CELERY_BROKER_URL)
+CACHE_TIMEOUT_SECONDS = env.float("CACHE_TIMEOUT_SECONDS", default=0.5)
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "cache",
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_TIMEOUT_SECONDS,
+                "socket_timeout": CACHE_TIMEOUT_SECONDS,
+            },
+        }
+        if CACHE_URL.startswith("redis")
+        # A broker that is not Redis: each process counts for itself.
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # --- API --------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -371,6 +417,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Proxies in front of the app that append the client's address to X-Forwarded-For. 0: the
+    # throttles count the connection's address, and a client cannot forge another.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "shop + jobs API",

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from jobs import operations
 from jobs.models import DeadLetter
-from jobs.serializers import BAD_REQUEST, DetailOut, JobOut
+from jobs.serializers import BAD_CREDENTIALS_THROTTLED, BAD_REQUEST, DetailOut, JobOut
 
 
 class QueueOut(serializers.Serializer[Any]):
@@ -65,10 +65,12 @@ class StaffAPIView(APIView):
 
 
 NOT_OPEN = OpenApiResponse(DetailOut, description="The dead letter is not open any more.")
-# Every operation here answers 401 without credentials and 403 to non-staff.
+# Every operation here answers 401 without credentials, 403 to non-staff, and 429 to an
+# address that sent too many bad ones.
 STAFF_ONLY = {
     401: OpenApiResponse(DetailOut, description="No or bad credentials."),
     403: OpenApiResponse(DetailOut, description="Not a staff account."),
+    429: BAD_CREDENTIALS_THROTTLED,
 }
 
 

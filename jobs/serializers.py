@@ -73,3 +73,10 @@ BAD_REQUEST = OpenApiResponse(
     description="Invalid fields, or a body that cannot be read; nothing written.",
 )
 DETAIL = OpenApiResponse(DetailOut)
+# Credentials are checked against a throttle: too many bad ones from one address, and every
+# credential from there is refused for a while.
+BAD_CREDENTIALS_THROTTLED = OpenApiResponse(
+    DetailOut,
+    description="Too many invalid credentials from this address: wait the seconds of the "
+    "Retry-After header.",
+)

@@ -1,5 +1,6 @@
 from rest_framework import authentication, exceptions
 
+from shop.throttling import BadTokenThrottle
 from shop.tokens import user_for_token
 
 
@@ -13,8 +14,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != self.keyword.lower():
             return None
+        throttle = BadTokenThrottle()
+        if not throttle.allow_request(request, None):
+            raise exceptions.Throttled(throttle.wait(), detail=throttle.message)
         user = user_for_token(token.strip()) if token.strip() else None
         if user is None:
+            throttle.record_failure()
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         return (user, token)
 

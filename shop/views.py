@@ -1,5 +1,6 @@
 """The HTML pages. Thin: a form checks the input, one service writes, the page answers."""
 
+import math
 import uuid
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -23,6 +25,7 @@ from shop.forms import (
     order_items_from,
 )
 from shop.models import Customer, Order, Payment
+from shop.throttling import AccountLoginThrottle, LoginThrottle, SignupThrottle, seconds_to_wait
 
 
 def _customer_of(request: HttpRequest) -> Customer | None:
@@ -46,8 +49,27 @@ def catalogue(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _throttled(
+    request: HttpRequest, template: str, context: dict, *, wait: float, message: str
+) -> HttpResponse:
+    """The page again, unsubmitted, with the throttle's message: 429 and Retry-After."""
+    minutes = math.ceil(wait / 60)
+    messages.error(request, f"{message} Try again in {minutes} minute{pluralize(minutes)}.")
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        wait = seconds_to_wait(request, SignupThrottle())
+        if wait is not None:
+            form = SignupForm(initial=request.POST.dict())
+            context = {"form": form}
+            return _throttled(
+                request, "shop/signup.html", context, wait=wait, message=SignupThrottle.message
+            )
     form = SignupForm(request.POST, request.FILES) if request.method == "POST" else SignupForm()
     if form.is_bound and form.is_valid():
         try:
@@ -76,6 +98,17 @@ class EmailLoginView(LoginView):
     form_class = EmailAuthenticationForm
     template_name = "shop/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        # Before the form: its check of the password is the costly part (an Argon2 hash).
+        wait = seconds_to_wait(request, LoginThrottle(), AccountLoginThrottle())
+        if wait is None:
+            return super().post(request, *args, **kwargs)
+        form = self.form_class(request, initial={"username": request.POST.get("username", "")})
+        context = self.get_context_data(form=form)
+        return _throttled(
+            request, self.template_name, context, wait=wait, message=LoginThrottle.message
+        )
 
 
 @require_POST

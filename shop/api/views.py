@@ -1,11 +1,13 @@
 """The public JSON API (docs/api.md). Views validate, call one service, and shape the answer."""
 
+from typing import NoReturn
+
 from django.conf import settings
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
-from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied, Throttled
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,11 +15,18 @@ from rest_framework.views import APIView
 from jobs import health
 from jobs.api import STAFF_ONLY
 from jobs.operations import operator
-from jobs.serializers import BAD_REQUEST, DETAIL, FIELD_ERRORS, DetailOut
+from jobs.serializers import (
+    BAD_CREDENTIALS_THROTTLED,
+    BAD_REQUEST,
+    DETAIL,
+    FIELD_ERRORS,
+    DetailOut,
+)
 from shop import selectors, services
 from shop.api import serializers as s
 from shop.api.parsers import JSONParser
 from shop.models import Customer, Order
+from shop.throttling import SignupThrottle
 
 
 def field_errors(errors: dict, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
@@ -27,10 +36,21 @@ def field_errors(errors: dict, code: int = status.HTTP_400_BAD_REQUEST) -> Respo
 class SignupView(APIView):
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
+    throttle_classes = [SignupThrottle]
 
     @extend_schema(
         request={"application/json": s.SignupInput, "multipart/form-data": s.SignupInput},
-        responses={201: s.SignupOut, 400: BAD_REQUEST, 409: FIELD_ERRORS, 413: FIELD_ERRORS},
+        responses={
+            201: s.SignupOut,
+            400: BAD_REQUEST,
+            409: FIELD_ERRORS,
+            413: FIELD_ERRORS,
+            429: OpenApiResponse(
+                DetailOut,
+                description="Too many signups from this address: wait the seconds of the "
+                "Retry-After header.",
+            ),
+        },
         examples=[
             OpenApiExample(
                 "Ada",
@@ -63,6 +83,9 @@ class SignupView(APIView):
             context={"request": request},
         ).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
+        raise Throttled(wait, detail=SignupThrottle.message)
 
     def _too_large(self) -> Response:
         limit_mb = settings.AVATAR_MAX_BYTES // (1024 * 1024)
@@ -130,6 +153,7 @@ class OrdersView(APIView):
             401: DETAIL,
             403: DETAIL,
             422: DETAIL,
+            429: BAD_CREDENTIALS_THROTTLED,
         },
         summary="Place an order; payment and the rest happen in the background.",
     )
@@ -163,7 +187,12 @@ class OrderDetailView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
-        responses={200: s.OrderWithJobsOut, 401: DETAIL, 404: DETAIL},
+        responses={
+            200: s.OrderWithJobsOut,
+            401: DETAIL,
+            404: DETAIL,
+            429: BAD_CREDENTIALS_THROTTLED,
+        },
         summary="The order's live status and its jobs.",
     )
     def get(self, request: Request, order_id: int) -> Response:
@@ -177,7 +206,13 @@ class JobDetailView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
-        responses={200: s.JobEnvelopeOut, 401: DETAIL, 404: DETAIL}, summary="One job's state."
+        responses={
+            200: s.JobEnvelopeOut,
+            401: DETAIL,
+            404: DETAIL,
+            429: BAD_CREDENTIALS_THROTTLED,
+        },
+        summary="One job's state.",
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_for_user(job_id, user=request.user)
