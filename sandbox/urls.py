@@ -8,8 +8,11 @@ urlpatterns = [
     path("mailbox/", views.mailbox_view, name="mailbox"),
     path("switches/<str:service>", views.switch_api, name="switch_api"),
     path("payments/charges", views.create_charge, name="create_charge"),
-    path("crm/contacts/<str:key>", views.upsert_contact, name="crm_contact"),
-    path("crm/deals/<str:key>", views.upsert_deal, name="crm_deal"),
+    # A CRM keys contacts by email, and an email may hold a slash: the client escapes it
+    # (%2F), and a real CRM reads the escaped slash as part of the key. Django decodes %2F
+    # before routing, so the key is matched as a path here.
+    path("crm/contacts/<path:key>", views.upsert_contact, name="crm_contact"),
+    path("crm/deals/<path:key>", views.upsert_deal, name="crm_deal"),
     path("analytics/events", views.collect_event, name="analytics_events"),
     path("sms/", views.sms_outbox, name="sms_outbox"),
     path("sms/messages", views.send_sms, name="sms_messages"),

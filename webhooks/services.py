@@ -3,6 +3,12 @@
 Deliveries are signed the Standard Webhooks way (HMAC-SHA256 over "id.timestamp.body", the
 `standardwebhooks` library), retried on any non-2xx answer and on timeouts by the job
 machinery, and every attempt is recorded with its status, latency and a snippet of the answer.
+
+A delivery resolves the endpoint's host once, checks that address (server-side request
+forgery), and connects to that very address: a name that answers differently a moment later
+(DNS rebinding) cannot send it elsewhere. It reads at most ANSWER_BYTES_CAP of the answer, all
+within THIRD_PARTY_TIMEOUT_SECONDS, so a receiver that trickles or floods cannot hold the
+worker's thread.
 """
 
 import ipaddress
@@ -13,12 +19,14 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
+from requests.adapters import HTTPAdapter
 from standardwebhooks import Webhook
 
 from jobs.dispatch import new_job
@@ -27,23 +35,40 @@ from jobs.models import Job
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 SNIPPET_LENGTH = 500
+# Enough for the snippet in any UTF-8; the rest of an answer is never read.
+ANSWER_BYTES_CAP = 4 * SNIPPET_LENGTH
 
 
 def check_address(url: str) -> None:
     """Refuse URLs whose host resolves to a private, loopback or otherwise non-public address
     (server-side request forgery), unless WEBHOOKS_ALLOW_PRIVATE_ADDRESSES (the demo)."""
+    if settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:
+        _host_and_port(url)
+    else:
+        checked_address(url)
+
+
+def checked_address(url: str) -> str:
+    """The address a delivery to `url` connects to: its host, resolved once; refused if any
+    address the name has is not public, unless WEBHOOKS_ALLOW_PRIVATE_ADDRESSES."""
+    host, port = _host_and_port(url)
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise ValidationError(f"{host} does not resolve.") from exc
+    addresses = [str(info[4][0]) for info in infos]
+    if not settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES and not all(
+        _public(ipaddress.ip_address(address)) for address in addresses
+    ):
+        raise ValidationError(f"{host} points at a private or local address.")
+    return addresses[0]
+
+
+def _host_and_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("Use an http(s) URL with a host name.")
-    if settings.WEBHOOKS_ALLOW_PRIVATE_ADDRESSES:
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise ValidationError(f"{parts.hostname} does not resolve.") from exc
-    for info in infos:
-        if not _public(ipaddress.ip_address(info[4][0])):
-            raise ValidationError(f"{parts.hostname} points at a private or local address.")
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -60,6 +85,27 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if embedded is not None and not embedded.is_global:
             return False
     return ip.is_global
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to `address` whatever the URL's host resolves to by then. The Host header,
+    and for https the server name sent (SNI) and the one the certificate must carry, stay the
+    URL's host."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(max_retries=0)
+        self.address = address
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        host_name = host_params["host"]
+        request.headers["Host"] = urlsplit(request.url).netloc.rpartition("@")[2]
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = pool_kwargs["assert_hostname"] = host_name
+        host_params["host"] = self.address
+        return host_params, pool_kwargs
 
 
 def record_deliveries(
@@ -130,7 +176,7 @@ def deliver(*, delivery_id: str) -> int | None:
     if not endpoint.active:
         return None  # switched off since the event (active_endpoints may lag a few seconds)
     try:
-        check_address(endpoint.url)
+        address = checked_address(endpoint.url)
     except ValidationError as exc:
         raise PermanentError(f"{endpoint.url}: {exc.messages[0]}") from exc
 
@@ -148,21 +194,47 @@ def deliver(*, delivery_id: str) -> int | None:
     }
     started = time.monotonic()
     try:
-        response = requests.post(
-            endpoint.url,
-            data=body.encode(),
-            headers=headers,
-            timeout=settings.THIRD_PARTY_TIMEOUT_SECONDS,
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
+        with requests.Session() as session:
+            session.mount("http://", PinnedAddressAdapter(address))
+            session.mount("https://", PinnedAddressAdapter(address))
+            with session.post(
+                endpoint.url,
+                data=body.encode(),
+                headers=headers,
+                timeout=settings.THIRD_PARTY_TIMEOUT_SECONDS,
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                snippet = _read_answer(
+                    response, deadline=started + settings.THIRD_PARTY_TIMEOUT_SECONDS
+                )
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         _record(delivery, started, error=f"{type(exc).__name__}: {exc}")
         raise TransientError(f"webhook to {endpoint.url} got no answer: {exc}") from exc
-    _record(delivery, started, status_code=response.status_code, snippet=response.text)
+    _record(delivery, started, status_code=response.status_code, snippet=snippet)
     if not 200 <= response.status_code < 300:
         raise TransientError(f"webhook to {endpoint.url} answered {response.status_code}")
     WebhookDelivery.objects.filter(pk=delivery.pk).update(delivered_at=timezone.now())
     return response.status_code
+
+
+def _read_answer(response: requests.Response, *, deadline: float) -> str:
+    """The start of the answer's body: at most ANSWER_BYTES_CAP, read as it comes (one socket
+    read at a time, each within the read timeout); requests.Timeout once past the deadline."""
+    content = b""
+    while len(content) < ANSWER_BYTES_CAP:
+        chunk = response.raw.read1(ANSWER_BYTES_CAP - len(content), decode_content=True)
+        if not chunk:
+            break
+        content += chunk
+        if time.monotonic() > deadline:
+            raise requests.Timeout(
+                f"no complete answer within {settings.THIRD_PARTY_TIMEOUT_SECONDS:g} s"
+            )
+    try:
+        return content.decode(response.encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return content.decode("utf-8", errors="replace")
 
 
 def _record(delivery, started: float, *, status_code=None, snippet="", error="") -> None:

@@ -1,7 +1,8 @@
 """Security settings that hold as the app is deployed (docs/deployment.md, "Security").
 
 - Flower, which can see task arguments and revoke or retry tasks, refuses anyone without its
-  basic-auth credentials.
+  basic-auth credentials, on every route of its own (flowerconfig.py), and does not start with
+  the demo's credentials, or none, outside debug.
 - `manage.py check --deploy` is clean under production settings, and production refuses to
   start with the public development secret key.
 - No pickle: Celery accepts, sends and stores JSON only (a pickle payload on the broker would be
@@ -13,6 +14,7 @@
 import ast
 import base64
 import os
+import re
 import secrets
 import signal
 import socket
@@ -25,6 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tornado.web
+import yaml
+from flower.urls import handlers as flower_routes
+from flower.views import BaseHandler as FlowerHandler
 
 from config.celery import app as celery_app
 
@@ -42,9 +48,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _get(url: str, credentials: str | None = None) -> int:
-    """The status code of GET url, with basic auth `user:password` if given."""
-    request = urllib.request.Request(url)  # noqa: S310 (a loopback http URL built here)
+def _status(url: str, credentials: str | None = None, method: str = "GET") -> int:
+    """The status code of a request to url, with basic auth `user:password` if given."""
+    data = b"" if method != "GET" else None
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (loopback)
     if credentials is not None:
         token = base64.b64encode(credentials.encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
@@ -55,69 +62,174 @@ def _get(url: str, credentials: str | None = None) -> int:
         return error.code
 
 
-@pytest.fixture(scope="module")
-def flower() -> Iterator[str]:
-    """A real Flower (`celery -A config flower`) on a free loopback port, with basic auth.
-
-    It inherits the environment, which tests.embedded_services points at the test broker;
-    FLOWER_* variables (`make` exports FLOWER_PORT and FLOWER_BASIC_AUTH) are left out so that
-    only the command line configures it.
-    """
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("FLOWER_")}
-    process = subprocess.Popen(
-        [
-            str(CELERY),
-            "-A",
-            "config",
-            "flower",
-            "--address=127.0.0.1",
-            f"--port={port}",
-            "--basic-auth=user:pass",
-        ],
+def _start_flower(port: int, *args: str, env: dict[str, str]) -> subprocess.Popen:
+    """`celery -A config flower` from the project's root, as the Procfile and compose start it,
+    on a loopback port; FLOWER_* variables (`make` exports FLOWER_PORT and FLOWER_BASIC_AUTH)
+    are left out so that only the command line configures it."""
+    env = {key: value for key, value in env.items() if not key.startswith("FLOWER_")}
+    return subprocess.Popen(
+        [str(CELERY), "-A", "config", "flower", "--address=127.0.0.1", f"--port={port}", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def _listening(process: subprocess.Popen, url: str) -> bool:
+    """Wait until Flower answers at url (True) or exits (False)."""
+    deadline = time.monotonic() + 30
+    while process.poll() is None:
+        try:
+            _status(f"{url}/")
+            return True
+        except OSError:  # not listening yet
+            if time.monotonic() > deadline:
+                pytest.fail("flower neither answered nor exited within 30 s")
+            time.sleep(0.2)
+    return False
+
+
+def _stop(process: subprocess.Popen) -> str:
+    """Stop Flower if it runs; what it printed."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    return process.communicate(timeout=10)[0].decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def flower() -> Iterator[str]:
+    """A real Flower on a free loopback port, with basic auth `user:pass`.
+
+    It inherits the environment, which tests.embedded_services points at the test broker.
+    """
+    port = _free_port()
+    process = _start_flower(port, "--basic-auth=user:pass", env=dict(os.environ))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                output = process.communicate()[0].decode(errors="replace")
-                pytest.fail(f"flower exited with {process.returncode}:\n{output}")
-            try:
-                _get(f"{url}/")
-                break
-            except OSError:  # not listening yet
-                if time.monotonic() > deadline:
-                    pytest.fail("flower did not answer within 30 s")
-                time.sleep(0.2)
+        if not _listening(process, url):
+            pytest.fail(f"flower exited with {process.returncode}:\n{_stop(process)}")
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        if process.stdout:
-            process.stdout.close()
+        _stop(process)
 
 
 def test_flower_refuses_requests_without_its_credentials(flower):
-    assert _get(f"{flower}/") == 401
-    assert _get(f"{flower}/", "user:wrong") == 401
-    assert _get(f"{flower}/", "someone:pass") == 401
-    assert _get(f"{flower}/", "user:pass") == 200
+    assert _status(f"{flower}/") == 401
+    assert _status(f"{flower}/", "user:wrong") == 401
+    assert _status(f"{flower}/", "someone:pass") == 401
+    assert _status(f"{flower}/", "user:pass") == 200
 
 
-@pytest.mark.parametrize("path", ["/tasks", "/workers", "/api/tasks", "/api/workers"])
+@pytest.mark.parametrize(
+    "path", ["/tasks", "/workers", "/api/tasks", "/api/workers", "/metrics", "/healthcheck"]
+)
 def test_flower_pages_and_api_refuse_requests_without_credentials(flower, path):
-    assert _get(f"{flower}{path}") == 401
+    assert _status(f"{flower}{path}") == 401
+    assert _status(f"{flower}{path}", "user:wrong") == 401
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthcheck"])
+def test_flower_metrics_and_healthcheck_answer_with_credentials(flower, path):
+    assert _status(f"{flower}{path}", "user:pass") == 200
+
+
+# Routes that answer before sign-in: the sign-in flow, and Flower's own static files.
+FLOWER_OPEN_ROUTES = {"/login/?", "/logout", "/static/(.*)"}
+
+
+def _flower_route_table() -> list[tuple[str, type]]:
+    """(pattern, handler class) of each route Flower serves."""
+    routes = []
+    for route in flower_routes:
+        if isinstance(route, tornado.web.URLSpec):
+            routes.append((route.regex.pattern.removesuffix("$"), route.handler_class))
+        else:
+            routes.append((route[0], route[1]))
+    return routes
+
+
+def _example_path(pattern: str) -> str:
+    """A path the route's pattern matches: `/task/(.+)` -> `/task/x`; the catch-all `.*`
+    -> a page that does not exist."""
+    if not pattern.startswith("/"):
+        return "/no-such-page"
+    return re.sub(r"\([^)]*\)", "x", pattern)
+
+
+def _implemented_methods(handler: type) -> list[str]:
+    return [
+        verb.upper()
+        for verb in ("get", "post", "put", "patch", "delete")
+        if getattr(handler, verb) is not getattr(tornado.web.RequestHandler, verb)
+    ]
+
+
+def test_every_flower_route_refuses_requests_without_credentials(flower):
+    """The whole route table of the installed Flower, so that a route a later version adds
+    without its own check is caught here."""
+    routes = _flower_route_table()
+    assert len(routes) > 30  # the table was read
+    guarded = [
+        (pattern, handler) for pattern, handler in routes if pattern not in FLOWER_OPEN_ROUTES
+    ]
+    assert {pattern for pattern, _ in routes} - {pattern for pattern, _ in guarded} == (
+        FLOWER_OPEN_ROUTES
+    )
+
+    answers = {
+        f"{method} {_example_path(pattern)}": _status(
+            f"{flower}{_example_path(pattern)}", method=method
+        )
+        for pattern, handler in guarded
+        if issubclass(handler, FlowerHandler)
+        for method in _implemented_methods(handler)
+    }
+    assert len(answers) > 30
+    assert {request: status for request, status in answers.items() if status != 401} == {}
+
+
+def test_compose_publishes_flower_on_the_hosts_loopback_only():
+    flower_service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["flower"]
+
+    assert flower_service["ports"] == ["127.0.0.1:5555:5555"]
+    assert "--conf=flowerconfig.py" in flower_service["command"]
+
+
+def _production_flower_starts(*args: str) -> tuple[bool, str]:
+    """Start Flower as production would (DJANGO_DEBUG=false); whether it listened, and what
+    it printed."""
+    port = _free_port()
+    env = _production_env(DJANGO_SECRET_KEY=secrets.token_urlsafe(64)[:64])
+    process = _start_flower(port, *args, env=env)
+    try:
+        listening = _listening(process, f"http://127.0.0.1:{port}")
+    finally:
+        output = _stop(process)
+    return listening, output
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [["--basic-auth=admin:flower-demo"], ["--basic-auth=ops:own-secret,admin:flower-demo"], []],
+    ids=["demo-credentials", "demo-credentials-among-others", "no-credentials"],
+)
+def test_flower_refuses_to_start_outside_debug_with_the_demo_credentials_or_none(credentials):
+    listening, output = _production_flower_starts(*credentials)
+
+    assert not listening, "Flower started in production with " + (credentials or ["no auth"])[0]
+    assert "FLOWER_BASIC_AUTH" in output, output
+
+
+def test_flower_starts_outside_debug_with_credentials_of_its_own():
+    listening, output = _production_flower_starts("--basic-auth=ops:a-secret-of-its-own")
+
+    assert listening, output
 
 
 # --- Production settings ------------------------------------------------------------------

@@ -68,6 +68,40 @@ def test_signup_runs_every_job_once_and_reaches_every_third_party(
     assert contact.data["name"] == "Ada Lovelace"
 
 
+# Valid addresses with characters that mean something in a URL: the CRM keys its contacts by
+# the address, in the path of its URL.
+ADDRESSES_THAT_MEAN_SOMETHING_IN_A_URL = [
+    "a/b@example.com",
+    "a%2fb@example.com",
+    "a?b#c@example.com",
+    "a+b&c=d@example.com",
+    "a/./b@example.com",
+    "ann@exämple.com",
+    "x@[127.0.0.1]",
+]
+
+
+def test_any_valid_address_syncs_to_the_crm_under_exactly_that_address(celery_worker, api_client):
+    crm_jobs = {}
+    for email in ADDRESSES_THAT_MEAN_SOMETHING_IN_A_URL:
+        body = sign_up(api_client, email=email, avatar=False)
+        assert body["customer"]["email"] == email
+        crm_jobs[email] = next(
+            j["id"] for j in body["jobs"] if j["name"] == "jobs.sync_crm_contact"
+        )
+
+    wait_until(lambda: all_final(crm_jobs.values()), message="every CRM job to finish")
+
+    states = {email: Job.objects.get(pk=job_id).state for email, job_id in crm_jobs.items()}
+    assert states == dict.fromkeys(ADDRESSES_THAT_MEAN_SOMETHING_IN_A_URL, "succeeded")
+    contacts = CrmRecord.objects.filter(kind="contact")
+    assert sorted(contacts.values_list("external_key", flat=True)) == sorted(
+        ADDRESSES_THAT_MEAN_SOMETHING_IN_A_URL
+    )
+    assert all(contact.writes == 1 for contact in contacts)
+    assert not DeadLetter.objects.filter(job_id__in=crm_jobs.values()).exists()
+
+
 def test_a_crm_that_fails_twice_is_retried_with_growing_delays(celery_worker, api_client):
     set_switch("crm", fail_next=2)
 
