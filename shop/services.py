@@ -253,6 +253,19 @@ def create_order(
     return order
 
 
+def release_stock(*, order: Order) -> None:
+    """Give the order's reserved quantities back to its products, in the caller's transaction.
+
+    For an order that will not be paid after all: a declined payment (shop.integrations.
+    charge_order), a cancelled order. Call it in the transaction of the conditional update that
+    moves the order out of `pending_payment`, and only when that update changed the row: it
+    does so once, so the stock comes back once, and with the status or not at all.
+    """
+    for line in order.lines.all():
+        # F(): added in the database, so concurrent reservations and releases all count.
+        Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)
+
+
 def ship_order(*, order_id: int, by: AbstractBaseUser) -> ShipOrderResult:
     """Mark the paid order shipped (by whom, when); record its shipping SMS and its
     `order.shipped` webhooks.
