@@ -7,6 +7,7 @@ the service that records it: shipping is `ship_order` and `send_shipping_notific
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -160,6 +161,8 @@ def place_order(
 
     `items` are `{"sku": str, "quantity": int}` with validated shapes; what needs the database
     (unknown sku, stock) is checked here, inside the transaction, and refused as OrderRejected.
+    With an `idempotency_key` used before with the same items, nothing is written: the answer
+    is the first one again (the order, the jobs it was answered with), `replayed`.
     """
     digest = request_digest(items)
     if idempotency_key:
@@ -172,6 +175,8 @@ def place_order(
                 customer=customer, items=items, idempotency_key=idempotency_key, digest=digest
             )
             jobs = enqueue_all(order_jobs(order))
+            order.placed_job_ids = [str(job.pk) for job in jobs]
+            order.save(update_fields=["placed_job_ids"])
     except IntegrityError:
         # The same key raced in from a second request; the first one's order is the answer.
         if not idempotency_key:
@@ -211,7 +216,11 @@ def _replay(*, customer: Customer, idempotency_key: str, digest: str) -> PlaceOr
         return None
     if order.request_digest != digest:
         raise IdempotencyKeyReused(idempotency_key)
-    return PlaceOrderResult(order=order, jobs=list(order.jobs.all()), replayed=True)
+    # The first answer's jobs, webhook deliveries' included (Order.placed_job_ids says why),
+    # as they are now; a job purged since is left out.
+    jobs = Job.objects.in_bulk(order.placed_job_ids)
+    placed = [jobs[job_id] for job_id in map(uuid.UUID, order.placed_job_ids) if job_id in jobs]
+    return PlaceOrderResult(order=order, jobs=placed, replayed=True)
 
 
 def create_order(
