@@ -90,7 +90,7 @@ class Order(models.Model):
     # never show staff's endpoint URLs; finding those again through the deliveries would tie
     # the replay to what each event records. One small column, written in the placing
     # transaction, is exactly the first answer.
-    placed_job_ids = models.JSONField(default=list, blank=True)
+    placed_job_ids = models.JSONField(default=list, db_default=[], blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Set together with the status by shop.services.ship_order, and by nothing else.
     shipped_at = models.DateTimeField(null=True, blank=True)

@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="order",
             name="placed_job_ids",
-            field=models.JSONField(blank=True, default=list),
+            field=models.JSONField(blank=True, db_default=[], default=list),
         ),
         migrations.RunPython(forwards, migrations.RunPython.noop, elidable=True),
     ]
