@@ -42,9 +42,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = not DEBUG
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Scripts, styles, images and requests from this site only; no inline script or style
-# anywhere (the pages, the live timeline's fetches, the admin, the sandbox). A page that
-# needs an exception says so itself (csp.decorators), not this list. Under DEBUG, django-csp
-# leaves Django's technical 404 and 500 pages without it: they are inline styles and scripts.
+# anywhere (the pages, the live timeline's fetches, the admin, the sandbox): docs/deployment.md,
+# "Headers". Under DEBUG, django-csp sends none with 404 and 500 answers, so that Django's
+# technical error pages (inline styles and scripts) show.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
