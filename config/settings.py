@@ -9,6 +9,7 @@ from pathlib import Path
 
 import django_stubs_ext
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -40,6 +41,23 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG e
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = not DEBUG
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Scripts, styles, images and requests from this site only; no inline script or style
+# anywhere (the pages, the live timeline's fetches, the admin, the sandbox): docs/deployment.md,
+# "Headers". Under DEBUG, django-csp sends none with 404 and 500 answers, so that Django's
+# technical error pages (inline styles and scripts) show.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,12 +65,14 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: its `runserver` (shop/management/commands) is the one manage.py runs.
+    "shop",
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
     "django_celery_results",
     "django_celery_beat",
-    "shop",
+    "csp",
     "jobs",
     "sandbox",
     "webhooks",
@@ -63,6 +83,8 @@ MIDDLEWARE = [
     # A body too large or with too many fields, the database down: JSON on the API, not HTML.
     "shop.middleware.UnservableRequests",
     "django.middleware.security.SecurityMiddleware",
+    # Above whitenoise, so that the static files carry the policy too.
+    "csp.middleware.CSPMiddleware",
     # Serves the admin's and the pages' static files under gunicorn too (compose, Dockerfile).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "shop.middleware.upload_size_limit",

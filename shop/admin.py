@@ -86,6 +86,7 @@ class OrderAdmin(admin.ModelAdmin):
         "currency",
         "idempotency_key",
         "request_digest",
+        "placed_job_ids",
         "created_at",
         "shipped_at",
         "shipped_by",

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
 
 from jobs import effects
 from jobs.errors import PermanentError
@@ -28,9 +28,9 @@ def clean_avatar(upload: UploadedFile) -> ContentFile:
     Refuses anything that is not a whole PNG, JPEG or WebP image of a sane size. The header
     is read first (no decoding), so a decompression bomb is refused by its declared size before
     a single pixel is allocated; only then is the image decoded in full, which catches
-    truncated files. Re-encoding drops whatever rides along in the file (EXIF with GPS
-    positions, text chunks with markup), and the server-chosen name with the detected format's
-    extension means a file uploaded as `x.html` is never served as HTML.
+    truncated files. What is stored is the pixels and nothing else (`pixels_only`), and the
+    server-chosen name with the detected format's extension means a file uploaded as `x.html`
+    is never served as HTML.
     """
     if upload.size is not None and upload.size > settings.AVATAR_MAX_BYTES:
         raise AvatarTooLarge(
@@ -47,7 +47,7 @@ def clean_avatar(upload: UploadedFile) -> ContentFile:
                 )
             image.load()
             image_format = image.format
-            clean = image.copy()
+            clean = pixels_only(image)
     except ValidationError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -61,6 +61,42 @@ def clean_avatar(upload: UploadedFile) -> ContentFile:
     buffer = BytesIO()
     clean.save(buffer, format=image_format)
     return ContentFile(buffer.getvalue(), name=f"{uuid.uuid4().hex}.{EXTENSIONS[image_format]}")
+
+
+def pixels_only(image: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen, without anything else its file carried.
+
+    Kept: the pixels, turned upright as the EXIF orientation says (phones store photos
+    sideways and say so there), their colours and their transparency. Dropped, as metadata:
+    EXIF (GPS position, camera, time), XMP, JPEG comments, PNG text chunks and everything else
+    Pillow reads into `info`, and the ICC colour profile too: it can carry text of its own, so
+    its colours are applied to the pixels first, in sRGB, which is what browsers assume of an
+    image without one.
+    """
+    upright = ImageOps.exif_transpose(image)
+    profile = upright.info.get("icc_profile")
+    if profile:
+        upright = _in_srgb(upright, profile)
+    # Transparency is the pixels' own (a palette index or colour that stands for "none").
+    transparency = upright.info.get("transparency")
+    upright.info = {} if transparency is None else {"transparency": transparency}
+    return upright
+
+
+SRGB = ImageCms.createProfile("sRGB")
+
+
+def _in_srgb(image: Image.Image, profile: bytes) -> Image.Image:
+    if image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    try:
+        source = ImageCms.ImageCmsProfile(BytesIO(profile))
+        output_mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        return ImageCms.buildTransform(source, SRGB, image.mode, output_mode).apply(image)
+    except (OSError, ImageCms.PyCMSError):
+        # A profile that cannot be read or does not fit the pixels: browsers show such an
+        # image as if it had none, and so will the avatar.
+        return image
 
 
 def make_thumbnails(*, customer_id: int, job_id: str | None = None) -> dict[str, str]:

@@ -8,13 +8,15 @@ from django.db import transaction
 
 from jobs.dispatch import enqueue_all, new_job
 from jobs.errors import PermanentError
+from shop import services
 from shop.clients import analytics, crm, payments
 from shop.models import Customer, Order, Payment
 from shop.webhook_events import order_event_jobs
 
 
 def charge_order(*, order_id: int) -> str:
-    """Charge the order once; on success mark it paid and record its confirmation email."""
+    """Charge the order once; on success mark it paid and record its confirmation email, on
+    a decline mark it failed and give its stock back."""
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
         raise PermanentError(f"order {order_id} is gone")
@@ -32,6 +34,8 @@ def charge_order(*, order_id: int) -> str:
         if outcome.charge_id is None:
             if claimed.update(status=Order.Status.PAYMENT_FAILED):
                 order.status = Order.Status.PAYMENT_FAILED
+                # Its reservation ends with it: else every declined card holds stock for good.
+                services.release_stock(order=order)
                 enqueue_all(order_event_jobs("order.payment_failed", order=order))
             return Order.Status.PAYMENT_FAILED
         if claimed.update(status=Order.Status.PAID):

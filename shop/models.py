@@ -83,6 +83,14 @@ class Order(models.Model):
     # NULL, not "": orders without a key must not collide in the unique constraint below.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_digest = models.CharField(max_length=64, blank=True)
+    # The ids of the jobs the placing request answered with, in that order: a replay of the
+    # request answers with these again (shop.services.place_order). Stored, not worked out
+    # later: `jobs` below gains jobs recorded since (the confirmation email), and holds none of
+    # the webhook deliveries' jobs, which concern no order so that the customer's page and API
+    # never show staff's endpoint URLs; finding those again through the deliveries would tie
+    # the replay to what each event records. One small column, written in the placing
+    # transaction, is exactly the first answer.
+    placed_job_ids = models.JSONField(default=list, db_default=[], blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Set together with the status by shop.services.ship_order, and by nothing else.
     shipped_at = models.DateTimeField(null=True, blank=True)

@@ -7,6 +7,7 @@ the service that records it: shipping is `ship_order` and `send_shipping_notific
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -161,7 +162,9 @@ def place_order(
 
     `items` are `{"sku": str, "quantity": int}` with validated shapes; what needs the database
     (unknown sku, stock) is checked here, inside the transaction, and refused as OrderRejected.
-    The result holds all the answer shows, read inside the transaction.
+    The result holds all the answer shows, read inside the transaction. With an
+    `idempotency_key` used before with the same items, nothing is written: the answer is the
+    first one again (the order, the jobs it was answered with), `replayed`.
     """
     digest = request_digest(items)
     if idempotency_key:
@@ -174,6 +177,8 @@ def place_order(
                 customer=customer, items=items, idempotency_key=idempotency_key, digest=digest
             )
             jobs = enqueue_all(order_jobs(order))
+            order.placed_job_ids = [str(job.pk) for job in jobs]
+            order.save(update_fields=["placed_job_ids"])
             selectors.with_lines(order)
     except IntegrityError:
         # The same key raced in from a second request; the first one's order is the answer.
@@ -214,7 +219,11 @@ def _replay(*, customer: Customer, idempotency_key: str, digest: str) -> PlaceOr
         return None
     if order.request_digest != digest:
         raise IdempotencyKeyReused(idempotency_key)
-    return PlaceOrderResult(order=order, jobs=list(order.jobs.all()), replayed=True)
+    # The first answer's jobs, webhook deliveries' included (Order.placed_job_ids says why),
+    # as they are now; a job purged since is left out.
+    jobs = Job.objects.in_bulk(order.placed_job_ids)
+    placed = [jobs[job_id] for job_id in map(uuid.UUID, order.placed_job_ids) if job_id in jobs]
+    return PlaceOrderResult(order=order, jobs=placed, replayed=True)
 
 
 def create_order(
@@ -254,6 +263,19 @@ def create_order(
     order.total = total
     order.save(update_fields=["total"])
     return order
+
+
+def release_stock(*, order: Order) -> None:
+    """Give the order's reserved quantities back to its products, in the caller's transaction.
+
+    For an order that will not be paid after all: a declined payment (shop.integrations.
+    charge_order), a cancelled order. Call it in the transaction of the conditional update that
+    moves the order out of `pending_payment`, and only when that update changed the row: it
+    does so once, so the stock comes back once, and with the status or not at all.
+    """
+    for line in order.lines.all():
+        # F(): added in the database, so concurrent reservations and releases all count.
+        Product.objects.filter(pk=line.product_id).update(stock=F("stock") + line.quantity)
 
 
 def ship_order(*, order_id: int, by: AbstractBaseUser) -> ShipOrderResult:

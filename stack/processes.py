@@ -212,6 +212,8 @@ class Stack:
         proc = self.spawn(
             name,
             str(BIN / "gunicorn"),
+            "--config",
+            "config/gunicorn.conf.py",
             "config.wsgi",
             "--bind",
             f"127.0.0.1:{port}",

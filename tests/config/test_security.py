@@ -8,11 +8,17 @@
 - No pickle: Celery accepts, sends and stores JSON only (a pickle payload on the broker would be
   code execution on every worker), and the project's own code never imports pickle.
 
+- Every page is served with a Content-Security-Policy that allows scripts, styles and
+  requests from the site itself only, and no page has an inline script or style it would block
+  (tests/browser/test_csp.py opens them in Chromium); no answer names the server software or
+  the interpreter in a `Server` header, under gunicorn or under the demo's runserver.
+
 (API tokens stored as digests: tests/api/test_signup_api.py.)
 """
 
 import ast
 import base64
+import html.parser
 import os
 import re
 import secrets
@@ -337,3 +343,152 @@ def test_the_pickle_scan_would_see_one():
     assert _pickle_imports("importlib.import_module('pickle')") == ["pickle"]
     assert _pickle_imports("# no pickle here\nx = 'pickle'") == []
     assert _pickle_imports("import json") == []
+
+
+# --- Headers: Content-Security-Policy, Server -------------------------------------------------
+
+PAGES = [
+    "/",
+    "/orders/{order}",
+    "/orders/{order}/timeline",
+    "/ops/",
+    "/ops/stats",
+    "/sandbox/",
+    "/sandbox/mailbox/",
+    "/sandbox/sms/",
+    "/admin/",
+    "/admin/shop/order/",
+    "/admin/shop/order/{order}/change/",
+    "/admin/webhooks/webhookendpoint/add/",
+    "/admin/jobs/job/",
+    "/api/openapi.json",
+    "/api/products",
+]
+POLICY = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+)
+
+
+class InlineCode(html.parser.HTMLParser):
+    """What a page carries that a policy without 'unsafe-inline' would block: script elements
+    without `src`, style elements, `on...` handler attributes, `style` attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if (tag == "script" and "src" not in dict(attrs)) or tag == "style":
+            self.found.append(f"<{tag}>")
+        self.found += [f"<{tag} {name}>" for name, _ in attrs if name.startswith("on")]
+        self.found += [f"<{tag} style>" for name, _ in attrs if name == "style"]
+
+
+@pytest.fixture
+def pages_client(client):
+    from django.contrib.auth import get_user_model
+
+    from tests.factories import OrderFactory
+
+    order = OrderFactory()
+    # Staff who is also the order's customer: one session sees the shop, ops and the admin.
+    user = order.customer.user
+    user.is_staff = user.is_superuser = True
+    user.save()
+    client.force_login(user)
+    client.order = order
+    assert get_user_model().objects.filter(is_superuser=True).count() == 1
+    return client
+
+
+# What a visitor who is not signed in sees.
+ANONYMOUS_PAGES = ["/signup", "/login", "/admin/login/"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "signed_in"),
+    [(path, True) for path in PAGES] + [(path, False) for path in ANONYMOUS_PAGES],
+)
+def test_every_page_has_a_content_security_policy_and_nothing_inline_it_would_block(
+    pages_client, path, signed_in
+):
+    if not signed_in:
+        pages_client.logout()
+    response = pages_client.get(path.format(order=pages_client.order.pk))
+
+    assert response.status_code == 200
+    policy = [part.strip() for part in response.headers["Content-Security-Policy"].split(";")]
+    assert set(POLICY) <= set(policy)
+    assert not [part for part in policy if "unsafe" in part]
+    if response["Content-Type"].startswith("text/html"):
+        scan = InlineCode()
+        scan.feed(response.content.decode())
+        assert scan.found == []
+
+
+def test_the_inline_code_scan_would_see_some():
+    scan = InlineCode()
+    scan.feed(
+        '<script>x()</script><script src="/a.js"></script><style>p{}</style>'
+        '<p style="color: red" onclick="x()">'
+    )
+    assert scan.found == ["<script>", "<style>", "<p onclick>", "<p style>"]
+
+
+def _raw_answer_head(port: int, request: bytes) -> str:
+    """The status line and headers the server answers `request` with, sent as is."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    return received.split(b"\r\n\r\n")[0].decode("latin-1")
+
+
+def _server_headers(head: str) -> list[str]:
+    return [line for line in head.split("\r\n")[1:] if line.lower().startswith("server:")]
+
+
+@pytest.fixture(params=["runserver", "gunicorn"])
+def web_server(request, transactional_db, tmp_path) -> Iterator[int]:
+    """The web server the demo runs (`manage.py runserver`, as the Procfile starts it) or the
+    one deployments run (gunicorn, as stack/processes.py starts it for the fault tests and the
+    benchmarks), on a free loopback port; its port."""
+    from stack.processes import BIN, Stack
+    from stack.waiting import port_open, wait_until
+
+    stack = Stack(tmp_path)
+    try:
+        if request.param == "gunicorn":
+            stack.start_web(workers=1, threads=2)
+        else:
+            address = f"127.0.0.1:{stack.web_port}"
+            stack.spawn("web", str(BIN / "python"), "manage.py", "runserver", address, "--noreload")
+            wait_until(lambda: port_open(stack.web_port), timeout=60, message="runserver to listen")
+        yield stack.web_port
+    finally:
+        stack.stop()
+
+
+def test_no_answer_names_the_server_software_or_the_interpreter(web_server):
+    page = _raw_answer_head(web_server, b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    # A request the HTTP server refuses itself, before the app sees it: a header line longer
+    # than either server takes.
+    too_long = b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"a" * 70_000
+    malformed = _raw_answer_head(web_server, too_long + b"\r\n\r\n")
+
+    assert page.startswith("HTTP/1.1 200"), page
+    assert int(malformed.split(" ")[1]) >= 400, malformed
+    assert _server_headers(page) == []
+    assert _server_headers(malformed) == []

@@ -73,7 +73,9 @@ def test_a_dead_job_of_the_previous_release_is_requeued_and_runs_after_the_upgra
         username="old@example.com", email="old@example.com"
     )
     customer = old.get_model("shop", "Customer").objects.create(user=user, name="Old")
-    order = old.get_model("shop", "Order").objects.create(customer=customer, total="14.00")
+    order = old.get_model("shop", "Order").objects.create(
+        customer=customer, total="14.00", idempotency_key="checkout-1"
+    )
     # Recorded under the old schema: a foreign key to the order and one to its customer.
     dead = old.get_model("jobs", "Job").objects.create(
         name="jobs.sync_crm_deal",
@@ -110,6 +112,8 @@ def test_a_dead_job_of_the_previous_release_is_requeued_and_runs_after_the_upgra
     # What each row was about survives the migration.
     order, customer = Order.objects.get(pk=order.pk), Customer.objects.get(pk=customer.pk)
     assert list(order.jobs.values_list("pk", flat=True)) == [dead.pk]
+    # A replay of its request answers what it answered before the upgrade: its jobs.
+    assert order.placed_job_ids == [str(dead.pk)]
     assert list(customer.jobs.values_list("pk", flat=True)) == [welcome.pk]
     assert WebhookDelivery.objects.get(pk=delivery.pk).subject == order
     assert WebhookEndpoint.objects.count() == 1

@@ -2,9 +2,11 @@
 
 import pytest
 
+from jobs.dispatch import enqueue
 from jobs.models import Job
 from shop.models import Order, Product
 from tests.factories import ProductFactory, customer_with_token
+from webhooks.models import WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -95,6 +97,27 @@ def test_same_idempotency_key_replays_and_another_body_is_422(customer_client, m
     assert Order.objects.count() == 1
     assert Job.objects.count() == 4
     assert Product.objects.get(sku="MUG-001").stock == 4
+
+
+def test_a_replay_answers_the_first_requests_jobs_webhook_deliveries_included(customer_client, mug):
+    WebhookEndpoint.objects.create(url="http://127.0.0.1:9/hooks", events=["order.placed"])
+    body = [{"sku": "MUG-001", "quantity": 1}]
+
+    first = order(customer_client, body, HTTP_IDEMPOTENCY_KEY="k-1")
+    order_id = first.json()["order"]["id"]
+    # A job recorded since, as the charge records the confirmation email: not the first answer's.
+    enqueue(
+        "jobs.send_order_confirmation", concerning=Order.objects.get(pk=order_id), order_id=order_id
+    )
+    again = order(customer_client, body, HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert first.status_code == again.status_code == 201
+    first_jobs = [(j["id"], j["name"]) for j in first.json()["jobs"]]
+    assert "jobs.deliver_webhook" in {name for _, name in first_jobs}
+    assert [(j["id"], j["name"]) for j in again.json()["jobs"]] == first_jobs
+    # The order's own page and API still show no webhook job: its errors name staff's URL.
+    shown = customer_client.get(f"/api/orders/{order_id}").json()["jobs"]
+    assert "jobs.deliver_webhook" not in {j["name"] for j in shown}
 
 
 def test_another_customers_order_and_jobs_are_404(customer_client, api_client, mug):

@@ -1,13 +1,14 @@
 """POST /api/signup: what clients get for good and bad input, and that bad input writes nothing."""
 
 import os
+import struct
 from io import BytesIO
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageCms, PngImagePlugin
 
 from jobs.models import Job
 from shop.models import ApiToken, Customer
@@ -168,6 +169,123 @@ def test_jpeg_metadata_such_as_gps_is_dropped(api_client):
     with Image.open(Customer.objects.get().avatar) as stored:
         assert stored.format == "JPEG"
         assert not stored.getexif()
+
+
+def _signed_up_with(avatar: SimpleUploadedFile, through: str, api_client, client) -> Customer:
+    """Sign up with the avatar through the API or the signup page; the new customer."""
+    if through == "api":
+        response = api_client.post("/api/signup", {**VALID, "avatar": avatar}, format="multipart")
+        assert response.status_code == 201, response.content
+    else:
+        response = client.post("/signup", {**VALID, "avatar": avatar})
+        assert response.status_code == 302, response.content
+    return Customer.objects.get()
+
+
+def _srgb_with_red_and_blue_swapped() -> bytes:
+    """An ICC profile in which an image's red channel means blue and its blue channel red:
+    the built-in sRGB profile with its rXYZ and bXYZ tags pointing at each other's data."""
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    (count,) = struct.unpack_from(">I", profile, 128)
+    entries = {}
+    for n in range(count):
+        signature, offset, size = struct.unpack_from(">4sII", profile, 132 + 12 * n)
+        entries[signature] = (132 + 12 * n, offset, size)
+    (red_at, *red), (blue_at, *blue) = entries[b"rXYZ"], entries[b"bXYZ"]
+    struct.pack_into(">4sII", profile, red_at, b"rXYZ", *blue)
+    struct.pack_into(">4sII", profile, blue_at, b"bXYZ", *red)
+    return bytes(profile)
+
+
+SECRETS = (b"secret comment", b"PhoneCo", b"x:xmpmeta", b"Ada's house")
+
+
+def _phone_photo() -> bytes:
+    """A JPEG as a phone writes it: stored sideways (60x30) with EXIF orientation 6 ("rotate
+    90 degrees clockwise to show"), a red top-left corner, GPS and camera EXIF, XMP, an ICC
+    profile and a comment."""
+    sideways = Image.new("RGB", (60, 30), "blue")
+    sideways.paste("red", (0, 0, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    exif[0x010F] = "PhoneCo"  # Make
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0)}  # GPSInfo
+    buffer = BytesIO()
+    sideways.save(
+        buffer,
+        format="JPEG",
+        quality=95,
+        exif=exif,
+        comment=b"secret comment",
+        xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/">Ada\'s house</x:xmpmeta>',
+        icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(),
+    )
+    photo = buffer.getvalue()
+    assert all(secret in photo for secret in SECRETS)  # the upload does carry them
+    return photo
+
+
+@pytest.mark.parametrize("through", ["api", "page"])
+def test_a_phone_photo_is_stored_upright_with_its_pixels_and_nothing_else(
+    api_client, client, through
+):
+    avatar = SimpleUploadedFile("me.jpg", _phone_photo(), content_type="image/jpeg")
+
+    customer = _signed_up_with(avatar, through, api_client, client)
+
+    stored_bytes = customer.avatar.read()
+    assert not [secret for secret in SECRETS if secret in stored_bytes]
+    with Image.open(BytesIO(stored_bytes)) as stored:
+        assert stored.format == "JPEG"
+        assert stored.size == (30, 60)  # upright: turned a quarter clockwise
+        assert not stored.getexif()
+        assert not {"comment", "exif", "xmp", "icc_profile"} & set(stored.info)
+        red, _, blue = stored.convert("RGB").getpixel((26, 3))
+        assert red > 200  # the red corner, now top right
+        assert blue < 60
+
+
+@pytest.mark.parametrize("through", ["api", "page"])
+def test_png_text_chunks_exif_and_colour_profile_are_dropped_and_the_colours_kept(
+    api_client, client, through
+):
+    """Text chunks (tEXt, zTXt, iTXt) and eXIf are dropped; the colour profile is applied to
+    the pixels, then dropped: what was shown as blue is stored as blue, in sRGB."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "Ada's house")
+    info.add_text("Comment", "secret comment", zip=True)
+    info.add_itxt("Description", "PhoneCo", lang="en")
+    exif = Image.Exif()
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 29.0)}  # GPSInfo
+    buffer = BytesIO()
+    Image.new("RGBA", (40, 40), (255, 0, 0, 128)).save(  # red pixels, read as blue
+        buffer, format="PNG", pnginfo=info, exif=exif, icc_profile=_srgb_with_red_and_blue_swapped()
+    )
+    avatar = SimpleUploadedFile("me.png", buffer.getvalue(), content_type="image/png")
+
+    customer = _signed_up_with(avatar, through, api_client, client)
+
+    with Image.open(customer.avatar) as stored:
+        assert stored.format == "PNG"
+        assert stored.text == {}
+        assert not stored.getexif()
+        assert not {"exif", "icc_profile", "Author", "Comment", "Description"} & set(stored.info)
+        red, green, blue, alpha = stored.getpixel((20, 20))
+        assert (red, green, alpha) == (0, 0, 128)
+        assert blue > 250
+
+
+def test_a_colour_profile_that_cannot_be_read_is_dropped_and_the_pixels_kept(api_client):
+    """As a browser does: it shows such an image as if it had no profile."""
+    buffer = BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 90)).save(buffer, format="PNG", icc_profile=b"junk" * 40)
+    avatar = SimpleUploadedFile("me.png", buffer.getvalue(), content_type="image/png")
+
+    customer = _signed_up_with(avatar, "api", api_client, client=None)
+
+    with Image.open(customer.avatar) as stored:
+        assert "icc_profile" not in stored.info
+        assert stored.getpixel((20, 20)) == (200, 30, 90)
 
 
 @override_settings(AVATAR_MAX_BYTES=10_000)
