@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
@@ -173,14 +173,17 @@ class _Publisher:
                     break
             try:
                 publish_all(batch)
-            except DatabaseError:
-                # Sent, but not marked: the relay sends them again, which is harmless.
-                logger.exception("could not mark %d published job(s)", len(batch))
+            except Exception:
+                # The database refused the stamp, or something unforeseen: never let this
+                # thread die, or the process would stop publishing. The rows are committed;
+                # the relay publishes what is not marked published.
+                logger.exception("publisher: %d job(s) left to the relay", len(batch))
             finally:
-                close_old_connections()
                 with self._lock:
                     self._unsent -= len(batch)
                     self._lock.notify_all()
+                with suppress(DatabaseError):
+                    close_old_connections()
 
 
 publisher = _Publisher()

@@ -23,7 +23,7 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -94,9 +94,13 @@ def _ensure_renewer() -> None:
     renewer.start()
 
 
-def _every_heartbeat(beat: Any, stop: threading.Event | None = None) -> None:
+def _every_heartbeat(
+    beat: Any, stop: threading.Event | None = None, *, hold_connection: bool = True
+) -> None:
+    """Call beat() now and then every JOBS_HEARTBEAT_SECONDS, until `stop`. Without
+    `hold_connection`, the thread closes its database connection after each beat."""
     stop = stop or threading.Event()
-    while not stop.wait(settings.JOBS_HEARTBEAT_SECONDS):
+    while True:
         try:
             beat()
         except DatabaseError as exc:
@@ -104,7 +108,12 @@ def _every_heartbeat(beat: Any, stop: threading.Event | None = None) -> None:
             # over, and these runs' later writes are fenced out.
             logger.warning("heartbeat not written: %s", exc)
         finally:
-            close_old_connections()
+            if hold_connection:
+                close_old_connections()
+            else:
+                connections.close_all()
+        if stop.wait(settings.JOBS_HEARTBEAT_SECONDS):
+            return
 
 
 # --- workers ---------------------------------------------------------------------------------
@@ -134,13 +143,16 @@ def _start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
     def beat() -> None:
         beat_worker(hostname, queues=queues)
 
-    try:
-        beat()
-    except DatabaseError as exc:
-        logger.warning("heartbeat not written: %s", exc)
+    # Its connection is closed after each beat: the main process of a prefork worker forks a
+    # new pool process whenever one dies, and an SQLite connection open across fork() is
+    # closed again in the child, which can leave the database locked for every process.
     stop = _worker_beats[hostname] = threading.Event()
     threading.Thread(
-        target=_every_heartbeat, args=(beat, stop), name="worker-heartbeat", daemon=True
+        target=_every_heartbeat,
+        args=(beat, stop),
+        kwargs={"hold_connection": False},
+        name="worker-heartbeat",
+        daemon=True,
     ).start()
 
 
