@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from jobs.dispatch import is_ledger_task
+from jobs.shutdown import HAND_BACK_MARGIN_SECONDS
 
 
 @register()
@@ -59,13 +60,14 @@ def recovery_clocks(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
             )
         )
     longest_call = max(settings.THIRD_PARTY_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT)
-    if longest_call >= settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT:
+    hand_back_at = settings.CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT - HAND_BACK_MARGIN_SECONDS
+    if longest_call >= hand_back_at:
         warnings.append(
             Warning(
                 "A third-party or SMTP call may outlast the workers' soft shutdown.",
                 hint="A job on a thread hands itself back between calls only (jobs.shutdown): "
                 "keep THIRD_PARTY_TIMEOUT_SECONDS and EMAIL_TIMEOUT below "
-                "WORKER_SOFT_SHUTDOWN_TIMEOUT, or a deploy waits for the call.",
+                "WORKER_SOFT_SHUTDOWN_TIMEOUT less a second, or a deploy waits for the call.",
                 id="jobs.W003",
             )
         )

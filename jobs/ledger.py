@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -165,13 +165,22 @@ def _held(job_id: str, attempt: int) -> QuerySet[Job]:
 
 
 def mark_succeeded(job_id: str, *, attempt: int) -> bool:
+    """Record the run's success; also when its stopping worker handed the job back a moment
+    before it finished (then the message put back finds the job done)."""
+    handed_back_unclaimed = Q(
+        pk=job_id, state=State.QUEUED, attempts=attempt, stalled_reason=Job.Stall.HANDED_BACK
+    )
+    finished = Job.objects.filter(
+        Q(pk=job_id, state=State.RUNNING, attempts=attempt) | handed_back_unclaimed
+    )
     return bool(
-        _held(job_id, attempt).update(
+        finished.update(
             state=State.SUCCEEDED,
             finished_at=timezone.now(),
             last_error="",
             lease_until=None,
             lease_holder="",
+            stalled_reason="",
         )
     )
 

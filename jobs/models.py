@@ -57,15 +57,18 @@ class Job(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     # Which process holds the lease ("node:pid"): a stopping worker hands back exactly the
     # jobs its own processes hold (jobs.shutdown).
-    lease_holder = models.CharField(max_length=200, blank=True)
+    lease_holder = models.CharField(max_length=200, blank=True, db_default="")
     # Runs whose worker died under them (found by an expired lease).
     lost_runs = models.PositiveIntegerField(default=0)
     # Raised by an operator's requeue: messages from before it are stale, whatever they carry.
     epoch = models.PositiveIntegerField(default=0)
     # Messages sent for the job, by the request that recorded it, by retries and by the relay:
     # more than its runs need means the relay published again (docs/guarantees.md).
-    publishes = models.PositiveIntegerField(default=0)
-    stalled_reason = models.CharField(max_length=20, blank=True, choices=Stall.choices)
+    # (Database defaults for these three: the release before them inserts rows without them.)
+    publishes = models.PositiveIntegerField(default=0, db_default=0)
+    stalled_reason = models.CharField(
+        max_length=20, blank=True, choices=Stall.choices, db_default=""
+    )
     eta = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)

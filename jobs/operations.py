@@ -16,7 +16,7 @@ from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from jobs import broker, health
-from jobs.dispatch import publish
+from jobs.dispatch import publisher
 from jobs.models import DeadLetter, DeadLetterAction, Job
 
 State = Job.State
@@ -133,8 +133,9 @@ def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Jo
         if not requeued:
             raise NotOpen(f"the job of dead letter {letter.pk} is not dead")
         job = Job.objects.get(pk=letter.job_id)
-        # A lambda, not a partial: see jobs.dispatch.enqueue_all.
-        transaction.on_commit(lambda: publish(job, retries=0), robust=True)
+        # Sent off the request, as any committed job (a lambda, not a partial: see
+        # jobs.dispatch.enqueue_all).
+        transaction.on_commit(lambda: publisher.submit([job]), robust=True)
     return job
 
 

@@ -45,8 +45,9 @@ def relay(*, limit: int = SWEEP_LIMIT) -> int:
       the lease), or a stopping worker could not hand them back. Published once per lease;
     - published jobs that nobody started for JOBS_STALLED_AFTER_SECONDS while their queue is
       empty: their message is gone (taken by a worker that died before starting it, or lost
-      with a broker that restarted empty). A queue with messages waiting is a backlog, not a
-      loss: nothing of it is published again, so a spike is not multiplied.
+      with a broker that restarted empty), a dead run's rescue included. A queue with
+      messages waiting is a backlog, not a loss: nothing of it is published again, so a
+      spike is not multiplied.
     Each row is claimed by a conditional update first, so two relays publish it once; a
     second copy of a message is harmless anyway (jobs.ledger.claim).
     """
@@ -75,6 +76,12 @@ def relay(*, limit: int = SWEEP_LIMIT) -> int:
                 & (
                     Q(state=State.QUEUED)
                     | Q(state=State.RETRYING, published_at__gte=F("next_attempt_at"))
+                    # A dead run's rescue, published and not taken since.
+                    | Q(
+                        state=State.RUNNING,
+                        lease_until__lte=grace,
+                        published_at__gte=F("lease_until"),
+                    )
                 ),
                 Job.Stall.MESSAGE_LOST,
             )

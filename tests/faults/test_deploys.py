@@ -12,7 +12,7 @@ from django.db import transaction
 from jobs.dispatch import enqueue
 from jobs.models import Job
 from sandbox.models import CrmRecord
-from shop.models import Order
+from shop.models import Customer, Order
 from stack.waiting import wait_until
 from tests.faults import slow_tasks
 from tests.faults.helpers import every_job_final
@@ -38,7 +38,13 @@ def test_a_job_waiting_in_a_thread_is_handed_back_at_once(stack, catalogue):
     app.start_web(), app.start_mail(), app.start_relay()
     app.start_worker("io", pool="threads", concurrency=4, queues="critical,default,bulk,webhooks")
     worker = app.start_worker("crm", pool="threads", concurrency=4, queues="crm")
-    customer = app.sign_up("deploy@example.com")  # its contact sync takes this minute's call
+    customer = app.sign_up("deploy@example.com")
+    contact = Customer.objects.get(pk=customer["customer"]["id"]).jobs.get(
+        name="jobs.sync_crm_contact"
+    )
+    wait_until(  # the contact sync takes this minute's one call
+        lambda: Job.objects.get(pk=contact.pk).state == "succeeded", message="the contact sync"
+    )
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
     deal = Order.objects.get(pk=order_id).jobs.get(name="jobs.sync_crm_deal")
     wait_until(lambda: Job.objects.get(pk=deal.pk).state == "running", message="a waiting deal")

@@ -55,7 +55,7 @@ def test_a_job_slower_than_the_visibility_timeout_runs_once(stack, catalogue):
 
     charge.refresh_from_db()
     assert charge.state == "succeeded"
-    assert charge.attempts == 1  # the second delivery waited for the first run, then skipped
+    assert charge.attempts == 1  # the second delivery was turned away: the first run held it
     assert ReceivedRequest.objects.filter(service="payments").count() == 1
     assert_paid_once(app, order_id)
 
