@@ -134,3 +134,14 @@ def test_a_stopping_worker_hands_back_only_what_its_own_processes_hold():
     states = dict(Job.objects.values_list("pk", "state"))
     assert [states[j.pk] for j in mine] == ["queued", "queued"]
     assert states[theirs.pk] == "running"
+
+
+def test_a_run_that_finishes_just_after_its_hand_back_records_its_success(job):
+    run = claim(job)
+    ledger.hand_back(str(job.pk), attempt=run.attempt)
+
+    assert ledger.mark_succeeded(str(job.pk), attempt=run.attempt)
+
+    job.refresh_from_db()
+    assert (job.state, job.stalled_reason) == ("succeeded", "")
+    assert claim(job, holder="w2@host:200").outcome is Outcome.FINISHED  # its message, put back
