@@ -45,6 +45,12 @@ def queue_depths() -> dict[str, int | None]:
     return depths
 
 
+def load_transport() -> None:
+    """Import the broker's transport now (for Redis, kombu's and redis-py's modules: half a
+    second and more), so that the first probe a process makes costs no more than the others."""
+    current_app.connection_for_read().transport  # noqa: B018 (the property imports it)
+
+
 def answers() -> bool:
     """Does the broker answer a question now (within PROBE_TIMEOUT_SECONDS or so)?"""
     return any(depth is not None for depth in queue_depths().values())

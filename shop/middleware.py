@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
@@ -178,9 +179,11 @@ def decodable(charset: str) -> bool:
     except LookupError:
         return True
     try:
-        ANY_BYTES.decode(charset, "replace")
-        with contextlib.suppress(UnicodeDecodeError):  # Django falls back to Latin-1
-            ANY_BYTES.decode(charset)
+        # unicode_escape warns of every backslash it does not know; the answer is the same.
+        with warnings.catch_warnings(action="ignore", category=DeprecationWarning):
+            ANY_BYTES.decode(charset, "replace")
+            with contextlib.suppress(UnicodeDecodeError):  # Django falls back to Latin-1
+                ANY_BYTES.decode(charset)
     except (LookupError, UnicodeError):
         return False
     return True
