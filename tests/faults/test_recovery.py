@@ -176,7 +176,8 @@ def test_a_kill_storm_on_the_deployed_layout_loses_nothing_and_recovers_within_3
         thread.start()
     shuffle = random.Random(11)
     kills, next_kill = 0, time.monotonic()
-    while any(thread.is_alive() for thread in threads):
+    # Ten kills at least, however soon the clients are done on this machine.
+    while any(thread.is_alive() for thread in threads) or kills < 10:
         next_kill += 5  # every 5 s, however long the last restart took
         time.sleep(max(0.0, next_kill - time.monotonic()))
         name = shuffle.choice(sorted(layout))
@@ -196,7 +197,6 @@ def test_a_kill_storm_on_the_deployed_layout_loses_nothing_and_recovers_within_3
     wait_until(every_job_final, timeout=RECOVERY_SECONDS, message="every job after the storm")
     assert time.monotonic() - last_kill < RECOVERY_SECONDS
     assert len(order_ids) == 200
-    assert kills >= 10
     assert_orders_done_once(app, order_ids)
     avatars = Job.objects.filter(name="jobs.make_avatar_thumbnails")
     assert avatars.count() == 10
