@@ -6,7 +6,8 @@ import pytest
 
 from jobs.models import Job
 from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
-from shop.models import Customer, Order
+from sandbox.switches import set_switch
+from shop.models import Customer, Order, Payment
 from stack.waiting import wait_until
 from tests.faults.helpers import every_job_final
 
@@ -139,3 +140,57 @@ def test_health_metrics_and_orders_answer_fast_while_the_broker_is_frozen(stack,
     for order_id in order_ids:
         assert Order.objects.get(pk=order_id).status == "paid"
         assert Charge.objects.filter(reference=f"order-{order_id}").count() == 1
+
+
+# Well below the visibility timeout (120 s here): a job that came back only through it, or a
+# worker that did not reconnect, would time the test out.
+BROKER_LOST_BOUND_SECONDS = 30
+BROKER_OUTAGE_SECONDS = 5
+
+
+def test_a_broker_lost_during_a_charge_still_charges_once_and_the_worker_serves_again(
+    stack, catalogue
+):
+    """The broker is SIGKILLed while an order's charge is in flight at the gateway, and comes
+    back 5 s later from its append-only file. A prefork worker that notices the loss while the
+    run goes on cancels it (it could not acknowledge it:
+    worker_cancel_long_running_tasks_on_connection_loss); the lease of the cancelled run runs
+    out and the relay publishes the job again, and the gateway's Idempotency-Key makes the
+    second run's call charge nothing more. A worker that notices only after the run ended
+    loses nothing. Either way, what the customer sees: the order paid once, one confirmation,
+    and the next order paid too, well within the broker's visibility timeout."""
+    app = stack()
+    app.start_web(), app.start_mail(), app.start_relay()
+    worker = app.start_worker(concurrency=1)
+    customer = app.sign_up("broker-lost@example.com")
+    wait_until(every_job_final, message="the signup's jobs")
+    set_switch("payments", latency_ms=3000)
+    order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
+    charge = Order.objects.get(pk=order_id).jobs.get(name="jobs.charge_payment")
+    wait_until(lambda: Job.objects.get(pk=charge.pk).state == "running", message="the charge")
+
+    lost_at = time.monotonic()
+    app.kill_broker()
+    time.sleep(BROKER_OUTAGE_SECONDS)  # the outage; nothing is asserted over it
+    set_switch("payments", latency_ms=0)
+    app.start_broker()  # same port, same append-only file
+
+    def left(since: float = lost_at) -> float:
+        return BROKER_LOST_BOUND_SECONDS - (time.monotonic() - since)
+
+    wait_until(every_job_final, timeout=left(), message="the order's jobs after the outage")
+    second_id = app.order(customer["token"], "MUG-001")["order"]["id"]
+    wait_until(every_job_final, timeout=left(), message="the worker to serve the next order")
+    assert time.monotonic() - lost_at < BROKER_LOST_BOUND_SECONDS
+
+    assert worker.alive()
+    subjects = [m.subject for m in app.emails()]
+    for paid in (order_id, second_id):
+        assert Order.objects.get(pk=paid).status == "paid"
+        assert Charge.objects.filter(reference=f"order-{paid}").count() == 1
+        assert Payment.objects.filter(order_id=paid).count() == 1
+        assert subjects.count(f"Order #{paid} is paid") == 1
+    assert app.duplicate_deliveries() == 0  # not even a repeat the mailbox filed away
+    assert set(Job.objects.exclude(state="scheduled").values_list("state", flat=True)) == {
+        "succeeded"
+    }
