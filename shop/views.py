@@ -176,7 +176,13 @@ def _timeline(order: Order) -> dict:
         job.is_final for job in waiting
     )
     payment = Payment.objects.filter(order=order).first()
-    return {"order": order, "jobs": jobs, "all_final": all_final, "payment": payment}
+    return {
+        "order": order,
+        "jobs": jobs,
+        "all_final": all_final,
+        "scheduled": len(waiting) < len(jobs),
+        "payment": payment,
+    }
 
 
 @login_required

@@ -126,7 +126,15 @@ def test_the_timeline_says_when_everything_is_final(client, shopper):
 
     Order.objects.update(status=Order.Status.PAID)
     Job.objects.exclude(state=Job.State.SCHEDULED).update(state=Job.State.SUCCEEDED)
-    assert b'data-final="true"' in client.get(f"/orders/{order.pk}/timeline").content
+    timeline = client.get(f"/orders/{order.pk}/timeline").content.decode()
+    assert 'data-final="true"' in timeline
+    # Not "everything": the review reminder is still to come.
+    assert "everything due has finished; the scheduled jobs run when due." in timeline
+
+    Job.objects.update(state=Job.State.SUCCEEDED)
+    assert (
+        "· everything has finished." in client.get(f"/orders/{order.pk}/timeline").content.decode()
+    )
 
 
 def test_the_signup_page_takes_an_optional_mobile_number(client):
