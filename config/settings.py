@@ -22,7 +22,9 @@ VAR_DIR = BASE_DIR / "var"
 VAR_DIR.mkdir(exist_ok=True)
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env")
+# An optional .env (docs/settings.md); read_env would log a warning for every process without one.
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
 
 # --- Core -------------------------------------------------------------------------------------
 
