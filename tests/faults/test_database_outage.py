@@ -17,7 +17,9 @@ pytestmark = pytest.mark.faults
 
 
 def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(stack, catalogue):
-    app = stack()
+    # A lease longer than the test waits: the job must come back through its retry, not be
+    # rescued by the relay as a run whose lease ran out while the database was away.
+    app = stack(JOBS_LEASE_SECONDS=120)
     app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("db-outage@example.com")
@@ -36,7 +38,8 @@ def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(sta
     )
 
     with database_outage():
-        # The gateway answers while the database is away: recording the payment fails.
+        # The gateway (the sandbox, on the same database) answers 503 and the job cannot
+        # record its retry in the ledger: it sends the retry itself.
         time.sleep(8)
     set_switch("payments", latency_ms=0)
 
@@ -52,6 +55,10 @@ def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(sta
     )
     charge.refresh_from_db()
     assert charge.attempts >= 2
+    # Retried (the worker sends the retry itself when the ledger cannot record it), not
+    # rescued as a run that died.
+    assert charge.retries >= 1
+    assert charge.lost_runs == 0
     assert Order.objects.get(pk=order_id).status == "paid"
     assert Charge.objects.filter(reference=f"order-{order_id}").count() == 1
     assert Payment.objects.filter(order_id=order_id).count() == 1

@@ -1,12 +1,14 @@
 """Signup, end to end: HTTP request, real broker, real worker, real sandboxes over HTTP."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from jobs import base as jobs_base
 from jobs.models import DeadLetter, Effect, Job
 from sandbox.models import AnalyticsEvent, CrmRecord, ReceivedRequest
 from sandbox.switches import set_switch
@@ -102,7 +104,12 @@ def test_any_valid_address_syncs_to_the_crm_under_exactly_that_address(celery_wo
     assert not DeadLetter.objects.filter(job_id__in=crm_jobs.values()).exists()
 
 
-def test_a_crm_that_fails_twice_is_retried_with_growing_delays(celery_worker, api_client):
+def test_a_crm_that_fails_twice_is_retried_with_growing_delays(
+    celery_worker, api_client, monkeypatch
+):
+    # Each delay drawn at the top of its step (2 s, then 4 s): its growth is then larger than
+    # what the relay's rounds and the calls add to a delay.
+    monkeypatch.setattr(jobs_base, "random", SimpleNamespace(uniform=lambda low, high: high))
     set_switch("crm", fail_next=2)
 
     body = sign_up(api_client, avatar=False)
@@ -112,11 +119,13 @@ def test_a_crm_that_fails_twice_is_retried_with_growing_delays(celery_worker, ap
     job = Job.objects.get(pk=crm_job_id)
     assert job.state == "succeeded"
     assert job.attempts == 3
+    assert job.publishes == 3  # each retry waited in the ledger; the relay published it
     calls = list(ReceivedRequest.objects.filter(service="crm").order_by("created_at"))
     assert [call.status_code for call in calls] == [503, 503, 200]
     first_delay = (calls[1].created_at - calls[0].created_at).total_seconds()
     second_delay = (calls[2].created_at - calls[1].created_at).total_seconds()
-    assert 0 < first_delay < second_delay
+    assert first_delay >= settings.JOBS_RETRY_BACKOFF_SECONDS
+    assert second_delay >= 2 * settings.JOBS_RETRY_BACKOFF_SECONDS  # twice the first
     assert second_delay <= 2 * settings.JOBS_RETRY_BACKOFF_SECONDS + 1  # capped by the schedule
     assert not DeadLetter.objects.exists()
 

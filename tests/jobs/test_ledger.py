@@ -64,6 +64,7 @@ def test_a_run_taken_over_after_its_lease_cannot_write_any_more(job):
         str(job.pk), attempt=first.attempt, error="late", next_attempt_at=None
     )
     assert ledger.mark_dead(str(job.pk), attempt=first.attempt, error="late") is None
+    assert not ledger.mark_succeeded(str(job.pk), attempt=first.attempt)
     assert ledger.mark_succeeded(str(job.pk), attempt=second.attempt)
     job.refresh_from_db()
     assert (job.state, job.lost_runs, job.last_error) == ("succeeded", 1, "")

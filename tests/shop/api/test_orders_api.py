@@ -75,6 +75,7 @@ def test_bad_orders_are_400_with_messages_and_write_nothing(customer_client, mug
 
 @pytest.mark.parametrize("header", [None, "Bearer not-a-real-token", "Token abc", "Bearer "])
 def test_orders_need_a_valid_bearer_token(api_client, mug, header):
+    customer_with_token()  # a valid token exists: a wrong one must not pass for it
     if header:
         api_client.credentials(HTTP_AUTHORIZATION=header)
 
