@@ -4,6 +4,7 @@ import pytest
 from django_celery_results.models import TaskResult
 
 from jobs.models import Job
+from sandbox.mailbox import duplicates_suppressed
 from sandbox.models import Charge, ReceivedRequest
 from shop.models import Order
 from stack.waiting import wait_until
@@ -40,6 +41,7 @@ def test_an_order_is_charged_once_confirmed_by_email_and_paid(celery_worker, api
     confirmations = [m for m in mailbox() if f"Order #{order_id}" in m.subject]
     assert len(confirmations) == 1
     assert confirmations[0].to == customer.email
+    assert duplicates_suppressed() == 0  # the mailbox files a resent Message-ID aside
     assert Order.objects.get(pk=order_id).payment.gateway_charge_id.startswith("ch_")
     # The review reminder waits in the database for its due time, not on the broker.
     reminder = Order.objects.get(pk=order_id).jobs.get(name="jobs.send_review_reminder")

@@ -124,14 +124,21 @@ def test_a_replay_answers_the_first_requests_jobs_webhook_deliveries_included(cu
 def test_another_customers_order_and_jobs_are_404(customer_client, api_client, mug):
     order_id = order(customer_client, [{"sku": "MUG-001", "quantity": 1}]).json()["order"]["id"]
     job_id = Order.objects.get(pk=order_id).jobs.first().pk
+    # A job about the customer (as a signup records them), not about an order.
+    customer = customer_client.customer
+    account_job_id = enqueue(
+        "jobs.send_welcome_email", concerning=customer, customer_id=customer.pk
+    ).pk
     _, stranger_token = customer_with_token()
     stranger = type(api_client)()
     stranger.credentials(HTTP_AUTHORIZATION=f"Bearer {stranger_token}")
 
     assert stranger.get(f"/api/orders/{order_id}").status_code == 404
     assert stranger.get(f"/api/jobs/{job_id}").status_code == 404
+    assert stranger.get(f"/api/jobs/{account_job_id}").status_code == 404
     assert customer_client.get(f"/api/orders/{order_id}").status_code == 200
     assert customer_client.get(f"/api/jobs/{job_id}").json()["job"]["id"] == str(job_id)
+    assert customer_client.get(f"/api/jobs/{account_job_id}").status_code == 200
 
 
 def test_products_lists_prices_as_decimal_strings(api_client, mug):
