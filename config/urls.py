@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from jobs import views as jobs_views
+from shop import views as shop_views
 
 urlpatterns = [
     path("", include("shop.urls")),
@@ -12,6 +13,8 @@ urlpatterns = [
     path("api/", include("shop.api.urls")),
     path("ops/", include("jobs.urls")),
     path("metrics", jobs_views.metrics, name="metrics"),
+    # The admin's login under the same throttles as the shop's (shop.views.admin_login).
+    path("admin/login/", shop_views.admin_login),
     path("admin/", admin.site.urls),
 ]
 if settings.SANDBOX_ENABLED:

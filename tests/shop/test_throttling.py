@@ -135,6 +135,41 @@ def test_login_attempts_at_one_account_are_429_over_the_limit(client, throttles)
     assert ok.status_code == 302
 
 
+def test_the_admin_login_counts_with_the_shops_login(client, throttles):
+    """The admin's login page is a login like any other: an address or an account over the
+    limit there is over it everywhere, and the admin answers 429 with the message too."""
+    staff = UserFactory(email="staff@example.com", username="staff@example.com", is_staff=True)
+    for _ in range(3):  # three wrong passwords for the staff account, on the shop's page
+        wrong = client.post("/login", {"username": staff.email, "password": "wrong"})
+        assert wrong.status_code == 200
+    for n in range(2):  # and two at other accounts, on the admin's: five from this address
+        wrong = client.post(
+            "/admin/login/", {"username": f"nobody{n}@example.com", "password": "wrong"}
+        )
+        assert wrong.status_code == 200
+
+    refused = client.post("/admin/login/", {"username": staff.email, "password": PASSWORD})
+
+    assert refused.status_code == 429
+    assert_retry_after(refused, 3600)
+    assert "Too many login attempts. Try again in" in refused.content.decode()
+    assert "_auth_user_id" not in client.session
+    # Another address is not held back, but the account is (three wrong passwords).
+    again = client.post(
+        "/admin/login/",
+        {"username": staff.email, "password": PASSWORD},
+        REMOTE_ADDR="192.0.2.80",
+    )
+    assert again.status_code == 429
+    other = UserFactory(is_staff=True)
+    ok = client.post(
+        "/admin/login/",
+        {"username": other.username, "password": PASSWORD},
+        REMOTE_ADDR="192.0.2.81",
+    )
+    assert ok.status_code == 302
+
+
 # --- HTML signup ------------------------------------------------------------------------------
 
 
