@@ -111,3 +111,9 @@ def seconds_to_wait(request, *throttles: SharedThrottle) -> float | None:
     otherwise the seconds until the one that waits longest would."""
     waits = [throttle.wait() for throttle in throttles if not throttle.allow_request(request, None)]
     return max(waits, default=None)
+
+
+def seconds_to_wait_for_login(request) -> float | None:
+    """A login attempt, on the shop's page or the admin's: counted per address and per account,
+    the two pages together."""
+    return seconds_to_wait(request, LoginThrottle(), AccountLoginThrottle())

@@ -26,7 +26,12 @@ from shop.forms import (
     order_items_from,
 )
 from shop.models import Customer, Order, Payment
-from shop.throttling import AccountLoginThrottle, LoginThrottle, SignupThrottle, seconds_to_wait
+from shop.throttling import (
+    LoginThrottle,
+    SignupThrottle,
+    seconds_to_wait,
+    seconds_to_wait_for_login,
+)
 
 
 def _customer_of(request: HttpRequest) -> Customer | None:
@@ -102,7 +107,7 @@ class EmailLoginView(LoginView):
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         # Before the form: its check of the password is the costly part (an Argon2 hash).
-        wait = seconds_to_wait(request, LoginThrottle(), AccountLoginThrottle())
+        wait = seconds_to_wait_for_login(request)
         if wait is None:
             return super().post(request, *args, **kwargs)
         form = self.form_class(request, initial={"username": request.POST.get("username", "")})
@@ -117,7 +122,7 @@ def admin_login(request: HttpRequest) -> HttpResponse:
     account, whichever of the two pages an attempt came from (config/urls.py routes
     /admin/login/ here, before the admin's own)."""
     if request.method == "POST":
-        wait = seconds_to_wait(request, LoginThrottle(), AccountLoginThrottle())
+        wait = seconds_to_wait_for_login(request)
         if wait is not None:
             form = AdminAuthenticationForm(
                 request, initial={"username": request.POST.get("username", "")}

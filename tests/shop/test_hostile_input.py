@@ -89,6 +89,18 @@ SHAPES = [
 depths = st.integers(min_value=1, max_value=200_000) | st.integers(min_value=800, max_value=1_100)
 
 
+def post_json_to_signup_and_orders(visitor, customer_token: str, body: str):
+    """The same JSON body to the two API operations that take one: (signup, order)."""
+    signup = visitor.post("/api/signup", body, content_type="application/json")
+    order = visitor.post(
+        "/api/orders",
+        body,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {customer_token}"},
+    )
+    return signup, order
+
+
 @given(depth=depths, shape=st.sampled_from(SHAPES))
 @example(depth=100_000, shape=SHAPES[0])
 @example(depth=100_000, shape=SHAPES[1])
@@ -98,13 +110,7 @@ def test_deeply_nested_json_is_a_400_on_the_api(visitor, customer_token, depth, 
     before = users_orders_jobs()
     body = shape(depth)
 
-    signup = visitor.post("/api/signup", body, content_type="application/json")
-    order = visitor.post(
-        "/api/orders",
-        body,
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {customer_token}"},
-    )
+    signup, order = post_json_to_signup_and_orders(visitor, customer_token, body)
 
     assert_api_refusal(signup, 400)
     assert_api_refusal(order, 400)
@@ -263,13 +269,7 @@ def test_a_json_body_over_the_size_limit_is_a_json_413(visitor, customer_token, 
     body = json_of_size(size)
     assert len(body.encode()) == size
 
-    signup = visitor.post("/api/signup", body, content_type="application/json")
-    order = visitor.post(
-        "/api/orders",
-        body,
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {customer_token}"},
-    )
+    signup, order = post_json_to_signup_and_orders(visitor, customer_token, body)
 
     if size > LIMIT:
         for response in (signup, order):
