@@ -74,7 +74,8 @@ class LedgerTask(Task[Any, Any]):
     reject_on_worker_lost = True
     # The ledger row is the job's result: its state, times and error. A TaskResult row for
     # every success would only repeat it, at the cost of a write per job (bench/, "Job
-    # machinery"); failures and retries are still stored, with their tracebacks, for the admin.
+    # machinery"); failures and retries are still stored, with their tracebacks, for the admin,
+    # until the job succeeds (on_success forgets them).
     ignore_result = True
     store_errors_even_if_ignored = True
 
@@ -194,7 +195,17 @@ class LedgerTask(Task[Any, Any]):
         if attempt is None:
             return
         try:
-            ledger.mark_succeeded(task_id, attempt=attempt)
+            if attempt == 1:
+                ledger.mark_succeeded(task_id, attempt=attempt)
+                return
+            # Earlier runs of this job may have stored results under its id: a RETRY, or a
+            # FAILURE (a run killed at the hard time limit, a dead job an operator requeued).
+            # The job succeeded, so they are forgotten with the ledger's success, in one
+            # transaction: the task results never contradict the ledger. A first run stored
+            # none, and costs no query more.
+            with transaction.atomic():
+                if ledger.mark_succeeded(task_id, attempt=attempt):
+                    self.backend.forget(task_id)
         except DatabaseError:
             logger.exception("could not record the success of job %s", task_id)
 

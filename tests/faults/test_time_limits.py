@@ -10,6 +10,7 @@ import time
 
 import pytest
 from django.db import transaction
+from django_celery_results.models import TaskResult
 
 from jobs.dispatch import enqueue
 from jobs.models import DeadLetter, Job
@@ -71,6 +72,8 @@ def test_a_job_hanging_in_a_pool_process_is_stopped_at_the_soft_limit_and_retrie
     hung.refresh_from_db()
     assert (hung.attempts, hung.retries, hung.lost_runs) == (2, 1, 0)
     assert "Soft time limit" in worker.output()
+    # The first run's RETRY result is forgotten with the success: nothing contradicts it.
+    assert not TaskResult.objects.filter(task_id=hung.pk).exists()
     wait_until(lambda: thumbnails_made(customer_id), timeout=5, message="the avatar's thumbnails")
     assert not DeadLetter.objects.exists()
 
@@ -101,4 +104,6 @@ def test_a_job_hanging_past_the_soft_limit_is_killed_at_the_hard_limit_and_runs_
     assert (hung.attempts, hung.retries, hung.lost_runs) == (2, 0, 1)
     assert worker.alive()
     assert "Hard time limit" in worker.output()
+    # The worker stored the killed run's FAILURE; the second run's success forgot it.
+    assert not TaskResult.objects.filter(task_id=hung.pk).exists()
     assert not DeadLetter.objects.exists()

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django_celery_results.models import TaskResult
 from PIL import Image
 
 from jobs import base as jobs_base
@@ -132,6 +133,32 @@ def test_a_crm_that_fails_twice_is_retried_with_growing_delays(
     assert not DeadLetter.objects.exists()
 
 
+def test_a_job_that_succeeds_after_a_failed_attempt_leaves_no_failure_in_the_task_results(
+    celery_worker, api_client, monkeypatch
+):
+    """The task results (the admin's, django-celery-results) agree with the ledger: while the
+    job waits for its retry they say why, with the traceback; once it has succeeded they hold
+    nothing that says it failed."""
+    # The delay at the top of its step (2 s): time enough to look at the result of the retry.
+    monkeypatch.setattr(jobs_base, "random", SimpleNamespace(uniform=lambda low, high: high))
+    set_switch("crm", fail_next=1)
+
+    body = sign_up(api_client, avatar=False)
+    crm_job_id = next(j["id"] for j in body["jobs"] if j["name"] == "jobs.sync_crm_contact")
+    retry = wait_until(
+        lambda: TaskResult.objects.filter(task_id=crm_job_id, status="RETRY").first(),
+        interval=0.02,
+        message="the result of the retry",
+    )
+    assert "503" in retry.result
+    assert "TransientError" in retry.traceback
+    wait_until(lambda: Job.objects.get(pk=crm_job_id).is_final, message="the CRM job to finish")
+
+    job = Job.objects.get(pk=crm_job_id)
+    assert (job.state, job.attempts) == ("succeeded", 2)
+    assert list(TaskResult.objects.filter(task_id=crm_job_id).values_list("status")) == []
+
+
 def test_a_crm_that_always_fails_ends_in_one_dead_letter(celery_worker, api_client, monkeypatch):
     monkeypatch.setattr(sync_crm_contact, "max_retries", 2)  # a small budget keeps the test short
     set_switch("crm", failure_rate=1.0)
@@ -150,6 +177,8 @@ def test_a_crm_that_always_fails_ends_in_one_dead_letter(celery_worker, api_clie
     assert letter.first_failed_at <= letter.failed_at
     job = Job.objects.get(pk=crm_job_id)
     assert job.state == "dead"
+    # Its failure is the job's last word, so the task results keep it, with the traceback.
+    assert TaskResult.objects.get(task_id=crm_job_id).status == "FAILURE"
     assert ReceivedRequest.objects.filter(service="crm").count() == 3
     # The other signup jobs were not held back by the failing one.
     others = Customer.objects.get(pk=body["customer"]["id"]).jobs.exclude(
