@@ -353,14 +353,16 @@ WORKER_SWITCH_INTERVAL_SECONDS = env.float("WORKER_SWITCH_INTERVAL_SECONDS", def
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", default=10.0)
 
 # Beat's schedules live in the database (django-celery-beat), seeded from this by `manage.py
-# seed_schedules` (jobs/schedules.py) and editable in the admin. Due reminders are jobs in the
-# ledger; a schedule hands them to the workers when they fall due.
+# seed_schedules` (jobs/schedules.py) and editable in the admin. Due reminders and retries are
+# jobs in the ledger: the relay process (`manage.py relay_outbox`) publishes them when they
+# fall due, every JOBS_RELAY_INTERVAL_SECONDS. Beat runs the same sweep only as a backstop, for
+# a relay process that is down: rarely, so that the housekeeping does not bury the business
+# jobs in Flower under a task every few seconds.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 JOBS_SCHEDULES = {
-    "publish due jobs (review reminders)": {"task": "jobs.publish_due_jobs", "every": 5},
     "outbox relay sweep (backstop of relay_outbox)": {
         "task": "jobs.relay_unpublished_jobs",
-        "every": 10,
+        "every": 300,
     },
     "purge old jobs and task results": {
         "task": "jobs.purge_old_records",
@@ -374,7 +376,8 @@ JOBS_SCHEDULES = {
 JOBS_RETENTION_DAYS = env.int("JOBS_RETENTION_DAYS", default=30)
 # The outbox relay (`manage.py relay_outbox`, and beat's sweep as a backstop) publishes jobs
 # that were committed but not published (broker down, web process killed after commit) once
-# they are this old, and looks every JOBS_RELAY_INTERVAL_SECONDS.
+# they are this old, and looks every JOBS_RELAY_INTERVAL_SECONDS: due jobs and retries are as
+# punctual as that.
 JOBS_RELAY_AFTER_SECONDS = env.float("JOBS_RELAY_AFTER_SECONDS", default=2.0)
 JOBS_RELAY_INTERVAL_SECONDS = env.float("JOBS_RELAY_INTERVAL_SECONDS", default=1.0)
 # A job published this long ago and not started, while its queue is empty, lost its message

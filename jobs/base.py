@@ -54,6 +54,9 @@ def describe(exc: BaseException) -> str:
 
 
 RECORD_DEAD_LETTER = "jobs.record_dead_letter"
+# Ledger jobs of the job machinery itself, not of the business: the dashboard lists them only
+# when asked for, so that they do not push the business jobs out of its recent jobs.
+HOUSEKEEPING_JOBS = frozenset({RECORD_DEAD_LETTER})
 
 
 class LedgerTask(Task[Any, Any]):
@@ -269,6 +272,6 @@ def job(name: str, /, *, queue: str, **options: Any) -> Declaration:
 
 def beat_task(name: str, /, *, queue: str, **options: Any) -> Declaration:
     """Declare one of beat's periodic tasks (settings.JOBS_SCHEDULES): not a ledger job, for
-    it runs every few seconds and carries no state of its own."""
+    it carries no state of its own, and whatever it does is done again on its next run."""
     options.update(name=name, queue_name=queue, ignore_result=True)
     return cast(Declaration, shared_task(**options))

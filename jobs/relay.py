@@ -1,8 +1,9 @@
 """The outbox relay: publish what the ledger says should be on the broker and may not be.
 
-`manage.py relay_outbox` runs `relay` every JOBS_RELAY_INTERVAL_SECONDS, and beat runs it as a
-backstop; beat also runs `publish_due`, which hands scheduled jobs to the workers when their
-due time comes (the review reminder, an hour after its order). The relay is what makes the
+`manage.py relay_outbox` runs `relay` every JOBS_RELAY_INTERVAL_SECONDS, and beat runs it every
+few minutes as a backstop. Each round starts with `publish_due`, which hands scheduled jobs to
+the workers when their due time comes (the review reminder, an hour after its order): the
+relay process is what makes them punctual. The relay is what makes the
 ledger the recovery clock, not the broker's visibility timeout: docs/guarantees.md says what
 bounds each recovery. Both sweeps claim each row with
 a conditional update before publishing it, so two of them running at once publish it once.

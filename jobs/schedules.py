@@ -1,11 +1,15 @@
 """Beat's schedules, as seeded into django-celery-beat's tables (`seed_schedules`) from
 settings.JOBS_SCHEDULES:
 
-    {"name": {"task": "jobs.publish_due_jobs", "every": 5}}                    # seconds
+    {"name": {"task": "jobs.relay_unpublished_jobs", "every": 300}}            # seconds
     {"name": {"task": "...", "crontab": {"minute": "0", "hour": "6", "day_of_week": "1"}}}
 
 Once seeded, the schedules are data: edit, disable or add them in the admin under "Periodic
 tasks"; beat (DatabaseScheduler) picks changes up without a restart.
+
+A database seeded by an earlier release holds that release's defaults. A row still exactly as
+an earlier release seeded it was never edited, so seeding moves it to today's default, or
+deletes it if its schedule was retired; a row an operator edited stays as it is.
 """
 
 from typing import Any, cast
@@ -14,24 +18,58 @@ from django.conf import settings
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+# The defaults of earlier releases, by schedule name.
+FORMER_DEFAULTS: dict[str, list[dict[str, Any]]] = {
+    # Every 10 s until the relay process was trusted with punctuality; now a rare backstop.
+    "outbox relay sweep (backstop of relay_outbox)": [
+        {"task": "jobs.relay_unpublished_jobs", "every": 10}
+    ],
+}
+RETIRED: dict[str, dict[str, Any]] = {
+    # The relay process publishes due jobs every round, and the backstop above does too.
+    "publish due jobs (review reminders)": {"task": "jobs.publish_due_jobs", "every": 5},
+}
+
 
 def seed(*, reset: bool = False) -> list[str]:
-    """Create the schedules that are missing; with `reset`, put edited ones back. Returns the
-    names written."""
+    """Create the schedules that are missing, move unedited ones from an earlier release's
+    default to today's, and delete unedited retired ones; with `reset`, also put edited ones
+    back and delete retired ones however edited. Returns the names written or deleted."""
     written = []
     with transaction.atomic():
         for name, entry in _schedules().items():
-            if not reset and PeriodicTask.objects.filter(name=name).exists():
-                continue
+            row = PeriodicTask.objects.filter(name=name).first()
+            unedited = row is not None and any(
+                _seeded_as(row, former) for former in FORMER_DEFAULTS.get(name, [])
+            )
+            if row is not None and not reset and not unedited:
+                continue  # as an operator left it
             PeriodicTask.objects.update_or_create(
                 name=name, defaults={"task": entry["task"], "enabled": True, **_schedule(entry)}
             )
             written.append(name)
+        for name, entry in RETIRED.items():
+            row = PeriodicTask.objects.filter(name=name).first()
+            if row is not None and (reset or _seeded_as(row, entry)):
+                row.delete()
+                written.append(name)
     return written
 
 
 def _schedules() -> dict[str, dict[str, Any]]:
     return cast(dict[str, dict[str, Any]], settings.JOBS_SCHEDULES)
+
+
+def _seeded_as(row: PeriodicTask, entry: dict[str, Any]) -> bool:
+    """Whether the row is still what seeding `entry` (an interval) made of it."""
+    interval = row.interval
+    return (
+        row.task == entry["task"]
+        and row.enabled
+        and row.crontab is None
+        and interval is not None
+        and (interval.every, interval.period) == (entry["every"], IntervalSchedule.SECONDS)
+    )
 
 
 def _schedule(entry: dict[str, Any]) -> dict[str, Any]:

@@ -13,13 +13,16 @@ def record_dead_letter(*, job_id: str, error: str, traceback: str) -> dict[str, 
 # Beat's housekeeping (settings.JOBS_SCHEDULES).
 
 
+# No longer scheduled (the relay publishes due jobs every round); kept so that a schedule or a
+# message of an earlier release still finds its task.
 @beat_task("jobs.publish_due_jobs", queue="default")
 def publish_due_jobs() -> int:
     return relay.publish_due()
 
 
-# A backstop for deployments that run no `relay_outbox` process; it reaches the broker only
-# once the broker is back, which is when it is needed.
+# The backstop of the `relay_outbox` process, every few minutes: what it publishes waits at
+# most that long while that process is down. It reaches the broker only once the broker is
+# back, which is when it is needed.
 @beat_task("jobs.relay_unpublished_jobs", queue="default")
 def relay_unpublished_jobs() -> int:
     return relay.relay()

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobs import dispatch, operations
+from jobs.base import HOUSEKEEPING_JOBS
 from jobs.metrics import registry
 from jobs.models import DeadLetter, DeadLetterAction, Job
 
@@ -28,9 +29,12 @@ def _stats_context() -> dict[str, Any]:
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     filters = {key: request.GET[key] for key in ("state", "queue", "name") if request.GET.get(key)}
+    housekeeping = bool(request.GET.get("housekeeping"))
+    jobs = Job.objects.filter(**filters)
+    if not (housekeeping or "name" in filters):
+        jobs = jobs.exclude(name__in=HOUSEKEEPING_JOBS)
     jobs = (
-        Job.objects.filter(**filters)
-        .order_by("-created_at")
+        jobs.order_by("-created_at")
         .select_related("concerning_type")
         .prefetch_related("concerning")
     )[:RECENT_JOBS]
@@ -46,6 +50,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             **_stats_context(),
             "jobs": jobs,
             "filters": filters,
+            "housekeeping": housekeeping,
             "states": Job.State.values,
             "queues": settings.QUEUES,
             "names": sorted(dispatch.ledger_job_names()),

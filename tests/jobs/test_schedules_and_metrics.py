@@ -17,21 +17,64 @@ from tests.factories import CustomerFactory
 @pytest.mark.django_db
 def test_seeding_schedules_keeps_what_operators_edited_unless_reset():
     call_command("seed_schedules")
-    assert set(PeriodicTask.objects.values_list("task", flat=True)) >= {
-        "jobs.publish_due_jobs",
+    assert set(PeriodicTask.objects.values_list("task", flat=True)) == {
         "jobs.relay_unpublished_jobs",
         "jobs.purge_old_records",
+        "jobs.schedule_weekly_sales_report",
     }
-    due = PeriodicTask.objects.get(task="jobs.publish_due_jobs")
-    assert (due.interval.every, due.interval.period) == (5, IntervalSchedule.SECONDS)
+    # The relay process sweeps every second; beat's backstop of it is minutes apart.
+    backstop = PeriodicTask.objects.get(task="jobs.relay_unpublished_jobs")
+    assert (backstop.interval.every, backstop.interval.period) == (300, IntervalSchedule.SECONDS)
 
-    slower, _ = IntervalSchedule.objects.get_or_create(every=30, period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.filter(pk=due.pk).update(interval=slower)  # an edit in the admin
+    faster, _ = IntervalSchedule.objects.get_or_create(every=60, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(pk=backstop.pk).update(interval=faster)  # an edit in the admin
     assert schedules.seed() == []
-    assert PeriodicTask.objects.get(pk=due.pk).interval.every == 30
+    assert PeriodicTask.objects.get(pk=backstop.pk).interval.every == 60
 
     schedules.seed(reset=True)
-    assert PeriodicTask.objects.get(pk=due.pk).interval.every == 5
+    assert PeriodicTask.objects.get(pk=backstop.pk).interval.every == 300
+
+
+def seeded_by_the_previous_release(name: str, task: str, every: int) -> PeriodicTask:
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=every, period=IntervalSchedule.SECONDS
+    )
+    return PeriodicTask.objects.create(name=name, task=task, interval=interval)
+
+
+@pytest.mark.django_db
+def test_seeding_moves_an_unedited_schedule_of_the_previous_release_to_the_rare_backstop():
+    """The previous release seeded the relay's backstop every 10 s and due jobs every 5 s: a
+    database deployed with it gets the new schedules from `seed_schedules` (run on deploy),
+    unless an operator had changed them."""
+    relay_sweep = "outbox relay sweep (backstop of relay_outbox)"
+    due_jobs = "publish due jobs (review reminders)"
+    seeded_by_the_previous_release(relay_sweep, "jobs.relay_unpublished_jobs", 10)
+    seeded_by_the_previous_release(due_jobs, "jobs.publish_due_jobs", 5)
+
+    call_command("seed_schedules")
+
+    assert PeriodicTask.objects.get(name=relay_sweep).interval.every == 300
+    assert not PeriodicTask.objects.filter(task="jobs.publish_due_jobs").exists()
+    assert schedules.seed() == []  # once moved, seeding again changes nothing
+
+
+@pytest.mark.django_db
+def test_seeding_keeps_a_previous_release_schedule_that_an_operator_edited():
+    relay_sweep = "outbox relay sweep (backstop of relay_outbox)"
+    due_jobs = "publish due jobs (review reminders)"
+    seeded_by_the_previous_release(relay_sweep, "jobs.relay_unpublished_jobs", 30)
+    seeded_by_the_previous_release(due_jobs, "jobs.publish_due_jobs", 20)
+
+    written = schedules.seed()
+
+    assert relay_sweep not in written
+    assert due_jobs not in written
+    assert PeriodicTask.objects.get(name=relay_sweep).interval.every == 30
+    assert PeriodicTask.objects.get(name=due_jobs).interval.every == 20
+    schedules.seed(reset=True)  # the project's schedules, as they are now
+    assert PeriodicTask.objects.get(name=relay_sweep).interval.every == 300
+    assert not PeriodicTask.objects.filter(name=due_jobs).exists()
 
 
 @pytest.mark.django_db
