@@ -197,20 +197,26 @@ class LedgerTask(Task[Any, Any]):
         attempt = _attempt(self.request)
         if attempt is None:
             return
+        if attempt > 1:
+            self._forget_earlier_runs(task_id)
         try:
-            if attempt == 1:
-                ledger.mark_succeeded(task_id, attempt=attempt)
-                return
-            # Earlier runs of this job may have stored results under its id: a RETRY, or a
-            # FAILURE (a run killed at the hard time limit, a dead job an operator requeued).
-            # The job succeeded, so they are forgotten with the ledger's success, in one
-            # transaction: the task results never contradict the ledger. A first run stored
-            # none, and costs no query more.
-            with transaction.atomic():
-                if ledger.mark_succeeded(task_id, attempt=attempt):
-                    self.backend.forget(task_id)
+            ledger.mark_succeeded(task_id, attempt=attempt)
         except DatabaseError:
             logger.exception("could not record the success of job %s", task_id)
+
+    def _forget_earlier_runs(self, task_id: str) -> None:
+        """Earlier runs of this job may have stored results under its id (Celery keeps one per
+        task id): a RETRY, or a FAILURE (a run killed at the hard time limit, a dead job an
+        operator requeued). This run succeeded, so they go, before the ledger says so: once
+        it does, the task results hold nothing that contradicts it. A first run stored none,
+        and costs no query for it. Apart from the ledger's write, so that a results backend
+        that fails cannot undo the success."""
+        try:
+            self.backend.forget(task_id)
+        except NotImplementedError:
+            pass  # no results backend: nothing was stored
+        except DatabaseError:
+            logger.exception("could not forget the earlier results of job %s", task_id)
 
     def on_failure(
         self,
