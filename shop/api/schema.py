@@ -33,10 +33,18 @@ class AutoSchema(openapi.AutoSchema):
       the module does not import.
     - `security: []` on an operation that reads no credentials (the view's
       `authentication_classes = []`: signup, the catalogue, health). drf-spectacular would say
-      `[{}]` ("credentials optional") for AllowAny, and generators then treat the operation as
-      one that may take a token: an empty list is the schema's word for public, and stays true
-      if a document-wide requirement is ever added.
+      `[{}]` ("credentials optional") for AllowAny, from which openapi-python-client made those
+      operations demand a client with a token. An empty list is the schema's word for public,
+      and stays true if a document-wide requirement is ever added.
+    - A field marked `schema_is_complete` (shop.api.serializers.PhoneField) keeps the schema it
+      declares: drf-spectacular would add its validators' pattern again, and, as it can be
+      blank, wrap it all in a `oneOf` with the empty string.
     """
+
+    def _insert_field_validators(self, field, schema):
+        if getattr(field, "schema_is_complete", False):
+            return
+        super()._insert_field_validators(field, schema)
 
     def get_override_parameters(self):
         return [*super().get_override_parameters(), REQUEST_ID_HEADER]
