@@ -1,14 +1,16 @@
 """The operations API (`/api/ops/`, docs/api.md): staff only, by session or bearer token."""
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers, status
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from jobs import operations
@@ -60,8 +62,19 @@ class RequeuedOut(serializers.Serializer[Any]):
     job = JobOut()
 
 
+def json_parsers() -> list[type[BaseParser]]:
+    """The project's JSON parser (REST_FRAMEWORK's DEFAULT_PARSER_CLASSES), without the
+    multipart one beside it. (The stubs type the setting as the dotted names settings.py holds;
+    DRF has imported them.)"""
+    parsers = cast(list[type[BaseParser]], api_settings.DEFAULT_PARSER_CLASSES)
+    return [parser for parser in parsers if parser.media_type == "application/json"]
+
+
 class StaffAPIView(APIView):
     permission_classes = [permissions.IsAdminUser]
+    # JSON bodies only (docs/api.md): the schema then lists one content type per body, and a
+    # generated client gets one way to send it.
+    parser_classes = json_parsers()
 
 
 NOT_OPEN = OpenApiResponse(DetailOut, description="The dead letter is not open any more.")
@@ -76,7 +89,9 @@ STAFF_ONLY = {
 
 class StatsView(StaffAPIView):
     @extend_schema(
-        responses={200: StatsOut, **STAFF_ONLY}, summary="Queues, lag, throughput, dead letters."
+        operation_id="get_ops_stats",
+        responses={200: StatsOut, **STAFF_ONLY},
+        summary="Queues, lag, throughput, dead letters.",
     )
     def get(self, request: Request) -> Response:
         return Response(StatsOut(asdict(operations.stats())).data)
@@ -84,7 +99,9 @@ class StatsView(StaffAPIView):
 
 class DeadLettersView(StaffAPIView):
     @extend_schema(
-        responses={200: DeadLettersOut, **STAFF_ONLY}, summary="Open dead letters, newest first."
+        operation_id="list_dead_letters",
+        responses={200: DeadLettersOut, **STAFF_ONLY},
+        summary="Open dead letters, newest first.",
     )
     def get(self, request: Request) -> Response:
         letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).select_related("job")
@@ -111,6 +128,7 @@ class DeadLetterActionView(StaffAPIView):
 
 @extend_schema_view(
     post=extend_schema(
+        operation_id="requeue_dead_letter",
         request=RequeueIn,
         responses={200: RequeuedOut, 400: BAD_REQUEST, 404: DetailOut, 409: NOT_OPEN, **STAFF_ONLY},
         summary="Run the dead job again (same id, same idempotency keys).",
@@ -126,6 +144,7 @@ class RequeueView(DeadLetterActionView):
 
 @extend_schema_view(
     post=extend_schema(
+        operation_id="discard_dead_letter",
         request=ReasonIn,
         responses={204: None, 400: BAD_REQUEST, 404: DetailOut, 409: NOT_OPEN, **STAFF_ONLY},
         summary="Close the dead letter for good, with a reason.",
