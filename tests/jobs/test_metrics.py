@@ -1,0 +1,208 @@
+"""The metrics as Prometheus reads them: counted in the processes where jobs run and are
+published (prometheus_client's multiprocess mode), served whole by the web's /metrics, valid
+for promtool; and the alert rules that ship in ops/, proved with promtool's unit tests."""
+
+import shutil
+import subprocess
+from collections import defaultdict
+
+import pytest
+import requests
+from django.db.models import Count, Sum
+from prometheus_client.parser import text_string_to_metric_families
+
+from jobs import dispatch
+from jobs.models import DeadLetter, Job
+from shop.models import Order, Product
+from stack.processes import ROOT, Stack
+from stack.waiting import free_port, wait_until
+from tests.jobs import metrics_tasks
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None,
+    reason="promtool not found: install Debian's `prometheus` package (.ci/run does)",
+)
+OPS = ROOT / "ops"
+TOKEN = "scrape-me"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(exposition: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
+    found: dict[str, float] = defaultdict(float)
+    for (sample, labels), number in samples.items():
+        if sample == name:
+            found[dict(labels)[label]] += number
+    return dict(found)
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run(
+        [PROMTOOL, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.fixture
+def stack(transactional_db, tmp_path):
+    built = Stack(tmp_path, overrides={"METRICS_TOKEN": TOKEN})
+    built.start_broker()
+    yield built
+    built.stop()
+
+
+@pytest.mark.integration
+def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
+    """Jobs published by the web and the relay and run by a prefork worker's pool processes:
+    the web's /metrics counts each end, retry, dead letter and publish once, with its labels;
+    the histograms hold one run per ledger attempt and one pickup per first run; the order's
+    completion is observed once; and promtool finds the exposition valid."""
+    Product.objects.create(sku="MUG-001", name="Mug", price="14.00", stock=10)
+    host_port = free_port()
+    stack.start_web(workers=2, threads=4)
+    stack.start_mail()
+    stack.start_relay()
+    stack.start_worker(
+        pool="prefork",
+        concurrency=2,
+        include=metrics_tasks.__name__,
+        env={"METRICS_LISTEN": f"127.0.0.1:{host_port}"},
+    )
+
+    customer = stack.sign_up("metrics@example.com")
+    order_id = stack.order(customer["token"], "MUG-001")["order"]["id"]
+    # Committed here and never published: the relay publishes them, as after a crash.
+    Job.objects.bulk_create(
+        dispatch.new_job(name)
+        for name in (
+            "tests.metrics_succeed",
+            "tests.metrics_fail_once",
+            "tests.metrics_fail_for_good",
+        )
+    )
+
+    def everything_settled() -> bool:
+        return (
+            not Job.objects.exclude(state__in=["succeeded", "dead", "scheduled"]).exists()
+            and DeadLetter.objects.exists()
+            and Order.objects.filter(pk=order_id, jobs_settled_at__isnull=False).exists()
+        )
+
+    wait_until(everything_settled, timeout=90, message="every job to end")
+    response = stack.get("/metrics", token=TOKEN)
+    assert response.status_code == 200, response.text
+    samples = parse(response.text)
+
+    finished = "shop_jobs_finished_total"
+    assert value(samples, finished, job="tests.metrics_succeed", outcome="succeeded") == 1
+    assert value(samples, finished, job="tests.metrics_fail_once", outcome="succeeded") == 1
+    assert value(samples, finished, job="tests.metrics_fail_for_good", outcome="dead") == 1
+    assert value(samples, finished, job="tests.metrics_fail_for_good", outcome="succeeded") == 0
+    assert value(samples, "shop_jobs_retries_total", job="tests.metrics_fail_once") == 1
+    assert by_label(samples, "shop_jobs_retries_total", "job") == {"tests.metrics_fail_once": 1}
+    assert by_label(samples, "shop_jobs_dead_letters_total", "job") == {
+        "tests.metrics_fail_for_good": 1
+    }
+    # Every job of the ledger, the signup's and the order's included, counted once.
+    ledger = Job.objects.exclude(state="scheduled")
+    assert sum(by_label(samples, finished, "job").values()) == ledger.count()
+    for name, attempts in ledger.values_list("name").annotate(n=Sum("attempts")):
+        runs = value(samples, "shop_jobs_run_duration_seconds_count", job=name)
+        assert runs == attempts, name
+    assert (
+        value(samples, "shop_jobs_run_duration_seconds_count", job="tests.metrics_fail_once") == 2
+    )
+    first_runs = dict(ledger.filter(attempts__gte=1).values_list("queue").annotate(n=Count("pk")))
+    assert by_label(samples, "shop_jobs_pickup_latency_seconds_count", "queue") == {
+        queue: float(n) for queue, n in first_runs.items()
+    }
+    # The web's publisher, the relay and beat's sweep together sent what the ledger counts.
+    published = by_label(samples, "shop_jobs_published_total", "source")
+    assert sum(published.values()) == Job.objects.aggregate(n=Sum("publishes"))["n"]
+    assert published["commit"] >= 1  # the signup's and the order's, from gunicorn's workers
+    assert published["relay"] >= 3  # the three recorded above, and the retry
+    # The order's jobs all ended (its review reminder waits for its hour): observed once.
+    assert value(samples, "shop_order_completion_seconds_count") == 1
+    order = Order.objects.get(pk=order_id)
+    took = (order.jobs_settled_at - order.created_at).total_seconds()
+    assert value(samples, "shop_order_completion_seconds_sum") == pytest.approx(took, abs=0.01)
+    # The levels, read at scrape time; the windowed "last minute" gauges are gone.
+    assert value(samples, "shop_jobs_dead_letters_open") == 1
+    assert value(samples, "shop_jobs_workers_online") == 1
+    assert value(samples, "shop_jobs_unpublished_oldest_age_seconds") == 0
+    assert "last_minute" not in response.text
+
+    # The worker's main process serves the host's directory for a scrape of its own: the
+    # same counts, without the ledger's levels (the web serves those).
+    host = parse(requests.get(f"http://127.0.0.1:{host_port}/metrics", timeout=10).text)
+    assert by_label(host, finished, "job") == by_label(samples, finished, "job")
+    assert not any(name.startswith("shop_jobs_queue_") for name, _ in host)
+
+    if PROMTOOL is None:
+        pytest.skip("the counts hold; promtool not found to check the exposition (.ci/run)")
+    checked = promtool("check", "metrics", stdin=response.text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_order_completes_when_its_last_unfinished_job_ends_and_is_observed_once():
+    """shop's receiver of jobs.signals.job_finished: the order completes when the last of its
+    jobs ends (a job scheduled for later aside), not before, and not again."""
+    from jobs import signals
+    from shop.metrics import ORDER_COMPLETION
+    from tests.factories import CustomerFactory
+
+    def observed() -> float:
+        [family] = ORDER_COMPLETION.collect()
+        return next(s.value for s in family.samples if s.name.endswith("_count"))
+
+    order = Order.objects.create(customer=CustomerFactory(), total="14.00")
+    first, last, later = (
+        dispatch.new_job("tests.metrics_succeed", concerning=order),
+        dispatch.new_job("tests.metrics_fail_for_good", concerning=order),
+        dispatch.new_job("tests.metrics_succeed", concerning=order, eta=order.created_at),
+    )
+    Job.objects.bulk_create([first, last, later])
+    about = {"concerning_type_id": first.concerning_type_id, "concerning_id": str(order.pk)}
+    before = observed()
+
+    Job.objects.filter(pk=first.pk).update(state="succeeded")
+    signals.finished(job_id=str(first.pk), name=first.name, outcome="succeeded", **about)
+    assert observed() == before  # the other one is still queued
+    assert Order.objects.get(pk=order.pk).jobs_settled_at is None
+
+    Job.objects.filter(pk=last.pk).update(state="dead")
+    signals.finished(job_id=str(last.pk), name=last.name, outcome="dead", **about)
+    assert observed() == before + 1
+    assert Order.objects.get(pk=order.pk).jobs_settled_at is not None
+    # Its end told twice (a second worker's hook, a requeued job ending again): once only.
+    signals.finished(job_id=str(last.pk), name=last.name, outcome="dead", **about)
+    assert observed() == before + 1
+
+
+@needs_promtool
+def test_the_alert_rules_are_valid_and_fire_as_their_unit_tests_say():
+    checked = promtool("check", "rules", str(OPS / "prometheus" / "alerts.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = promtool("test", "rules", str(OPS / "prometheus" / "alerts_test.yml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout + tested.stderr
+
+
+@needs_promtool
+def test_the_scrape_config_example_is_valid():
+    checked = promtool("check", "config", str(OPS / "prometheus" / "prometheus.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
