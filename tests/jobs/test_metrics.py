@@ -2,6 +2,8 @@
 published (prometheus_client's multiprocess mode), served whole by the web's /metrics, valid
 for promtool; and the alert rules that ship in ops/, proved with promtool's unit tests."""
 
+import json
+import re
 import shutil
 import subprocess
 from collections import defaultdict
@@ -203,6 +205,47 @@ def test_the_alert_rules_are_valid_and_fire_as_their_unit_tests_say():
 
 
 @needs_promtool
-def test_the_scrape_config_example_is_valid():
-    checked = promtool("check", "config", str(OPS / "prometheus" / "prometheus.yml"))
+def test_the_scrape_config_example_is_valid(tmp_path):
+    # promtool wants the secret files it names to exist: the example's, made up here.
+    example = (OPS / "prometheus" / "prometheus.yml").read_text()
+    for secret in ("shop-metrics-token", "flower-password"):
+        assert f"/etc/prometheus/{secret}" in example
+        (tmp_path / secret).write_text("made-up\n")
+    (tmp_path / "prometheus.yml").write_text(example.replace("/etc/prometheus/", f"{tmp_path}/"))
+    shutil.copy(OPS / "prometheus" / "alerts.yml", tmp_path)
+    checked = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@needs_promtool
+@pytest.mark.django_db
+def test_the_dashboard_queries_parse_and_name_only_metrics_the_app_exports(tmp_path):
+    from jobs.metrics import EVENTS, LevelsCollector
+
+    dashboard = json.loads((OPS / "grafana" / "shop-jobs.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert len(exprs) >= 15
+    exported = {family.name for family in [*EVENTS.collect(), *LevelsCollector().collect()]}
+    named = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"\bshop_[a-z_]+", expr)
+    }
+    assert named <= exported, named - exported
+    assert named >= exported, f"not on the dashboard: {exported - named}"
+    # promtool parses PromQL in rule files: each query as a recording rule, with Grafana's
+    # variables as Grafana fills them in.
+    grafana = {"$__rate_interval": "1m", "$job": ".*", "$queue": ".*"}
+    rules = [
+        {"record": f"dashboard:query_{n}", "expr": _fill(expr, grafana)}
+        for n, expr in enumerate(exprs)
+    ]
+    (tmp_path / "queries.yml").write_text(json.dumps({"groups": [{"name": "q", "rules": rules}]}))
+    checked = promtool("check", "rules", str(tmp_path / "queries.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _fill(expr: str, variables: dict[str, str]) -> str:
+    for variable, filled in variables.items():
+        expr = expr.replace(variable, filled)
+    return expr
