@@ -5,6 +5,7 @@ for promtool; and the alert rules that ship in ops/, proved with promtool's unit
 import json
 import re
 import shutil
+import socket
 import subprocess
 from collections import defaultdict
 
@@ -77,7 +78,7 @@ def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
     stack.start_web(workers=2, threads=4)
     stack.start_mail()
     stack.start_relay()
-    stack.start_worker(
+    worker = stack.start_worker(
         pool="prefork",
         concurrency=2,
         include=metrics_tasks.__name__,
@@ -153,10 +154,16 @@ def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
     assert by_label(host, finished, "job") == by_label(samples, finished, "job")
     assert not any(name.startswith("shop_jobs_queue_") for name, _ in host)
 
+    if PROMTOOL is not None:
+        checked = promtool("check", "metrics", stdin=response.text)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # The worker stops, its pool processes with it: what they counted stays.
+    worker.stop()
+    after = parse(stack.get("/metrics", token=TOKEN).text)
+    assert by_label(after, finished, "job") == by_label(samples, finished, "job")
     if PROMTOOL is None:
         pytest.skip("the counts hold; promtool not found to check the exposition (.ci/run)")
-    checked = promtool("check", "metrics", stdin=response.text)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.mark.django_db(transaction=True)
@@ -193,6 +200,19 @@ def test_an_order_completes_when_its_last_unfinished_job_ends_and_is_observed_on
     # Its end told twice (a second worker's hook, a requeued job ending again): once only.
     signals.finished(job_id=str(last.pk), name=last.name, outcome="dead", **about)
     assert observed() == before + 1
+
+
+def test_of_the_processes_given_one_metrics_address_the_first_serves_it_the_others_log(
+    settings, caplog
+):
+    from jobs import metrics
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings.METRICS_LISTEN = f"127.0.0.1:{taken.getsockname()[1]}"
+        metrics.serve_host_metrics()  # a second process of the host: it does not fail
+    assert "metrics: not serving on 127.0.0.1:" in caplog.text
 
 
 @needs_promtool
