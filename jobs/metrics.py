@@ -49,6 +49,7 @@ if MULTIPROCESS_DIR:
     # A process may start before anything made the directory (a worker alone on its host).
     os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
 
+PREFIX = "shop_"
 # Every counter and histogram of the project registers here, the shop's too (shop.metrics).
 # With a multiprocess directory the exposition reads their files instead; without one, this.
 EVENTS = CollectorRegistry()
@@ -183,12 +184,27 @@ def oldest_unpublished_age_s() -> float:
 def _exposition_registry(*, levels: bool) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     if MULTIPROCESS_DIR:
-        multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+        registry.register(_HostFiles())
     else:
         registry.register(_Events())
     if levels:
         registry.register(LevelsCollector())
     return registry
+
+
+class _HostFiles(Collector):
+    """The project's counters and histograms, summed over the files of every process of the
+    host. Other libraries that count with prometheus_client in those processes write there
+    too (Flower, started by the demo's Procfile with the host's environment): their metrics
+    are theirs to serve, so only the project's own are read here."""
+
+    def __init__(self) -> None:
+        self._files = multiprocess.MultiProcessCollector(None, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._files.collect():  # type: ignore[no-untyped-call]
+            if family.name.startswith(PREFIX):
+                yield family
 
 
 class _Events(Collector):

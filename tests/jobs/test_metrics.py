@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs import dispatch
 from jobs.models import DeadLetter, Job
 from shop.models import Order, Product
-from stack.processes import ROOT, Stack
+from stack.processes import BIN, ROOT, Stack
 from stack.waiting import free_port, wait_until
 from tests.jobs import metrics_tasks
 
@@ -28,6 +28,8 @@ needs_promtool = pytest.mark.skipif(
 )
 OPS = ROOT / "ops"
 TOKEN = "scrape-me"
+
+LIBRARY_COUNTS = "from prometheus_client import Counter; Counter('flower_events', 'x').inc()"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -85,6 +87,11 @@ def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
         env={"METRICS_LISTEN": f"127.0.0.1:{host_port}"},
     )
 
+    # Another library of the host counting with prometheus_client (Flower does, in the demo).
+    other = stack.spawn(
+        "other", str(BIN / "python"), "-c", LIBRARY_COUNTS, env={"DJANGO_SETTINGS_MODULE": None}
+    )
+    assert other.wait(30) == 0, other.output()
     customer = stack.sign_up("metrics@example.com")
     order_id = stack.order(customer["token"], "MUG-001")["order"]["id"]
     # Committed here and never published: the relay publishes them, as after a crash.
@@ -147,6 +154,7 @@ def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
     assert value(samples, "shop_jobs_workers_online") == 1
     assert value(samples, "shop_jobs_unpublished_oldest_age_seconds") == 0
     assert "last_minute" not in response.text
+    assert {name for name, _ in samples if not name.startswith("shop_")} == set()
 
     # The worker's main process serves the host's directory for a scrape of its own: the
     # same counts, without the ledger's levels (the web serves those).
