@@ -3,6 +3,7 @@ published (prometheus_client's multiprocess mode), served whole by the web's /me
 for promtool; and the alert rules that ship in ops/, proved with promtool's unit tests."""
 
 import json
+import logging
 import re
 import shutil
 import socket
@@ -211,10 +212,13 @@ def test_an_order_completes_when_its_last_unfinished_job_ends_and_is_observed_on
 
 
 def test_of_the_processes_given_one_metrics_address_the_first_serves_it_the_others_log(
-    settings, caplog
+    settings, caplog, monkeypatch
 ):
     from jobs import metrics
 
+    # An earlier test's logging set-up (an in-process worker's) may have disabled the logger.
+    monkeypatch.setattr(metrics.logger, "disabled", False)
+    caplog.set_level(logging.WARNING, logger=metrics.logger.name)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
