@@ -9,10 +9,12 @@ import shutil
 import socket
 import subprocess
 from collections import defaultdict
+from datetime import timedelta
 
 import pytest
 import requests
 from django.db.models import Count, Sum
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import dispatch
@@ -281,3 +283,26 @@ def _fill(expr: str, variables: dict[str, str]) -> str:
     for variable, filled in variables.items():
         expr = expr.replace(variable, filled)
     return expr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_given_up_after_its_workers_kept_dying_counts_as_finished_dead(settings):
+    from celery import current_app
+
+    from jobs import ledger
+    from jobs.metrics import JOBS_FINISHED
+
+    def dead() -> float:
+        return JOBS_FINISHED.labels(job="tests.metrics_succeed", outcome="dead")._value.get()
+
+    job = dispatch.new_job("tests.metrics_succeed")
+    job.state, job.attempts, job.lost_runs = "running", 1, settings.JOBS_MAX_LOST_RUNS - 1
+    job.lease_until = job.created_at = timezone.now() - timedelta(minutes=5)
+    job.save()
+    before = dead()
+
+    # Its message delivered once more, after the lease of the last run that held it ran out.
+    current_app.tasks[job.name].apply(task_id=str(job.pk), headers={ledger.EPOCH_HEADER: "0"})
+
+    assert Job.objects.get(pk=job.pk).state == "dead"
+    assert dead() == before + 1
