@@ -4,7 +4,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_shutdown, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -23,3 +23,20 @@ def _switch_threads_often(**kwargs) -> None:
     from django.conf import settings
 
     sys.setswitchinterval(settings.WORKER_SWITCH_INTERVAL_SECONDS)
+
+
+@worker_ready.connect
+def _serve_host_metrics(**kwargs) -> None:
+    """In the worker's main process, once its pool runs: serve this host's counters and
+    histograms on METRICS_LISTEN, if set (jobs.metrics: for hosts without a web process)."""
+    from jobs import metrics
+
+    metrics.serve_host_metrics()
+
+
+@worker_process_shutdown.connect
+def _pool_process_ended(pid: int | None = None, **kwargs) -> None:
+    """A prefork pool process ends (recycled, or the worker stops): see jobs.metrics."""
+    from jobs import metrics
+
+    metrics.process_ended(pid or os.getpid())

@@ -232,6 +232,9 @@ SANDBOX_SERVICES = {
 }
 # Bearer token Prometheus sends to /metrics; unset, /metrics answers in debug mode only.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# `address:port` where a host without a web process serves its counters and histograms (the
+# relay and each worker's main process start a server there; jobs.metrics). Unset: none.
+METRICS_LISTEN = env("METRICS_LISTEN", default="")
 # Where the ops dashboard links to Flower.
 FLOWER_URL = env("FLOWER_URL", default=f"http://127.0.0.1:{env.int('FLOWER_PORT', default=5555)}/")
 SANDBOX_MAILDIR = Path(env("SANDBOX_MAILDIR", default=str(VAR_DIR / "mailbox")))

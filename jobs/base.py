@@ -25,6 +25,7 @@ A task may say what is transient for it (`autoretry_for`) and, if it must, its o
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -37,7 +38,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from jobs import dispatch, heartbeat, ledger, shutdown
+from jobs import dispatch, heartbeat, ledger, metrics, shutdown, signals
 from jobs.errors import TransientError
 from jobs.models import Job
 
@@ -85,10 +86,17 @@ class LedgerTask(Task[Any, Any]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         _set_attempt(request, None)
+        request.ledger_claim = None  # type: ignore[attr-defined]
         if shutdown.handing_back.is_set():
             # This worker is stopping: the message goes back to the queue, unstarted.
             raise Reject("the worker is stopping", requeue=True)
         job_id = str(request.id)
+        given_up: list[Job] = []
+
+        def give_up(job: Job) -> None:
+            given_up.append(job)
+            self._record_dead_letter(job, error=job.last_error, traceback="")
+
         try:
             claim = ledger.claim(
                 job_id,
@@ -97,15 +105,15 @@ class LedgerTask(Task[Any, Any]):
                 holder=heartbeat.holder_name(str(request.hostname)),
                 lease_seconds=settings.JOBS_LEASE_SECONDS,
                 max_lost_runs=settings.JOBS_MAX_LOST_RUNS,
-                on_give_up=lambda job: self._record_dead_letter(
-                    job, error=job.last_error, traceback=""
-                ),
+                on_give_up=give_up,
             )
         except (OperationalError, InterfaceError) as exc:
             logger.warning("ledger unavailable for job %s (%s); later", request.id, exc)
             self._deliver_again(after_seconds=DATABASE_DOWN_RECHECK_SECONDS)
             raise Ignore("database unavailable, delivered again later") from exc
 
+        if claim.outcome is ledger.Outcome.GAVE_UP and given_up:
+            self._finished(given_up[0], outcome=Job.State.DEAD)
         if claim.outcome is not ledger.Outcome.RUN:
             # Finished, stale, or held by a live run (never run beside it: if that run dies,
             # its lease runs out and the relay publishes the job again). Ignore, not a return
@@ -114,6 +122,13 @@ class LedgerTask(Task[Any, Any]):
             # if the worker running the job's real run died.
             raise Ignore(f"delivery skipped: {claim.outcome.value}")
         _set_attempt(request, claim.attempt)
+        request.ledger_claim = claim  # type: ignore[attr-defined]  # as _set_attempt
+        started = time.monotonic()
+        if claim.attempt == 1 and claim.due_at is not None:
+            # The first run only: a retry waits by design, a requeue or a lost run's rescue
+            # would count the time of the runs before it.
+            waited = (timezone.now() - claim.due_at).total_seconds()
+            metrics.PICKUP_LATENCY.labels(queue=self.queue_name).observe(max(0.0, waited))
         heartbeat.hold(job_id, attempt=claim.attempt, node=str(request.hostname))
         try:
             return super().__call__(*args, **kwargs)
@@ -122,6 +137,7 @@ class LedgerTask(Task[Any, Any]):
             raise Reject("handed back by a stopping worker", requeue=True) from None
         finally:
             heartbeat.release(job_id)
+            metrics.JOB_DURATION.labels(job=self.name).observe(time.monotonic() - started)
 
     def _deliver_again(self, *, after_seconds: float) -> None:
         """Publish this same message (same id, retry count, headers) to be looked at later."""
@@ -170,9 +186,11 @@ class LedgerTask(Task[Any, Any]):
                 # The ledger cannot say it: send the retry as Celery would, a countdown the
                 # worker holds; the next claim sorts out whatever the ledger missed.
                 logger.exception("could not record the retry of job %s", self.request.id)
+                metrics.JOB_RETRIES.labels(job=self.name).inc()
             else:
                 if not held:
                     raise Ignore("another run holds this job now; no retry from this one")
+                metrics.JOB_RETRIES.labels(job=self.name).inc()
                 raise Retry(exc=exc, when=when)
         # Over budget (Celery raises the error: the job goes dead), run in this process (the
         # benchmarks' synchronous way: Celery runs it again at once), or the ledger away.
@@ -200,9 +218,19 @@ class LedgerTask(Task[Any, Any]):
         if attempt > 1:
             self._forget_earlier_runs(task_id)
         try:
-            ledger.mark_succeeded(task_id, attempt=attempt)
+            succeeded = ledger.mark_succeeded(task_id, attempt=attempt)
         except DatabaseError:
             logger.exception("could not record the success of job %s", task_id)
+            return
+        claim: ledger.Claim | None = getattr(self.request, "ledger_claim", None)
+        if succeeded and claim is not None:
+            signals.finished(
+                job_id=task_id,
+                name=self.name,
+                outcome=Job.State.SUCCEEDED,
+                concerning_type_id=claim.concerning_type_id,
+                concerning_id=claim.concerning_id,
+            )
 
     def _forget_earlier_runs(self, task_id: str) -> None:
         """Earlier runs of this job may have stored results under its id (Celery keeps one per
@@ -241,6 +269,18 @@ class LedgerTask(Task[Any, Any]):
                     )
         except DatabaseError:
             logger.exception("could not record the failure of job %s", task_id)
+            return
+        if job is not None:
+            self._finished(job, outcome=Job.State.DEAD)
+
+    def _finished(self, job: Job, *, outcome: str) -> None:
+        signals.finished(
+            job_id=str(job.pk),
+            name=self.name,
+            outcome=outcome,
+            concerning_type_id=job.concerning_type_id,
+            concerning_id=job.concerning_id,
+        )
 
     def _record_dead_letter(self, job: Job, *, error: str, traceback: str) -> None:
         if self.name == RECORD_DEAD_LETTER:

@@ -22,12 +22,13 @@ ledger turns that into "at most one run at a time, and never again once finished
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from jobs.models import Job
 
@@ -47,6 +48,11 @@ class Outcome(enum.Enum):
 class Claim:
     outcome: Outcome
     attempt: int = 0  # with RUN: this run's number, the fence for its later changes
+    # With RUN, read by the claim's own query: when the job was due (recorded, or its eta)
+    # for the pickup latency of a first run, and what it concerns, for who watches it finish.
+    due_at: datetime | None = None
+    concerning_type_id: int | None = None
+    concerning_id: str = ""
 
 
 def claim(
@@ -66,15 +72,26 @@ def claim(
     """
     now = timezone.now()
     lease_until = now + timedelta(seconds=lease_seconds)
-    attempt = _take_if_current(
+    taken = _take_if_current(
         job_id, retries=retries, epoch=epoch, holder=holder, now=now, until=lease_until
     )
-    if attempt is not None:
-        return Claim(Outcome.RUN, attempt=attempt)
+    if taken is not None:
+        return taken
 
     job = (
         Job.objects.filter(pk=job_id)
-        .only("state", "retries", "epoch", "attempts", "lease_until", "lost_runs")
+        .only(
+            "state",
+            "retries",
+            "epoch",
+            "attempts",
+            "lease_until",
+            "lost_runs",
+            "created_at",
+            "eta",
+            "concerning_type_id",
+            "concerning_id",
+        )
         .first()
     )
     if job is None or job.epoch != epoch:
@@ -115,14 +132,20 @@ def claim(
         "stalled_reason": "",
     }
     if held_by_the_dead.update(**run, lost_runs=lost_runs):
-        return Claim(Outcome.RUN, attempt=job.attempts + 1)
+        return Claim(
+            Outcome.RUN,
+            attempt=job.attempts + 1,
+            due_at=job.eta or job.created_at,
+            concerning_type_id=job.concerning_type_id,
+            concerning_id=job.concerning_id,
+        )
     return Claim(Outcome.STALE)  # another delivery took it over first
 
 
 def _take_if_current(
     job_id: str, *, retries: int, epoch: int, holder: str, now: datetime, until: datetime
-) -> int | None:
-    """Take the job if this message is its current one; its new attempt number, or None.
+) -> Claim | None:
+    """Take the job if this message is its current one: the claim of a run, or None.
 
     The current message is the first run's, or the retry that the previous run scheduled (a
     higher count). A running row with a lower count is a run that sent its retry but could
@@ -131,7 +154,8 @@ def _take_if_current(
 
     Plain SQL for RETURNING, which the ORM's update() lacks (SQLite 3.35+ and PostgreSQL
     have it): every job starts with this claim, and reading the attempt number back in a
-    second query cost as much again (bench/, "Job machinery").
+    second query cost as much again (bench/, "Job machinery"). What the metrics and the
+    job's watchers need of the row comes back with it, for the same reason.
     """
     ops = connection.ops
     with connection.cursor() as cursor:
@@ -141,7 +165,7 @@ def _take_if_current(
             " lease_until = %s, lease_holder = %s, next_attempt_at = NULL, stalled_reason = ''"
             " WHERE id = %s AND epoch = %s"
             " AND (state = %s OR (state IN (%s, %s) AND retries < %s))"
-            " RETURNING attempts",
+            " RETURNING attempts, created_at, eta, concerning_type_id, concerning_id",
             [
                 State.RUNNING,
                 retries,
@@ -157,7 +181,25 @@ def _take_if_current(
             ],
         )
         row = cursor.fetchone()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    attempt, created_at, eta, concerning_type_id, concerning_id = row
+    return Claim(
+        Outcome.RUN,
+        attempt=attempt,
+        due_at=_from_db(eta) or _from_db(created_at),
+        concerning_type_id=concerning_type_id,
+        concerning_id=concerning_id or "",
+    )
+
+
+def _from_db(value: datetime | str | None) -> datetime | None:
+    """A datetime read by plain SQL: SQLite gives text in UTC, PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 def _held(job_id: str, attempt: int) -> QuerySet[Job]:

@@ -11,11 +11,10 @@ from django.shortcuts import redirect, render
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobs import dispatch, operations
 from jobs.base import HOUSEKEEPING_JOBS
-from jobs.metrics import registry
+from jobs.metrics import exposition
 from jobs.models import DeadLetter, DeadLetterAction, Job
 
 RECENT_JOBS = 50
@@ -109,4 +108,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         not expected and not settings.DEBUG
     ):
         return HttpResponse("metrics need the METRICS_TOKEN bearer token\n", status=403)
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)

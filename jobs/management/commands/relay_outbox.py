@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, close_old_connections
 
-from jobs import relay
+from jobs import metrics, relay
 
 
 class Command(BaseCommand):
@@ -22,6 +22,8 @@ class Command(BaseCommand):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         self.stdout.write(f"outbox relay: every {settings.JOBS_RELAY_INTERVAL_SECONDS}s")
+        if not once:
+            metrics.serve_host_metrics()
         try:
             while not stop.is_set():
                 try:
