@@ -355,7 +355,8 @@ CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", 
 # Beat's schedules live in the database (django-celery-beat), seeded from this by `manage.py
 # seed_schedules` (jobs/schedules.py) and editable in the admin. Due reminders are jobs in the
 # ledger; a schedule hands them to the workers when they fall due.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "config.beat:Scheduler"  # django-celery-beat's, touching the file below
+BEAT_ALIVE_FILE = env("BEAT_ALIVE_FILE", default="")  # for a health check (docker-compose.yml)
 JOBS_SCHEDULES = {
     "publish due jobs (review reminders)": {"task": "jobs.publish_due_jobs", "every": 5},
     "outbox relay sweep (backstop of relay_outbox)": {
