@@ -25,4 +25,7 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinpu
 
 USER app
 EXPOSE 8000
+# The web's check (gunicorn answers); compose gives the other processes checks of their own.
+HEALTHCHECK --interval=10s --timeout=6s --start-period=30s --retries=3 \
+    CMD ["python", "bin/healthcheck", "answers", "8000", "/api/health"]
 CMD ["gunicorn", "--config", "config/gunicorn.conf.py", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

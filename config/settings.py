@@ -361,7 +361,8 @@ CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", 
 # fall due, every JOBS_RELAY_INTERVAL_SECONDS. Beat runs the same sweep only as a backstop, for
 # a relay process that is down: rarely, so that the housekeeping does not bury the business
 # jobs in Flower under a task every few seconds.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "config.beat:Scheduler"  # django-celery-beat's, touching the file below
+BEAT_ALIVE_FILE = env("BEAT_ALIVE_FILE", default="")  # for a health check (docker-compose.yml)
 JOBS_SCHEDULES = {
     "outbox relay sweep (backstop of relay_outbox)": {
         "task": "jobs.relay_unpublished_jobs",
