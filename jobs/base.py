@@ -13,8 +13,9 @@ A task may say what is transient for it (`autoretry_for`) and, if it must, its o
   drawn from the upper half of its exponential step, so delays never shrink from one attempt
   to the next, and a third party's Retry-After is honoured;
 - each delivery claims its job in the ledger first (jobs.ledger): a job that already finished
-  is not run again, a delivery of a job another run holds is dropped (the run's lease, renewed
-  by jobs.heartbeat, tells whether it lives), and a job whose workers keep dying is given up;
+  (or that an operator cancelled) is not run again, a job of a paused queue goes back to
+  wait, a delivery of a job another run holds is dropped (the run's lease, renewed by
+  jobs.heartbeat, tells whether it lives), and a job whose workers keep dying is given up;
 - every start, retry, success and failure is written to the job's ledger row; a retry is due
   from the ledger (the relay publishes it when it falls due), never a countdown that a
   worker holds and a crash or a broker restart would lose;
@@ -102,6 +103,10 @@ class LedgerTask(Task[Any, Any]):
             self._deliver_again(after_seconds=DATABASE_DOWN_RECHECK_SECONDS)
             raise Ignore("database unavailable, delivered again later") from exc
 
+        if claim.outcome is ledger.Outcome.PAUSED:
+            # Taken before this worker stopped consuming the queue (its prefetch), or by a
+            # worker that has not heard of the pause yet: back to the queue, to wait there.
+            raise Reject("its queue is paused", requeue=True)
         if claim.outcome is not ledger.Outcome.RUN:
             # Finished, stale, or held by a live run (never run beside it: if that run dies,
             # its lease runs out and the relay publishes the job again). Ignore, not a return

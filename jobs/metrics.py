@@ -23,10 +23,16 @@ class JobsCollector(Collector):
             "How long the oldest published job of the queue has waited to start.",
             labels=["queue"],
         )
+        paused = GaugeMetricFamily(
+            "shop_jobs_queue_paused",
+            "1 while an operator has paused the queue (workers take none of its messages).",
+            labels=["queue"],
+        )
         for queue in stats.queues:
             if queue.depth is not None:
                 depth.add_metric([queue.queue], queue.depth)
             lag.add_metric([queue.queue], queue.oldest_age_s or 0.0)
+            paused.add_metric([queue.queue], 1 if queue.paused else 0)
         jobs = GaugeMetricFamily(
             "shop_jobs_jobs", "Jobs in the ledger, by state.", labels=["state"]
         )
@@ -34,6 +40,7 @@ class JobsCollector(Collector):
             jobs.add_metric([state], count)
         yield depth
         yield lag
+        yield paused
         yield jobs
         yield GaugeMetricFamily(
             "shop_jobs_finished_last_minute",
