@@ -184,7 +184,7 @@ class PausedQueueAdmin(NoDeleteAdmin):
         paused = operations.pause(
             obj.queue, by=operations.operator(request.user), reason=obj.reason
         )
-        obj.pk = paused.pk
+        obj.pk, obj.paused_by_id, obj.paused_at = paused.pk, paused.paused_by_id, paused.paused_at
 
     @admin.action(description="Resume selected queues")
     def resume_queues(
