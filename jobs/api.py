@@ -311,6 +311,7 @@ class MatchingLettersView(StaffAPIView):
     post=extend_schema(
         request=RequeueMatchingIn,
         responses={200: ActedOnOut, 400: BAD_REQUEST, **STAFF_ONLY},
+        operation_id="ops_dead_letters_requeue_matching",
         summary="Requeue every open dead letter matching the filter, each audited.",
     )
 )
@@ -327,6 +328,7 @@ class RequeueMatchingView(MatchingLettersView):
     post=extend_schema(
         request=DiscardMatchingIn,
         responses={200: ActedOnOut, 400: BAD_REQUEST, **STAFF_ONLY},
+        operation_id="ops_dead_letters_discard_matching",
         summary="Discard every open dead letter matching the filter, with a reason, each audited.",
     )
 )
