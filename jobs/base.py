@@ -38,7 +38,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from jobs import dispatch, heartbeat, ledger, shutdown
+from jobs import dispatch, heartbeat, ledger, pauses, shutdown
 from jobs.errors import TransientError
 from jobs.models import Job
 
@@ -105,7 +105,9 @@ class LedgerTask(Task[Any, Any]):
 
         if claim.outcome is ledger.Outcome.PAUSED:
             # Taken before this worker stopped consuming the queue (its prefetch), or by a
-            # worker that has not heard of the pause yet: back to the queue, to wait there.
+            # worker that has not heard of the pause yet (which it now asks to look again):
+            # back to the queue, to wait there.
+            pauses.ask_again()
             raise Reject("its queue is paused", requeue=True)
         if claim.outcome is not ledger.Outcome.RUN:
             # Finished, stale, or held by a live run (never run beside it: if that run dies,

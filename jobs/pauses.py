@@ -18,11 +18,14 @@ add_consumer broadcast would have every worker consume it.
 
 Messages a worker had already taken from a queue when it was paused (its prefetch) meet the
 claim (jobs.ledger.claim), which does not run a job of a paused queue: the message is put back
-on its queue, where it waits for the resume.
+on its queue, where it waits for the resume. A worker process that meets such a message also
+asks the workers to reconcile at once (`ask_again`, at most once a second), so that one that
+missed the broadcast does not take the message again and again until its next heartbeat.
 """
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import bootsteps, current_app
@@ -98,6 +101,22 @@ def jobs_reconcile_pauses(state: Any) -> dict[str, str]:
     """Look at the paused queues again now (an operator paused or resumed one)."""
     state.consumer.jobs_reconcile_pauses()
     return {"ok": "reconciled"}
+
+
+_asked_at = 0.0
+_asked_lock = threading.Lock()
+ASK_AGAIN_SECONDS = 1.0
+
+
+def ask_again() -> None:
+    """A job of a paused queue reached this process: ask the workers to reconcile now, at most
+    once a second per process (a worker's prefetch can hold several such messages)."""
+    global _asked_at
+    with _asked_lock:
+        if time.monotonic() - _asked_at < ASK_AGAIN_SECONDS:
+            return
+        _asked_at = time.monotonic()
+    tell_workers()
 
 
 def tell_workers() -> None:
