@@ -177,6 +177,9 @@ class PausedQueueAdmin(NoDeleteAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_staff)
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # a pause is resumed, not edited
+
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
         return super().get_readonly_fields(request, obj) if obj else []
 

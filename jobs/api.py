@@ -200,6 +200,7 @@ class QueueActionView(StaffAPIView):
     """POST to a queue by name: 404 if there is none, 409 if it is paused (or not) already."""
 
     body: type[serializers.Serializer[Any]] = serializers.Serializer
+    pauses = True  # what the answer says the queue is after the action
 
     def post(self, request: Request, queue: str) -> Response:
         if queue not in settings.QUEUES:
@@ -211,8 +212,6 @@ class QueueActionView(StaffAPIView):
         except operations.Conflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(PausedOut({"queue": queue, "paused": self.pauses}).data)
-
-    pauses = True
 
     def act(self, queue: str, user: AbstractBaseUser, data: dict[str, Any]) -> None:
         raise NotImplementedError

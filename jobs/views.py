@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
@@ -186,7 +187,7 @@ def _queue_action(request: HttpRequest, queue: str, *, pause: bool) -> HttpRespo
 
 @staff_only
 @require_POST
-def cancel_job(request: HttpRequest, job_id: object) -> HttpResponse:
+def cancel_job(request: HttpRequest, job_id: UUID) -> HttpResponse:
     operator = operations.operator(request.user)
     try:
         job = operations.cancel(str(job_id), by=operator, reason=request.POST.get("reason", ""))

@@ -367,7 +367,12 @@ def test_the_admin_requeues_cancels_and_pauses_through_the_audit(admin_client):
 
     assert DeadLetter.objects.get(pk=letter.pk).status == "requeued"
     assert Job.objects.get(pk=queued.pk).state == "cancelled"
-    assert PausedQueue.objects.get().queue == "media"
+    paused = PausedQueue.objects.get()
+    assert paused.queue == "media"
+    # Shown, not edited: saving it again would pause it twice.
+    shown = admin_client.get(f"/admin/jobs/pausedqueue/{paused.pk}/change/").content.decode()
+    assert "disk full" in shown
+    assert 'name="_save"' not in shown
     assert [a for a, *_ in audit()] == ["requeue", "cancel", "pause"]
 
 
