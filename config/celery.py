@@ -12,6 +12,9 @@ app = Celery("shop_jobs")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each app declares its jobs in its own tasks.py (shop/tasks.py, webhooks/tasks.py, ...).
 app.autodiscover_tasks()
+# A worker takes no message from a paused queue, also after a restart (jobs.pauses). By name:
+# the step's module reads the database, which is not set up when this module is imported.
+app.steps["consumer"].add("jobs.pauses:HonourPausedQueues")
 
 
 @worker_init.connect

@@ -13,8 +13,9 @@ A task may say what is transient for it (`autoretry_for`) and, if it must, its o
   drawn from the upper half of its exponential step, so delays never shrink from one attempt
   to the next, and a third party's Retry-After is honoured;
 - each delivery claims its job in the ledger first (jobs.ledger): a job that already finished
-  is not run again, a delivery of a job another run holds is dropped (the run's lease, renewed
-  by jobs.heartbeat, tells whether it lives), and a job whose workers keep dying is given up;
+  (or that an operator cancelled) is not run again, a job of a paused queue goes back to
+  wait, a delivery of a job another run holds is dropped (the run's lease, renewed by
+  jobs.heartbeat, tells whether it lives), and a job whose workers keep dying is given up;
 - every start, retry, success and failure is written to the job's ledger row; a retry is due
   from the ledger (the relay publishes it when it falls due), never a countdown that a
   worker holds and a crash or a broker restart would lose;
@@ -38,7 +39,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from jobs import dispatch, heartbeat, ledger, metrics, shutdown, signals
+from jobs import dispatch, heartbeat, ledger, metrics, pauses, shutdown, signals
 from jobs.errors import TransientError
 from jobs.models import Job
 
@@ -114,6 +115,12 @@ class LedgerTask(Task[Any, Any]):
 
         if claim.outcome is ledger.Outcome.GAVE_UP and given_up:
             self._finished(given_up[0], outcome=Job.State.DEAD)
+        if claim.outcome is ledger.Outcome.PAUSED:
+            # Taken before this worker stopped consuming the queue (its prefetch), or by a
+            # worker that has not heard of the pause yet (which it now asks to look again):
+            # back to the queue, to wait there.
+            pauses.ask_again()
+            raise Reject("its queue is paused", requeue=True)
         if claim.outcome is not ledger.Outcome.RUN:
             # Finished, stale, or held by a live run (never run beside it: if that run dies,
             # its lease runs out and the relay publishes the job again). Ignore, not a return

@@ -15,6 +15,8 @@ ledger turns that into "at most one run at a time, and never again once finished
   again, and after JOBS_MAX_LOST_RUNS lost runs it is given up as dead instead of looping.
 - A run that a stopping worker hands back (jobs.shutdown) is not lost: its job is `queued`
   again, and the next delivery takes it as a first run would.
+- A job of a paused queue is not taken (PAUSED): its message goes back to the queue and waits
+  for the resume (jobs.pauses). A cancelled job is finished: its message is dropped.
 - Each claim gets the job's new attempt number, and every later change of that run is fenced
   by it: a late hook of a run that was taken over cannot overwrite its successor's state.
 """
@@ -30,7 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.models import Job
+from jobs.models import Job, PausedQueue
 
 State = Job.State
 EPOCH_HEADER = "job_epoch"
@@ -42,6 +44,7 @@ class Outcome(enum.Enum):
     STALE = "stale"  # not the job's current message (or the job is gone)
     BUSY = "busy"  # another run holds the lease now
     GAVE_UP = "gave_up"  # too many lost runs: now dead
+    PAUSED = "paused"  # its queue is paused: put the message back, to wait for the resume
 
 
 @dataclass(frozen=True)
@@ -91,13 +94,27 @@ def claim(
             "eta",
             "concerning_type_id",
             "concerning_id",
+            "queue",
         )
         .first()
     )
     if job is None or job.epoch != epoch:
         return Claim(Outcome.STALE)
-    if job.state in Job.FINAL_STATES:
+    if job.state in Job.FINAL_STATES:  # succeeded, dead, or cancelled by an operator
         return Claim(Outcome.FINISHED)
+    # What this message would run (as the UPDATE's condition says, or a dead run's job)...
+    would_run = (
+        job.state == State.QUEUED
+        or (job.state in (State.RETRYING, State.RUNNING) and job.retries < retries)
+        or (
+            job.state == State.RUNNING
+            and job.retries == retries
+            and not (job.lease_until and job.lease_until > now)
+        )
+    )
+    # ...waits while its queue is paused, whichever worker took the message.
+    if would_run and PausedQueue.objects.filter(queue=job.queue).exists():
+        return Claim(Outcome.PAUSED)
     if job.state != State.RUNNING or job.retries != retries:
         return Claim(Outcome.STALE)
     if job.lease_until and job.lease_until > now:
@@ -158,13 +175,16 @@ def _take_if_current(
     job's watchers need of the row comes back with it, for the same reason.
     """
     ops = connection.ops
+    jobs, paused = ops.quote_name(Job._meta.db_table), ops.quote_name(PausedQueue._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {ops.quote_name(Job._meta.db_table)}"  # noqa: S608 - names, not input
+            f"UPDATE {jobs}"  # noqa: S608 - names, not input
             " SET state = %s, attempts = attempts + 1, retries = %s, started_at = %s,"
             " lease_until = %s, lease_holder = %s, next_attempt_at = NULL, stalled_reason = ''"
             " WHERE id = %s AND epoch = %s"
             " AND (state = %s OR (state IN (%s, %s) AND retries < %s))"
+            # Not while its queue is paused (a unique index: one lookup in a table of a few rows).
+            f" AND NOT EXISTS (SELECT 1 FROM {paused} WHERE {paused}.queue = {jobs}.queue)"
             " RETURNING attempts, created_at, eta, concerning_type_id, concerning_id",
             [
                 State.RUNNING,

@@ -123,10 +123,16 @@ class LevelsCollector(Collector):
             "How long the oldest published job of the queue has waited to start.",
             labels=["queue"],
         )
+        paused = GaugeMetricFamily(
+            "shop_jobs_queue_paused",
+            "1 while an operator has paused the queue (workers take none of its messages).",
+            labels=["queue"],
+        )
         for queue in stats.queues:
             if queue.depth is not None:
                 depth.add_metric([queue.queue], queue.depth)
             lag.add_metric([queue.queue], queue.oldest_age_s or 0.0)
+            paused.add_metric([queue.queue], 1 if queue.paused else 0)
         jobs = GaugeMetricFamily(
             "shop_jobs_jobs", "Jobs in the ledger, by state.", labels=["state"]
         )
@@ -134,6 +140,7 @@ class LevelsCollector(Collector):
             jobs.add_metric([state], count)
         yield depth
         yield lag
+        yield paused
         yield jobs
         yield GaugeMetricFamily(
             "shop_jobs_dead_letters_open",
@@ -160,8 +167,6 @@ class LevelsCollector(Collector):
             "(0: none).",
             value=oldest_unpublished_age_s(),
         )
-        # PAUSED QUEUES: `shop_jobs_queue_paused{queue}` (1 paused, 0 not) belongs here, a
-        # level read from wherever queue pausing keeps its state (wired when it is merged).
 
 
 def oldest_unpublished_age_s() -> float:

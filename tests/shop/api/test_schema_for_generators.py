@@ -152,6 +152,11 @@ def test_operation_ids_are_unique_snake_case_function_names(operations):
         ("/api/ops/dead-letters", "get"): "list_dead_letters",
         ("/api/ops/dead-letters/{letter_id}/requeue", "post"): "requeue_dead_letter",
         ("/api/ops/dead-letters/{letter_id}/discard", "post"): "discard_dead_letter",
+        ("/api/ops/dead-letters/requeue", "post"): "requeue_matching_dead_letters",
+        ("/api/ops/dead-letters/discard", "post"): "discard_matching_dead_letters",
+        ("/api/ops/queues/{queue}/pause", "post"): "pause_queue",
+        ("/api/ops/queues/{queue}/resume", "post"): "resume_queue",
+        ("/api/ops/jobs/{job_id}/cancel", "post"): "cancel_job",
     }
     assert {key: operations[key]["operationId"] for key in named} == named
 
