@@ -122,7 +122,11 @@ def test_a_dead_job_of_the_previous_release_is_requeued_and_runs_after_the_upgra
     client.force_login(staff)
     letter = DeadLetter.objects.get(job_id=dead.pk)
     with running_worker():
-        response = client.post(f"/api/ops/dead-letters/{letter.pk}/requeue", {"reason": "upgrade"})
+        response = client.post(
+            f"/api/ops/dead-letters/{letter.pk}/requeue",
+            {"reason": "upgrade"},
+            content_type="application/json",
+        )
         assert response.status_code == 200, response.content
         wait_until(lambda: Job.objects.get(pk=dead.pk).state == "succeeded", message="the requeue")
 

@@ -26,6 +26,7 @@ def staff(db):
 @pytest.fixture
 def staff_api(api_client, staff):
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(staff)}")
+    api_client.default_format = "json"  # the operations API takes JSON only (docs/api.md)
     return api_client
 
 
