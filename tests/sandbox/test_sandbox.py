@@ -89,6 +89,7 @@ def charge_card(client, key, source):
 
 def test_the_gateway_decides_by_the_test_card(client):
     assert charge_card(client, "ok", "tok_visa").status_code == 201
+    assert charge_card(client, "mc", "tok_mastercard").status_code == 201
     assert charge_card(client, "no", "tok_chargeDeclined").json() == {"detail": "card declined"}
     assert charge_card(client, "live", "tok_notATestCard").status_code == 402
     # The processing-error card fails its first attempt, retryably, and is charged on the next
@@ -98,4 +99,4 @@ def test_the_gateway_decides_by_the_test_card(client):
     other = charge_card(client, "flaky-2", "tok_chargeDeclinedProcessingError")
 
     assert (first.status_code, retry.status_code, other.status_code) == (500, 201, 500)
-    assert set(Charge.objects.values_list("idempotency_key", flat=True)) == {"ok", "flaky"}
+    assert set(Charge.objects.values_list("idempotency_key", flat=True)) == {"ok", "mc", "flaky"}

@@ -246,6 +246,16 @@ def test_the_same_idempotency_key_with_another_card_is_another_body(customer_cli
         HTTP_IDEMPOTENCY_KEY="k-card",
     )
 
+    default_card = customer_client.post(
+        "/api/orders",
+        {"items": items, "card_number": "4242 4242 4242 4242"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-card",
+    )
+
     assert first.status_code == 201
     assert other_card.status_code == 422
+    # Naming the default card is the same body as naming none: the first order again.
+    assert default_card.status_code == 201
+    assert default_card.json()["order"]["id"] == first.json()["order"]["id"]
     assert Order.objects.count() == 1
