@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
@@ -11,6 +12,16 @@ phone_validator = RegexValidator(
     r"^\+[1-9]\d{1,14}\Z",
     "Enter the number in international format, without spaces: +4915112345678.",
 )
+
+
+def validate_static_image(path: str) -> None:
+    """A product's picture is one of the shop's static files (shop/static/…)."""
+    from django.contrib.staticfiles import finders
+
+    if not path.endswith((".svg", ".png", ".jpg", ".webp")) or not finders.find(path):
+        raise ValidationError(
+            f"No static picture at {path!r}: give a path such as shop/products/mug-001.svg."
+        )
 
 
 class Customer(models.Model):
@@ -59,7 +70,14 @@ class Product(models.Model):
     description = models.TextField(blank=True, default="", db_default="")
     # A static file's path (shop/static/…): the pictures are the shop's own, not uploads.
     # Blank: the placeholder picture.
-    image = models.CharField(max_length=200, blank=True, default="", db_default="")
+    image = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validate_static_image],
+        help_text="A static file's path, e.g. shop/products/mug-001.svg; blank: a placeholder.",
+    )
 
     PLACEHOLDER_IMAGE = "shop/products/placeholder.svg"
 

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.contrib.staticfiles import finders
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -164,3 +165,14 @@ def test_a_server_error_is_a_friendly_500_page_made_without_the_database(monkeyp
     assert "/static/shop/site.css" in html
     assert "the catalogue broke" not in html
     assert not queries.captured_queries
+
+
+def test_a_products_picture_must_be_one_of_the_shops_static_files():
+    product = ProductFactory(sku="NEW-001", image="shop/products/nope.svg")
+
+    with pytest.raises(ValidationError) as refused:
+        product.full_clean()
+    product.image = "shop/products/mug-001.svg"
+    product.full_clean()
+
+    assert "No static picture at 'shop/products/nope.svg'" in str(refused.value)
