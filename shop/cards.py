@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from shop.clients.payments import TEST_CARD_TOKENS, test_mode_token
+from shop.clients.payments import test_mode_token
 
 # The card an order is paid with when none is given (API clients from before cards existed).
 DEFAULT_CARD_NUMBER = "4242424242424242"
@@ -27,7 +27,7 @@ class Card:
 
 
 @dataclass(frozen=True)
-class TestCard:
+class SandboxCard:
     number: str
     outcome: str
 
@@ -38,14 +38,13 @@ class TestCard:
 
 # What the checkout page offers as test-mode hints, in the order it shows them.
 TEST_CARDS = (
-    TestCard("4242424242424242", "is charged: the order is paid"),
-    TestCard("4000000000000002", "is declined: the order's payment fails"),
-    TestCard(
+    SandboxCard("4242424242424242", "is charged: the order is paid"),
+    SandboxCard("4000000000000002", "is declined: the order's payment fails"),
+    SandboxCard(
         "4000000000000119",
         "fails with a processing error, then is charged when the payment job tries again",
     ),
 )
-assert all(card.number in TEST_CARD_TOKENS for card in TEST_CARDS)
 
 
 def read_card(number: str) -> Card:

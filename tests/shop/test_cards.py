@@ -47,3 +47,9 @@ def test_the_luhn_check_catches_a_single_wrong_digit():
     assert luhn_valid("79927398713")
     assert not luhn_valid("79927398710")
     assert all(luhn_valid(card.number) for card in TEST_CARDS)
+
+
+def test_every_card_the_checkout_page_offers_is_one_the_gateway_knows():
+    tokens = [read_card(card.number).token for card in TEST_CARDS]
+
+    assert tokens == ["tok_visa", "tok_chargeDeclined", "tok_chargeDeclinedProcessingError"]
