@@ -21,8 +21,11 @@ RUN uv sync --frozen --no-default-groups --no-install-project
 
 COPY --chown=app:app . .
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
-    && mkdir -p /app/var && chown -R app:app /app/var
+    && mkdir -p /app/var/metrics && chown -R app:app /app/var
 
 USER app
 EXPOSE 8000
+# The web's check (gunicorn answers); compose gives the other processes checks of their own.
+HEALTHCHECK --interval=10s --timeout=6s --start-period=30s --retries=3 \
+    CMD ["python", "bin/healthcheck", "answers", "8000", "/api/health"]
 CMD ["gunicorn", "--config", "config/gunicorn.conf.py", "config.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -85,7 +85,10 @@ demo: seed
 	@echo "  Flower       http://127.0.0.1:$(FLOWER_PORT)/      (basic auth $(FLOWER_BASIC_AUTH))"
 	@echo "  processes    $(DEMO_PROCESSES)   -- Ctrl-C stops them all"
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(DEMO_PROCESSES)
+	@# The demo's processes are one host: they count into one directory, emptied here, before
+	@# any of them starts, and read whole by the web's /metrics (jobs.metrics).
+	rm -rf var/metrics && mkdir -p var/metrics
+	PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/metrics" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(DEMO_PROCESSES)
 
 # Breaking things on purpose, while `make demo` runs: each process is found by the pid file it
 # wrote under var/run/ (bin/demo-signal), never by a name that could match somebody else's.

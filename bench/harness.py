@@ -251,7 +251,8 @@ class Bench:
             if not key.startswith((b"_kombu", b"bench:")):
                 client.delete(key)
         tables = [
-            "jobs.DeadLetterAction",
+            "jobs.OperatorAction",
+            "jobs.PausedQueue",
             "jobs.DeadLetter",
             "jobs.Effect",
             "jobs.Job",

@@ -4,7 +4,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_shutdown, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -12,6 +12,9 @@ app = Celery("shop_jobs")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each app declares its jobs in its own tasks.py (shop/tasks.py, webhooks/tasks.py, ...).
 app.autodiscover_tasks()
+# A worker takes no message from a paused queue, also after a restart (jobs.pauses). By name:
+# the step's module reads the database, which is not set up when this module is imported.
+app.steps["consumer"].add("jobs.pauses:HonourPausedQueues")
 
 
 @worker_init.connect
@@ -23,3 +26,20 @@ def _switch_threads_often(**kwargs) -> None:
     from django.conf import settings
 
     sys.setswitchinterval(settings.WORKER_SWITCH_INTERVAL_SECONDS)
+
+
+@worker_ready.connect
+def _serve_host_metrics(**kwargs) -> None:
+    """In the worker's main process, once its pool runs: serve this host's counters and
+    histograms on METRICS_LISTEN, if set (jobs.metrics: for hosts without a web process)."""
+    from jobs import metrics
+
+    metrics.serve_host_metrics()
+
+
+@worker_process_shutdown.connect
+def _pool_process_ended(pid: int | None = None, **kwargs) -> None:
+    """A prefork pool process ends (recycled, or the worker stops): see jobs.metrics."""
+    from jobs import metrics
+
+    metrics.process_ended(pid or os.getpid())

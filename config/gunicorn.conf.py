@@ -7,7 +7,9 @@ who asks, and has no setting to leave it out (benoitc/gunicorn#825). Its respons
 first lines from `Response.default_headers`: the class below is gunicorn's without that line.
 """
 
+from gunicorn.arbiter import Arbiter
 from gunicorn.http import wsgi
+from gunicorn.workers.base import Worker
 
 
 class Response(wsgi.Response):
@@ -17,3 +19,14 @@ class Response(wsgi.Response):
 
 # wsgi.create makes each request's Response from this module's name (sync and gthread workers).
 wsgi.Response = Response
+
+
+def child_exit(server: Arbiter, worker: Worker) -> None:
+    """A web worker process ended: tell prometheus_client's multiprocess files (jobs.metrics).
+    Imported here, in the arbiter, which loads no Django otherwise."""
+    import os
+
+    from prometheus_client import multiprocess
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

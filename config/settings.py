@@ -232,6 +232,9 @@ SANDBOX_SERVICES = {
 }
 # Bearer token Prometheus sends to /metrics; unset, /metrics answers in debug mode only.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# `address:port` where a host without a web process serves its counters and histograms (the
+# relay and each worker's main process start a server there; jobs.metrics). Unset: none.
+METRICS_LISTEN = env("METRICS_LISTEN", default="")
 # Where the ops dashboard links to Flower.
 FLOWER_URL = env("FLOWER_URL", default=f"http://127.0.0.1:{env.int('FLOWER_PORT', default=5555)}/")
 SANDBOX_MAILDIR = Path(env("SANDBOX_MAILDIR", default=str(VAR_DIR / "mailbox")))
@@ -358,7 +361,8 @@ CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("WORKER_SOFT_SHUTDOWN_TIMEOUT", 
 # fall due, every JOBS_RELAY_INTERVAL_SECONDS. Beat runs the same sweep only as a backstop, for
 # a relay process that is down: rarely, so that the housekeeping does not bury the business
 # jobs in Flower under a task every few seconds.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "config.beat:Scheduler"  # django-celery-beat's, touching the file below
+BEAT_ALIVE_FILE = env("BEAT_ALIVE_FILE", default="")  # for a health check (docker-compose.yml)
 JOBS_SCHEDULES = {
     "outbox relay sweep (backstop of relay_outbox)": {
         "task": "jobs.relay_unpublished_jobs",
@@ -441,7 +445,9 @@ REST_FRAMEWORK = {
         "shop.api.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, with `security: []` on the operations that read no credentials and the
+    # X-Request-ID header on every one (shop.api.schema).
+    "DEFAULT_SCHEMA_CLASS": "shop.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "shop.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     # Proxies in front of the app that append the client's address to X-Forwarded-For. 0: the

@@ -1,15 +1,23 @@
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
-from jobs.models import DeadLetter, Effect, Job
+from jobs import operations
+from jobs.models import DeadLetter, Effect, Job, OperatorAction, PausedQueue
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     """The ledger is an audit trail, written only by the job machinery: look, do not touch.
 
-    Deleting stays allowed, for the operator who cleans up after a demo.
+    Deleting stays allowed, for the operator who cleans up after a demo, except where it would
+    lose an audit (dead letters, operators' actions, paused queues).
     """
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
@@ -19,25 +27,181 @@ class ReadOnlyAdmin(admin.ModelAdmin[Any]):
         return False
 
 
+class NoDeleteAdmin(ReadOnlyAdmin):
+    """No deletion at all: also no "Delete selected", and no deleting a job whose dead letter
+    would go with it (the admin refuses a delete that takes objects the user may not delete)."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=False)
+
+
+Act = Callable[[Any, str], object]
+
+
+def _with_reason(
+    modeladmin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    title: str,
+    act: Act,
+    reason_required: bool,
+) -> HttpResponse | None:
+    """An admin action that asks why on a confirmation page, then acts on each selected row
+    through jobs.operations (which audits it); what could not be done is said, not hidden."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if form.is_valid():
+        reason = form.cleaned_data["reason"].strip()
+        if reason or not reason_required:
+            done, refused = 0, []
+            for obj in queryset:
+                try:
+                    act(obj, reason)
+                    done += 1
+                except (operations.NotOpen, operations.Conflict) as exc:
+                    refused.append(f"{obj}: {exc}")
+            modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS)
+            for why in refused:
+                modeladmin.message_user(request, why, messages.WARNING)
+            return None
+        form.add_error("reason", "A reason is required, for the audit.")
+    return TemplateResponse(
+        request,
+        "admin/jobs/confirm_with_reason.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "objects": queryset,
+            "form": form,
+            "action": request.POST.get("action", ""),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "opts": modeladmin.model._meta,
+            "reason_required": reason_required,
+        },
+    )
+
+
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
     list_display = ("name", "state", "queue", "attempts", "created_at", "finished_at")
     list_filter = ("state", "queue", "name")
     search_fields = ("id",)
     date_hierarchy = "created_at"
+    ordering = ("-created_at",)  # the newest first, as on /ops/
+    actions = ["cancel_jobs"]
+
+    @admin.action(description="Cancel selected jobs (scheduled, queued or retrying)")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
+        by = operations.operator(request.user)
+        return _with_reason(
+            self,
+            request,
+            queryset,
+            title="Cancel jobs",
+            act=lambda job, reason: operations.cancel(str(job.pk), by=by, reason=reason),
+            reason_required=True,
+        )
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(NoDeleteAdmin):
     list_display = ("job", "status", "attempts", "short_error", "failed_at", "resolved_by")
-    list_filter = ("status",)
+    list_filter = ("status", "job__name")
     list_select_related = ("job", "resolved_by")
     search_fields = ("job__id", "job__name", "error")
     date_hierarchy = "failed_at"
+    actions = ["requeue_letters", "discard_letters"]
 
     @admin.display(description="error")
     def short_error(self, letter: DeadLetter) -> str:
         return letter.error if len(letter.error) <= 80 else f"{letter.error[:79]}…"
+
+    @admin.action(description="Requeue selected dead letters")
+    def requeue_letters(
+        self, request: HttpRequest, queryset: QuerySet[DeadLetter]
+    ) -> HttpResponse | None:
+        by = operations.operator(request.user)
+        return _with_reason(
+            self,
+            request,
+            queryset.select_related("job"),
+            title="Requeue dead letters",
+            act=lambda letter, reason: operations.requeue(letter, by=by, reason=reason),
+            reason_required=False,
+        )
+
+    @admin.action(description="Discard selected dead letters")
+    def discard_letters(
+        self, request: HttpRequest, queryset: QuerySet[DeadLetter]
+    ) -> HttpResponse | None:
+        by = operations.operator(request.user)
+        return _with_reason(
+            self,
+            request,
+            queryset.select_related("job"),
+            title="Discard dead letters",
+            act=lambda letter, reason: operations.discard(letter, by=by, reason=reason),
+            reason_required=True,
+        )
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(NoDeleteAdmin):
+    list_display = ("at", "by", "action", "queue", "job_name", "reason")
+    list_filter = ("action", "queue")
+    list_select_related = ("by",)
+    date_hierarchy = "at"
+
+
+class PauseForm(forms.ModelForm[PausedQueue]):
+    queue = forms.ChoiceField(choices=[(q, q) for q in settings.QUEUES])
+
+    class Meta:
+        model = PausedQueue
+        fields = ["queue", "reason"]
+
+
+@admin.register(PausedQueue)
+class PausedQueueAdmin(NoDeleteAdmin):
+    """Adding a row pauses its queue, the action "Resume" resumes it: both through
+    jobs.operations, which audits them and tells the workers."""
+
+    list_display = ("queue", "paused_by", "paused_at", "reason")
+    actions = ["resume_queues"]
+    form = PauseForm
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_staff)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # a pause is resumed, not edited
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return super().get_readonly_fields(request, obj) if obj else []
+
+    def save_model(self, request: HttpRequest, obj: PausedQueue, form: Any, change: bool) -> None:
+        paused = operations.pause(
+            obj.queue, by=operations.operator(request.user), reason=obj.reason
+        )
+        obj.pk, obj.paused_by_id, obj.paused_at = paused.pk, paused.paused_by_id, paused.paused_at
+
+    @admin.action(description="Resume selected queues")
+    def resume_queues(
+        self, request: HttpRequest, queryset: QuerySet[PausedQueue]
+    ) -> HttpResponse | None:
+        by = operations.operator(request.user)
+        return _with_reason(
+            self,
+            request,
+            queryset,
+            title="Resume queues",
+            act=lambda paused, reason: operations.resume(paused.queue, by=by, reason=reason),
+            reason_required=False,
+        )
 
 
 @admin.register(Effect)

@@ -1,18 +1,22 @@
 """The operations API (`/api/ops/`, docs/api.md): staff only, by session or bearer token."""
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers, status
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from jobs import operations
-from jobs.models import DeadLetter
+from jobs.models import DeadLetter, Job
 from jobs.serializers import BAD_CREDENTIALS_THROTTLED, BAD_REQUEST, DetailOut, JobOut
 
 
@@ -20,6 +24,9 @@ class QueueOut(serializers.Serializer[Any]):
     queue = serializers.CharField()
     depth = serializers.IntegerField(allow_null=True)
     oldest_age_s = serializers.FloatField(allow_null=True)
+    paused = serializers.BooleanField(help_text="Workers take none of its messages.")
+    paused_at = serializers.DateTimeField(allow_null=True)
+    pause_reason = serializers.CharField(allow_blank=True)
 
 
 class StatsOut(serializers.Serializer[Any]):
@@ -60,11 +67,74 @@ class RequeuedOut(serializers.Serializer[Any]):
     job = JobOut()
 
 
+def json_parsers() -> list[type[BaseParser]]:
+    """The project's JSON parser (REST_FRAMEWORK's DEFAULT_PARSER_CLASSES), without the
+    multipart one beside it. (The stubs type the setting as the dotted names settings.py holds;
+    DRF has imported them.)"""
+    parsers = cast(list[type[BaseParser]], api_settings.DEFAULT_PARSER_CLASSES)
+    return [parser for parser in parsers if parser.media_type == "application/json"]
+
+
+class PauseIn(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=2000, help_text="Why: for the audit.")
+
+
+class PausedOut(serializers.Serializer[Any]):
+    queue = serializers.CharField()
+    paused = serializers.BooleanField()
+
+
+class CancelIn(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why: for the audit, and kept on the job (outcome_reason)."
+    )
+
+
+class CancelledOut(serializers.Serializer[Any]):
+    job = JobOut()
+    outcome_reason = serializers.CharField()
+
+
+class LetterFilterIn(serializers.Serializer[Any]):
+    job_name = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, help_text="The job's name, exactly."
+    )
+    error_contains = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="Text the letter's error contains (any case).",
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        if not (data.get("job_name", "").strip() or data.get("error_contains", "").strip()):
+            raise serializers.ValidationError(
+                {"job_name": ["Give a job name or an error text: a filter names what to act on."]}
+            )
+        return data
+
+
+class RequeueMatchingIn(LetterFilterIn):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class DiscardMatchingIn(LetterFilterIn):
+    reason = serializers.CharField(max_length=2000, help_text="Why: for the audit.")
+
+
+class ActedOnOut(serializers.Serializer[Any]):
+    acted_on = serializers.IntegerField(help_text="Open dead letters requeued or discarded.")
+
+
 class StaffAPIView(APIView):
     permission_classes = [permissions.IsAdminUser]
+    # JSON bodies only (docs/api.md): the schema then lists one content type per body, and a
+    # generated client gets one way to send it.
+    parser_classes = json_parsers()
 
 
 NOT_OPEN = OpenApiResponse(DetailOut, description="The dead letter is not open any more.")
+UNKNOWN_QUEUE = OpenApiResponse(DetailOut, description="No queue of that name.")
 # Every operation here answers 401 without credentials, 403 to non-staff, and 429 to an
 # address that sent too many bad ones.
 STAFF_ONLY = {
@@ -76,7 +146,9 @@ STAFF_ONLY = {
 
 class StatsView(StaffAPIView):
     @extend_schema(
-        responses={200: StatsOut, **STAFF_ONLY}, summary="Queues, lag, throughput, dead letters."
+        operation_id="get_ops_stats",
+        responses={200: StatsOut, **STAFF_ONLY},
+        summary="Queues, lag, throughput, dead letters.",
     )
     def get(self, request: Request) -> Response:
         return Response(StatsOut(asdict(operations.stats())).data)
@@ -84,7 +156,9 @@ class StatsView(StaffAPIView):
 
 class DeadLettersView(StaffAPIView):
     @extend_schema(
-        responses={200: DeadLettersOut, **STAFF_ONLY}, summary="Open dead letters, newest first."
+        operation_id="list_dead_letters",
+        responses={200: DeadLettersOut, **STAFF_ONLY},
+        summary="Open dead letters, newest first.",
     )
     def get(self, request: Request) -> Response:
         letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).select_related("job")
@@ -111,6 +185,7 @@ class DeadLetterActionView(StaffAPIView):
 
 @extend_schema_view(
     post=extend_schema(
+        operation_id="requeue_dead_letter",
         request=RequeueIn,
         responses={200: RequeuedOut, 400: BAD_REQUEST, 404: DetailOut, 409: NOT_OPEN, **STAFF_ONLY},
         summary="Run the dead job again (same id, same idempotency keys).",
@@ -126,6 +201,7 @@ class RequeueView(DeadLetterActionView):
 
 @extend_schema_view(
     post=extend_schema(
+        operation_id="discard_dead_letter",
         request=ReasonIn,
         responses={204: None, 400: BAD_REQUEST, 404: DetailOut, 409: NOT_OPEN, **STAFF_ONLY},
         summary="Close the dead letter for good, with a reason.",
@@ -137,3 +213,150 @@ class DiscardView(DeadLetterActionView):
     def act(self, letter: DeadLetter, user: AbstractBaseUser, data: dict[str, Any]) -> Response:
         operations.discard(letter, by=user, reason=data["reason"])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class QueueActionView(StaffAPIView):
+    """POST to a queue by name: 404 if there is none, 409 if it is paused (or not) already."""
+
+    body: type[serializers.Serializer[Any]] = serializers.Serializer
+    pauses = True  # what the answer says the queue is after the action
+
+    def post(self, request: Request, queue: str) -> Response:
+        if queue not in settings.QUEUES:
+            raise Http404(f"There is no queue {queue!r}.")
+        form = self.body(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            self.act(queue, operations.operator(request.user), form.validated_data)
+        except operations.Conflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(PausedOut({"queue": queue, "paused": self.pauses}).data)
+
+    def act(self, queue: str, user: AbstractBaseUser, data: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="pause_queue",
+        request=PauseIn,
+        responses={
+            200: PausedOut,
+            400: BAD_REQUEST,
+            404: UNKNOWN_QUEUE,
+            409: OpenApiResponse(DetailOut, description="Paused already: since when, by whom."),
+            **STAFF_ONLY,
+        },
+        summary="Pause a queue: workers take none of its messages until it is resumed.",
+    )
+)
+class PauseQueueView(QueueActionView):
+    body = PauseIn
+
+    def act(self, queue: str, user: AbstractBaseUser, data: dict[str, Any]) -> None:
+        operations.pause(queue, by=user, reason=data["reason"])
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="resume_queue",
+        request=RequeueIn,
+        responses={
+            200: PausedOut,
+            400: BAD_REQUEST,
+            404: UNKNOWN_QUEUE,
+            409: OpenApiResponse(DetailOut, description="The queue is not paused."),
+            **STAFF_ONLY,
+        },
+        summary="Resume a paused queue.",
+    )
+)
+class ResumeQueueView(QueueActionView):
+    body = RequeueIn
+    pauses = False
+
+    def act(self, queue: str, user: AbstractBaseUser, data: dict[str, Any]) -> None:
+        operations.resume(queue, by=user, reason=data.get("reason", ""))
+
+
+class CancelJobView(StaffAPIView):
+    @extend_schema(
+        operation_id="cancel_job",
+        request=CancelIn,
+        responses={
+            200: CancelledOut,
+            400: BAD_REQUEST,
+            404: DetailOut,
+            409: OpenApiResponse(
+                DetailOut, description="Not cancellable: running, or ended already (says which)."
+            ),
+            **STAFF_ONLY,
+        },
+        summary="Cancel a scheduled, queued or retrying job; it never runs (again).",
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        get_object_or_404(Job, pk=job_id)
+        form = CancelIn(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            job = operations.cancel(
+                str(job_id),
+                by=operations.operator(request.user),
+                reason=form.validated_data["reason"],
+            )
+        except operations.Conflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(CancelledOut({"job": job, "outcome_reason": job.outcome_reason}).data)
+
+
+class MatchingLettersView(StaffAPIView):
+    body: type[LetterFilterIn] = LetterFilterIn
+
+    def post(self, request: Request) -> Response:
+        form = self.body(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        acted_on = self.act(
+            job_name=data.get("job_name", "").strip(),
+            error_contains=data.get("error_contains", "").strip(),
+            by=operations.operator(request.user),
+            reason=data.get("reason", ""),
+        )
+        return Response(ActedOnOut({"acted_on": acted_on}).data)
+
+    def act(self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str) -> int:
+        raise NotImplementedError
+
+
+@extend_schema_view(
+    post=extend_schema(
+        request=RequeueMatchingIn,
+        responses={200: ActedOnOut, 400: BAD_REQUEST, **STAFF_ONLY},
+        operation_id="requeue_matching_dead_letters",
+        summary="Requeue every open dead letter matching the filter, each audited.",
+    )
+)
+class RequeueMatchingView(MatchingLettersView):
+    body = RequeueMatchingIn
+
+    def act(self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str) -> int:
+        return operations.requeue_matching(
+            job_name=job_name, error_contains=error_contains, by=by, reason=reason
+        )
+
+
+@extend_schema_view(
+    post=extend_schema(
+        request=DiscardMatchingIn,
+        responses={200: ActedOnOut, 400: BAD_REQUEST, **STAFF_ONLY},
+        operation_id="discard_matching_dead_letters",
+        summary="Discard every open dead letter matching the filter, with a reason, each audited.",
+    )
+)
+class DiscardMatchingView(MatchingLettersView):
+    body = DiscardMatchingIn
+
+    def act(self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str) -> int:
+        return operations.discard_matching(
+            job_name=job_name, error_contains=error_contains, by=by, reason=reason
+        )

@@ -8,7 +8,7 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         # Their system checks and signal receivers register themselves on import.
-        from jobs import checks, connections, heartbeat, log_context, shutdown  # noqa: F401
+        from jobs import checks, connections, heartbeat, log_context, pauses, shutdown  # noqa: F401
 
         # Jobs are recorded by name (jobs.dispatch): every process that records one must know
         # the tasks declared under those names, not only the workers, where Celery's own

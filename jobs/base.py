@@ -13,8 +13,9 @@ A task may say what is transient for it (`autoretry_for`) and, if it must, its o
   drawn from the upper half of its exponential step, so delays never shrink from one attempt
   to the next, and a third party's Retry-After is honoured;
 - each delivery claims its job in the ledger first (jobs.ledger): a job that already finished
-  is not run again, a delivery of a job another run holds is dropped (the run's lease, renewed
-  by jobs.heartbeat, tells whether it lives), and a job whose workers keep dying is given up;
+  (or that an operator cancelled) is not run again, a job of a paused queue goes back to
+  wait, a delivery of a job another run holds is dropped (the run's lease, renewed by
+  jobs.heartbeat, tells whether it lives), and a job whose workers keep dying is given up;
 - every start, retry, success and failure is written to the job's ledger row; a retry is due
   from the ledger (the relay publishes it when it falls due), never a countdown that a
   worker holds and a crash or a broker restart would lose;
@@ -25,6 +26,7 @@ A task may say what is transient for it (`autoretry_for`) and, if it must, its o
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -37,7 +39,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from jobs import dispatch, heartbeat, ledger, shutdown
+from jobs import dispatch, heartbeat, ledger, metrics, pauses, shutdown, signals
 from jobs.errors import TransientError
 from jobs.models import Job
 
@@ -85,10 +87,17 @@ class LedgerTask(Task[Any, Any]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         _set_attempt(request, None)
+        request.ledger_claim = None  # type: ignore[attr-defined]
         if shutdown.handing_back.is_set():
             # This worker is stopping: the message goes back to the queue, unstarted.
             raise Reject("the worker is stopping", requeue=True)
         job_id = str(request.id)
+        given_up: list[Job] = []
+
+        def give_up(job: Job) -> None:
+            given_up.append(job)
+            self._record_dead_letter(job, error=job.last_error, traceback="")
+
         try:
             claim = ledger.claim(
                 job_id,
@@ -97,15 +106,21 @@ class LedgerTask(Task[Any, Any]):
                 holder=heartbeat.holder_name(str(request.hostname)),
                 lease_seconds=settings.JOBS_LEASE_SECONDS,
                 max_lost_runs=settings.JOBS_MAX_LOST_RUNS,
-                on_give_up=lambda job: self._record_dead_letter(
-                    job, error=job.last_error, traceback=""
-                ),
+                on_give_up=give_up,
             )
         except (OperationalError, InterfaceError) as exc:
             logger.warning("ledger unavailable for job %s (%s); later", request.id, exc)
             self._deliver_again(after_seconds=DATABASE_DOWN_RECHECK_SECONDS)
             raise Ignore("database unavailable, delivered again later") from exc
 
+        if claim.outcome is ledger.Outcome.GAVE_UP and given_up:
+            self._finished(given_up[0], outcome=Job.State.DEAD)
+        if claim.outcome is ledger.Outcome.PAUSED:
+            # Taken before this worker stopped consuming the queue (its prefetch), or by a
+            # worker that has not heard of the pause yet (which it now asks to look again):
+            # back to the queue, to wait there.
+            pauses.ask_again()
+            raise Reject("its queue is paused", requeue=True)
         if claim.outcome is not ledger.Outcome.RUN:
             # Finished, stale, or held by a live run (never run beside it: if that run dies,
             # its lease runs out and the relay publishes the job again). Ignore, not a return
@@ -114,6 +129,13 @@ class LedgerTask(Task[Any, Any]):
             # if the worker running the job's real run died.
             raise Ignore(f"delivery skipped: {claim.outcome.value}")
         _set_attempt(request, claim.attempt)
+        request.ledger_claim = claim  # type: ignore[attr-defined]  # as _set_attempt
+        started = time.monotonic()
+        if claim.attempt == 1 and claim.due_at is not None:
+            # The first run only: a retry waits by design, a requeue or a lost run's rescue
+            # would count the time of the runs before it.
+            waited = (timezone.now() - claim.due_at).total_seconds()
+            metrics.PICKUP_LATENCY.labels(queue=self.queue_name).observe(max(0.0, waited))
         heartbeat.hold(job_id, attempt=claim.attempt, node=str(request.hostname))
         try:
             return super().__call__(*args, **kwargs)
@@ -122,6 +144,7 @@ class LedgerTask(Task[Any, Any]):
             raise Reject("handed back by a stopping worker", requeue=True) from None
         finally:
             heartbeat.release(job_id)
+            metrics.JOB_DURATION.labels(job=self.name).observe(time.monotonic() - started)
 
     def _deliver_again(self, *, after_seconds: float) -> None:
         """Publish this same message (same id, retry count, headers) to be looked at later."""
@@ -170,9 +193,11 @@ class LedgerTask(Task[Any, Any]):
                 # The ledger cannot say it: send the retry as Celery would, a countdown the
                 # worker holds; the next claim sorts out whatever the ledger missed.
                 logger.exception("could not record the retry of job %s", self.request.id)
+                metrics.JOB_RETRIES.labels(job=self.name).inc()
             else:
                 if not held:
                     raise Ignore("another run holds this job now; no retry from this one")
+                metrics.JOB_RETRIES.labels(job=self.name).inc()
                 raise Retry(exc=exc, when=when)
         # Over budget (Celery raises the error: the job goes dead), run in this process (the
         # benchmarks' synchronous way: Celery runs it again at once), or the ledger away.
@@ -200,9 +225,19 @@ class LedgerTask(Task[Any, Any]):
         if attempt > 1:
             self._forget_earlier_runs(task_id)
         try:
-            ledger.mark_succeeded(task_id, attempt=attempt)
+            succeeded = ledger.mark_succeeded(task_id, attempt=attempt)
         except DatabaseError:
             logger.exception("could not record the success of job %s", task_id)
+            return
+        claim: ledger.Claim | None = getattr(self.request, "ledger_claim", None)
+        if succeeded and claim is not None:
+            signals.finished(
+                job_id=task_id,
+                name=self.name,
+                outcome=Job.State.SUCCEEDED,
+                concerning_type_id=claim.concerning_type_id,
+                concerning_id=claim.concerning_id,
+            )
 
     def _forget_earlier_runs(self, task_id: str) -> None:
         """Earlier runs of this job may have stored results under its id (Celery keeps one per
@@ -241,6 +276,18 @@ class LedgerTask(Task[Any, Any]):
                     )
         except DatabaseError:
             logger.exception("could not record the failure of job %s", task_id)
+            return
+        if job is not None:
+            self._finished(job, outcome=Job.State.DEAD)
+
+    def _finished(self, job: Job, *, outcome: str) -> None:
+        signals.finished(
+            job_id=str(job.pk),
+            name=self.name,
+            outcome=outcome,
+            concerning_type_id=job.concerning_type_id,
+            concerning_id=job.concerning_id,
+        )
 
     def _record_dead_letter(self, job: Job, *, error: str, traceback: str) -> None:
         if self.name == RECORD_DEAD_LETTER:

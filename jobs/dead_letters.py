@@ -2,6 +2,7 @@
 
 from django.utils import timezone
 
+from jobs import metrics
 from jobs.models import DeadLetter, Job
 
 
@@ -18,10 +19,15 @@ def record(*, job_id: str, error: str, traceback: str) -> DeadLetter:
         job=job,
         defaults={**failure, "first_failed_at": job.first_failed_at or failure["failed_at"]},
     )
+    opened = created
     if not created and letter.status == DeadLetter.Status.REQUEUED:
         # Requeued by an operator and dead again: the same letter opens again, with its history.
-        DeadLetter.objects.filter(pk=letter.pk, status=DeadLetter.Status.REQUEUED).update(
-            **failure, status=DeadLetter.Status.OPEN, resolved_by=None, resolved_at=None
+        opened = bool(
+            DeadLetter.objects.filter(pk=letter.pk, status=DeadLetter.Status.REQUEUED).update(
+                **failure, status=DeadLetter.Status.OPEN, resolved_by=None, resolved_at=None
+            )
         )
         letter.refresh_from_db()
+    if opened:
+        metrics.DEAD_LETTERS.labels(job=job.name).inc()
     return letter

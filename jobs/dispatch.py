@@ -20,6 +20,7 @@ ledger job.
 """
 
 import atexit
+import collections
 import logging
 import os
 import queue
@@ -38,7 +39,7 @@ from django.db.models import F
 from django.utils import timezone
 from kombu import Producer
 
-from jobs import ledger, log_context
+from jobs import ledger, log_context, metrics
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -230,13 +231,17 @@ def run_here(jobs: list[Job]) -> None:
         )
 
 
-def publish(job: Job, *, retries: int = 0, force: bool = False) -> bool:
+def publish(job: Job, *, retries: int = 0, force: bool = False, source: str = "commit") -> bool:
     """Send the job's message; True if the broker took it."""
-    return publish_all([job], retries=retries, force=force) == 1
+    return publish_all([job], retries=retries, force=force, source=source) == 1
 
 
-def publish_all(jobs: list[Job], *, retries: int = 0, force: bool = False) -> int:
+def publish_all(
+    jobs: list[Job], *, retries: int = 0, force: bool = False, source: str = "commit"
+) -> int:
     """Send the jobs' messages in one round trip; how many the broker took (all or none).
+    `source` says who sends them, for the metrics: "commit" (the publisher, after the
+    recording transaction), "relay" or "due" (jobs.relay).
 
     Rows not stamped yet are stamped published first, so that the relay does not take them
     for stranded while their messages are on the way; if the broker refuses them, the stamp
@@ -270,6 +275,7 @@ def publish_all(jobs: list[Job], *, retries: int = 0, force: bool = False) -> in
             published_at=None, publishes=F("publishes") - 1
         )
         broker_pause.start()
+        metrics.PUBLISH_FAILURES.labels(source=source).inc()
         logger.warning(
             "publish of %d job(s) (%s) failed; left to the relay",
             len(jobs),
@@ -277,6 +283,8 @@ def publish_all(jobs: list[Job], *, retries: int = 0, force: bool = False) -> in
         )
         return 0
     broker_pause.end()
+    for queue_name, sent in collections.Counter(job.queue for job in jobs).items():
+        metrics.PUBLISHED.labels(queue=queue_name, source=source).inc(sent)
     return len(jobs)
 
 

@@ -15,6 +15,8 @@ ledger turns that into "at most one run at a time, and never again once finished
   again, and after JOBS_MAX_LOST_RUNS lost runs it is given up as dead instead of looping.
 - A run that a stopping worker hands back (jobs.shutdown) is not lost: its job is `queued`
   again, and the next delivery takes it as a first run would.
+- A job of a paused queue is not taken (PAUSED): its message goes back to the queue and waits
+  for the resume (jobs.pauses). A cancelled job is finished: its message is dropped.
 - Each claim gets the job's new attempt number, and every later change of that run is fenced
   by it: a late hook of a run that was taken over cannot overwrite its successor's state.
 """
@@ -22,14 +24,15 @@ ledger turns that into "at most one run at a time, and never again once finished
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from jobs.models import Job
+from jobs.models import Job, PausedQueue
 
 State = Job.State
 EPOCH_HEADER = "job_epoch"
@@ -41,12 +44,18 @@ class Outcome(enum.Enum):
     STALE = "stale"  # not the job's current message (or the job is gone)
     BUSY = "busy"  # another run holds the lease now
     GAVE_UP = "gave_up"  # too many lost runs: now dead
+    PAUSED = "paused"  # its queue is paused: put the message back, to wait for the resume
 
 
 @dataclass(frozen=True)
 class Claim:
     outcome: Outcome
     attempt: int = 0  # with RUN: this run's number, the fence for its later changes
+    # With RUN, read by the claim's own query: when the job was due (recorded, or its eta)
+    # for the pickup latency of a first run, and what it concerns, for who watches it finish.
+    due_at: datetime | None = None
+    concerning_type_id: int | None = None
+    concerning_id: str = ""
 
 
 def claim(
@@ -66,21 +75,46 @@ def claim(
     """
     now = timezone.now()
     lease_until = now + timedelta(seconds=lease_seconds)
-    attempt = _take_if_current(
+    taken = _take_if_current(
         job_id, retries=retries, epoch=epoch, holder=holder, now=now, until=lease_until
     )
-    if attempt is not None:
-        return Claim(Outcome.RUN, attempt=attempt)
+    if taken is not None:
+        return taken
 
     job = (
         Job.objects.filter(pk=job_id)
-        .only("state", "retries", "epoch", "attempts", "lease_until", "lost_runs")
+        .only(
+            "state",
+            "retries",
+            "epoch",
+            "attempts",
+            "lease_until",
+            "lost_runs",
+            "created_at",
+            "eta",
+            "concerning_type_id",
+            "concerning_id",
+            "queue",
+        )
         .first()
     )
     if job is None or job.epoch != epoch:
         return Claim(Outcome.STALE)
-    if job.state in Job.FINAL_STATES:
+    if job.state in Job.FINAL_STATES:  # succeeded, dead, or cancelled by an operator
         return Claim(Outcome.FINISHED)
+    # What this message would run (as the UPDATE's condition says, or a dead run's job)...
+    would_run = (
+        job.state == State.QUEUED
+        or (job.state in (State.RETRYING, State.RUNNING) and job.retries < retries)
+        or (
+            job.state == State.RUNNING
+            and job.retries == retries
+            and not (job.lease_until and job.lease_until > now)
+        )
+    )
+    # ...waits while its queue is paused, whichever worker took the message.
+    if would_run and PausedQueue.objects.filter(queue=job.queue).exists():
+        return Claim(Outcome.PAUSED)
     if job.state != State.RUNNING or job.retries != retries:
         return Claim(Outcome.STALE)
     if job.lease_until and job.lease_until > now:
@@ -115,14 +149,20 @@ def claim(
         "stalled_reason": "",
     }
     if held_by_the_dead.update(**run, lost_runs=lost_runs):
-        return Claim(Outcome.RUN, attempt=job.attempts + 1)
+        return Claim(
+            Outcome.RUN,
+            attempt=job.attempts + 1,
+            due_at=job.eta or job.created_at,
+            concerning_type_id=job.concerning_type_id,
+            concerning_id=job.concerning_id,
+        )
     return Claim(Outcome.STALE)  # another delivery took it over first
 
 
 def _take_if_current(
     job_id: str, *, retries: int, epoch: int, holder: str, now: datetime, until: datetime
-) -> int | None:
-    """Take the job if this message is its current one; its new attempt number, or None.
+) -> Claim | None:
+    """Take the job if this message is its current one: the claim of a run, or None.
 
     The current message is the first run's, or the retry that the previous run scheduled (a
     higher count). A running row with a lower count is a run that sent its retry but could
@@ -131,17 +171,21 @@ def _take_if_current(
 
     Plain SQL for RETURNING, which the ORM's update() lacks (SQLite 3.35+ and PostgreSQL
     have it): every job starts with this claim, and reading the attempt number back in a
-    second query cost as much again (bench/, "Job machinery").
+    second query cost as much again (bench/, "Job machinery"). What the metrics and the
+    job's watchers need of the row comes back with it, for the same reason.
     """
     ops = connection.ops
+    jobs, paused = ops.quote_name(Job._meta.db_table), ops.quote_name(PausedQueue._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {ops.quote_name(Job._meta.db_table)}"  # noqa: S608 - names, not input
+            f"UPDATE {jobs}"  # noqa: S608 - names, not input
             " SET state = %s, attempts = attempts + 1, retries = %s, started_at = %s,"
             " lease_until = %s, lease_holder = %s, next_attempt_at = NULL, stalled_reason = ''"
             " WHERE id = %s AND epoch = %s"
             " AND (state = %s OR (state IN (%s, %s) AND retries < %s))"
-            " RETURNING attempts",
+            # Not while its queue is paused (a unique index: one lookup in a table of a few rows).
+            f" AND NOT EXISTS (SELECT 1 FROM {paused} WHERE {paused}.queue = {jobs}.queue)"
+            " RETURNING attempts, created_at, eta, concerning_type_id, concerning_id",
             [
                 State.RUNNING,
                 retries,
@@ -157,7 +201,25 @@ def _take_if_current(
             ],
         )
         row = cursor.fetchone()
-    return None if row is None else row[0]
+    if row is None:
+        return None
+    attempt, created_at, eta, concerning_type_id, concerning_id = row
+    return Claim(
+        Outcome.RUN,
+        attempt=attempt,
+        due_at=_from_db(eta) or _from_db(created_at),
+        concerning_type_id=concerning_type_id,
+        concerning_id=concerning_id or "",
+    )
+
+
+def _from_db(value: datetime | str | None) -> datetime | None:
+    """A datetime read by plain SQL: SQLite gives text in UTC, PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 def _held(job_id: str, attempt: int) -> QuerySet[Job]:

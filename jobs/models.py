@@ -25,14 +25,19 @@ class JobQuerySet(models.QuerySet["Job"]):
 
 class Job(models.Model):
     class State(models.TextChoices):
-        SCHEDULED = "scheduled"  # recorded with a due time; beat publishes it when due
+        SCHEDULED = "scheduled"  # recorded with a due time; the relay publishes it when due
         QUEUED = "queued"  # recorded, to be (or already) published
         RUNNING = "running"
         RETRYING = "retrying"  # failed with a transient error, next attempt at next_attempt_at
         SUCCEEDED = "succeeded"
         DEAD = "dead"  # failed for good; a dead letter records why
+        # Stopped by an operator before it ran (or between its retries): never runs; a message
+        # of it still on the broker is dropped by the claim. Why is in outcome_reason.
+        CANCELLED = "cancelled"
 
-    FINAL_STATES = (State.SUCCEEDED, State.DEAD)
+    FINAL_STATES = (State.SUCCEEDED, State.DEAD, State.CANCELLED)
+    # What an operator may cancel: a job no run holds now (a running one ends by itself).
+    CANCELLABLE_STATES = (State.SCHEDULED, State.QUEUED, State.RETRYING)
 
     class Stall(models.TextChoices):
         """Why a job waits to be taken up again (set when it was found so, cleared when a run
@@ -72,6 +77,9 @@ class Job(models.Model):
     eta = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Why the job ended as it did when no run decided it: an operator's reason for cancelling
+    # it (and any later outcome that is not a run's, such as a job skipped as unneeded).
+    outcome_reason = models.TextField(blank=True, db_default="")
     # The X-Request-ID of the web request that recorded the job, for following it in the logs.
     request_id = models.CharField(max_length=64, blank=True)
     # What the job is about, if anything: any model instance of the project (an order, a
@@ -164,24 +172,55 @@ class DeadLetter(models.Model):
         return f"dead letter for {self.job}"
 
 
-class DeadLetterAction(models.Model):
-    """The audit of what operators did with dead letters: who, what, when, and why."""
+class OperatorAction(models.Model):
+    """The audit of what operators did: who, when, why, and to what (a queue, a job, a dead
+    letter). One row per job or letter acted on, also when many were acted on at once."""
 
     class Action(models.TextChoices):
+        PAUSE = "pause"
+        RESUME = "resume"
+        CANCEL = "cancel"
         REQUEUE = "requeue"
         DISCARD = "discard"
 
-    letter = models.ForeignKey(DeadLetter, on_delete=models.CASCADE, related_name="actions")
     action = models.CharField(max_length=10, choices=Action.choices)
     by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
     reason = models.TextField(blank=True)
-    at = models.DateTimeField(auto_now_add=True)
+    queue = models.CharField(max_length=50, blank=True)
+    # The job and its name: the name stays readable if the job's row is purged one day.
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="operator_actions"
+    )
+    job_name = models.CharField(max_length=100, blank=True)
+    letter = models.ForeignKey(
+        DeadLetter, null=True, blank=True, on_delete=models.SET_NULL, related_name="actions"
+    )
 
     class Meta:
-        ordering = ["-at"]
+        ordering = ["-at", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.action} of {self.letter} by {self.by} at {self.at:%Y-%m-%d %H:%M}"
+        what = self.job_name or f"queue {self.queue}"
+        return f"{self.action} of {what} by {self.by} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class PausedQueue(models.Model):
+    """A queue whose messages workers do not take while its row exists (jobs.pauses): the
+    durable truth that a restarted worker reads. Publishing into it goes on; messages wait."""
+
+    queue = models.CharField(max_length=50, unique=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    paused_at = models.DateTimeField(default=timezone.now)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["queue"]
+
+    def __str__(self) -> str:
+        return f"{self.queue} paused by {self.paused_by} at {self.paused_at:%Y-%m-%d %H:%M}"
 
 
 class Effect(models.Model):

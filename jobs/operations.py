@@ -1,9 +1,12 @@
-"""What operators see and do: queue depth and lag, throughput, dead letters and their fate.
+"""What operators see and do: queue depth and lag, throughput, dead letters and their fate;
+pausing and resuming a queue, cancelling a job that has not run, requeueing or discarding dead
+letters one at a time or all that match a filter. Every action is audited (OperatorAction).
 
 Figures come from the broker (how many messages wait) and the ledger (how long the oldest has
 waited, what finished), so they agree with what the order pages and the API show.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,12 +15,12 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, F, Min
+from django.db.models import Count, F, Min, QuerySet
 from django.utils import timezone
 
-from jobs import broker, health
+from jobs import broker, health, pauses, signals
 from jobs.dispatch import publisher
-from jobs.models import DeadLetter, DeadLetterAction, Job
+from jobs.models import DeadLetter, Job, OperatorAction, PausedQueue
 
 State = Job.State
 
@@ -27,6 +30,9 @@ class QueueStats:
     queue: str
     depth: int | None  # None: the broker did not answer
     oldest_age_s: float | None  # None: nothing waiting
+    paused: bool = False  # workers take none of its messages (PausedQueue)
+    paused_at: datetime | None = None
+    pause_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,15 @@ def stats() -> Stats:
         .values_list("queue")
         .annotate(oldest=Min("published_at"))
     )
+    paused = {p.queue: p for p in PausedQueue.objects.all()}
     queues = [
         QueueStats(
             queue=queue,
             depth=depths[queue],
             oldest_age_s=_age(now, oldest.get(queue)),
+            paused=queue in paused,
+            paused_at=paused[queue].paused_at if queue in paused else None,
+            pause_reason=paused[queue].reason if queue in paused else "",
         )
         for queue in settings.QUEUES
     ]
@@ -99,12 +109,118 @@ class NotOpen(Exception):
     """The dead letter was requeued or discarded already."""
 
 
+class Conflict(Exception):
+    """The action does not apply to the thing as it is now; the message says why."""
+
+
+class UnknownQueue(LookupError):
+    pass
+
+
+class ReasonRequired(ValueError):
+    pass
+
+
 def operator(user: AbstractBaseUser | AnonymousUser) -> AbstractBaseUser:
     """The staff member acting, whom the views' staff-only checks let through; anyone else is
     refused here too, for the audit names who acted."""
     if isinstance(user, AnonymousUser) or not getattr(user, "is_staff", False):
         raise PermissionDenied
     return user
+
+
+def _required(reason: str, what: str) -> str:
+    if not reason.strip():
+        raise ReasonRequired(f"A reason is required to {what}, for the audit.")
+    return reason.strip()
+
+
+def _audit(action: str, *, by: AbstractBaseUser, reason: str, **what: object) -> None:
+    job = what.get("job")
+    if isinstance(job, Job):
+        what.setdefault("job_name", job.name)
+        what.setdefault("queue", job.queue)
+    OperatorAction.objects.create(action=action, by_id=by.pk, reason=reason, **what)
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+def pause(queue: str, *, by: AbstractBaseUser, reason: str) -> PausedQueue:
+    """Workers stop taking the queue's messages (jobs.pauses) until it is resumed; they wait
+    on the broker, and the relay and beat keep publishing into it. Survives worker restarts:
+    the row is what every worker reads."""
+    if queue not in settings.QUEUES:
+        raise UnknownQueue(f"There is no queue {queue!r}.")
+    reason = _required(reason, "pause a queue")
+    with transaction.atomic():
+        paused, created = PausedQueue.objects.get_or_create(
+            queue=queue, defaults={"paused_by_id": by.pk, "reason": reason}
+        )
+        if not created:
+            raise Conflict(
+                f"Queue {queue} is paused already, since {paused.paused_at:%Y-%m-%d %H:%M:%S} "
+                f"UTC by {paused.paused_by}: {paused.reason}"
+            )
+        _audit(OperatorAction.Action.PAUSE, by=by, reason=reason, queue=queue)
+        transaction.on_commit(pauses.tell_workers, robust=True)
+    return paused
+
+
+def resume(queue: str, *, by: AbstractBaseUser, reason: str = "") -> None:
+    """Workers take the queue's messages again, oldest first."""
+    if queue not in settings.QUEUES:
+        raise UnknownQueue(f"There is no queue {queue!r}.")
+    with transaction.atomic():
+        if not PausedQueue.objects.filter(queue=queue).delete()[0]:
+            raise Conflict(f"Queue {queue} is not paused.")
+        _audit(OperatorAction.Action.RESUME, by=by, reason=reason.strip(), queue=queue)
+        transaction.on_commit(pauses.tell_workers, robust=True)
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+def cancel(job_id: str, *, by: AbstractBaseUser, reason: str) -> Job:
+    """Cancel a job that no run holds: scheduled, queued, or waiting for its next retry. It
+    becomes `cancelled` (final), with the reason; a message of it still on the broker is
+    dropped by the claim. One conditional UPDATE: against a worker claiming the job at the same
+    moment, exactly one of the two wins. Raises Job.DoesNotExist, or Conflict with why not."""
+    reason = _required(reason, "cancel a job")
+    with transaction.atomic():
+        cancelled = Job.objects.filter(pk=job_id, state__in=Job.CANCELLABLE_STATES).update(
+            state=Job.State.CANCELLED,
+            outcome_reason=reason,
+            finished_at=timezone.now(),
+            next_attempt_at=None,
+            stalled_reason="",
+        )
+        job = Job.objects.get(pk=job_id)
+        if not cancelled:
+            raise Conflict(_why_not_cancellable(job))
+        _audit(OperatorAction.Action.CANCEL, by=by, reason=reason, job=job)
+        # Counted and told like any other end of a job (an order whose last open job is
+        # cancelled has settled), once the cancel has committed.
+        transaction.on_commit(
+            lambda: signals.finished(
+                job_id=str(job.pk),
+                name=job.name,
+                outcome=Job.State.CANCELLED,
+                concerning_type_id=job.concerning_type_id,
+                concerning_id=job.concerning_id,
+            ),
+            robust=True,
+        )
+    return job
+
+
+def _why_not_cancellable(job: Job) -> str:
+    if job.state == Job.State.RUNNING:
+        return "The job is running: a running job cannot be cancelled; it ends by itself."
+    return f"The job has ended already ({job.state}); only a job that has not run can be cancelled."
+
+
+# --- dead letters ----------------------------------------------------------------------------
 
 
 def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Job:
@@ -114,9 +230,6 @@ def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Jo
     """
     with transaction.atomic():
         _close(letter, DeadLetter.Status.REQUEUED, by=by, reason=reason)
-        DeadLetterAction.objects.create(
-            letter=letter, action=DeadLetterAction.Action.REQUEUE, by_id=by.pk, reason=reason
-        )
         # A new epoch makes every message from before the requeue stale (ledger.claim); the
         # retry count starts over, and so does the budget.
         requeued = Job.objects.filter(pk=letter.job_id, state=State.DEAD).update(
@@ -133,6 +246,7 @@ def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Jo
         if not requeued:
             raise NotOpen(f"the job of dead letter {letter.pk} is not dead")
         job = Job.objects.get(pk=letter.job_id)
+        _audit(OperatorAction.Action.REQUEUE, by=by, reason=reason, job=job, letter=letter)
         # Sent off the request, as any committed job (a lambda, not a partial: see
         # jobs.dispatch.enqueue_all).
         transaction.on_commit(lambda: publisher.submit([job]), robust=True)
@@ -141,13 +255,57 @@ def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Jo
 
 def discard(letter: DeadLetter, *, by: AbstractBaseUser, reason: str) -> None:
     """Close the letter for good; the job stays dead. A reason is required: it is the audit."""
-    if not reason.strip():
-        raise ValueError("A reason is required to discard a dead letter.")
+    reason = _required(reason, "discard a dead letter")
     with transaction.atomic():
         _close(letter, DeadLetter.Status.DISCARDED, by=by, reason=reason)
-        DeadLetterAction.objects.create(
-            letter=letter, action=DeadLetterAction.Action.DISCARD, by_id=by.pk, reason=reason
-        )
+        _audit(OperatorAction.Action.DISCARD, by=by, reason=reason, job=letter.job, letter=letter)
+
+
+def open_letters(*, job_name: str = "", error_contains: str = "") -> QuerySet[DeadLetter]:
+    """The open dead letters of a job name (exact) whose error contains a text (any case)."""
+    letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN)
+    if job_name:
+        letters = letters.filter(job__name=job_name)
+    if error_contains:
+        letters = letters.filter(error__icontains=error_contains)
+    return letters
+
+
+def requeue_matching(
+    *, job_name: str = "", error_contains: str = "", by: AbstractBaseUser, reason: str = ""
+) -> int:
+    """Requeue every open dead letter matching the filter, each audited; how many."""
+    return _each_matching(
+        job_name, error_contains, lambda letter: requeue(letter, by=by, reason=reason)
+    )
+
+
+def discard_matching(
+    *, job_name: str = "", error_contains: str = "", by: AbstractBaseUser, reason: str
+) -> int:
+    """Discard every open dead letter matching the filter, each audited; how many."""
+    reason = _required(reason, "discard dead letters")
+    return _each_matching(
+        job_name, error_contains, lambda letter: discard(letter, by=by, reason=reason)
+    )
+
+
+def _each_matching(job_name: str, error_contains: str, act: Callable[[DeadLetter], object]) -> int:
+    if not (job_name or error_contains):
+        raise ValueError("Give a job name or an error text: a filter names what to act on.")
+    done = 0
+    ids = list(
+        open_letters(job_name=job_name, error_contains=error_contains).values_list("pk", flat=True)
+    )
+    # One transaction per letter, as one at a time: a letter someone else closed meanwhile is
+    # skipped, and what was done stays done if a later one fails.
+    for letter in DeadLetter.objects.filter(pk__in=ids).select_related("job"):
+        try:
+            act(letter)
+        except NotOpen:
+            continue
+        done += 1
+    return done
 
 
 def _close(letter: DeadLetter, status: str, *, by: AbstractBaseUser, reason: str) -> None:

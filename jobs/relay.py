@@ -32,7 +32,7 @@ def publish_due(*, limit: int = SWEEP_LIMIT) -> int:
         if Job.objects.filter(pk=job.pk, state=Job.State.SCHEDULED).update(
             state=Job.State.QUEUED, published_at=None
         ):
-            published += publish(job, force=True)
+            published += publish(job, force=True, source="due")
     return published
 
 
@@ -93,7 +93,7 @@ def relay(*, limit: int = SWEEP_LIMIT) -> int:
                 continue
             # A retry's message is one retry further than the run that failed.
             retries = job.retries + 1 if job.state == State.RETRYING else job.retries
-            if not publish(job, retries=retries, force=True):
+            if not publish(job, retries=retries, force=True, source="relay"):
                 Job.objects.filter(pk=job.pk).update(
                     published_at=job.published_at, publishes=F("publishes") - 1
                 )

@@ -1,31 +1,55 @@
 """The operations dashboard (/ops/): queues and lag, throughput, workers, recent jobs with
-filters, and the dead letters with requeue and discard, one or many, audited."""
+filters; pausing and resuming a queue, cancelling a job that has not run, and the dead letters
+with requeue and discard, ticked or by a filter, all audited. Staff only, through the shop's
+login."""
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from jobs import dispatch, operations
 from jobs.base import HOUSEKEEPING_JOBS
-from jobs.metrics import registry
-from jobs.models import DeadLetter, DeadLetterAction, Job
+from jobs.metrics import exposition
+from jobs.models import DeadLetter, Job, OperatorAction
 
 RECENT_JOBS = 50
+
+View = Callable[..., HttpResponse]
+
+
+def staff_only(view: View) -> View:
+    """Anonymous visitors go to the site's login page (settings.LOGIN_URL) and come back;
+    a signed-in account that is not staff is refused (403), not sent to log in again."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_staff:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return checked
 
 
 def _stats_context() -> dict[str, Any]:
     return {"stats": operations.stats(), "flower_url": settings.FLOWER_URL}
 
 
-@staff_member_required
+@staff_only
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     filters = {key: request.GET[key] for key in ("state", "queue", "name") if request.GET.get(key)}
@@ -43,6 +67,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         .select_related("job__concerning_type")
         .prefetch_related("job__concerning")
     )
+    # The bulk form's preview: how many open letters its filter matches now.
+    letter_filter = {
+        "job_name": request.GET.get("letter_name", "").strip(),
+        "error_contains": request.GET.get("letter_error", "").strip(),
+    }
+    matching = (
+        operations.open_letters(**letter_filter).count() if any(letter_filter.values()) else None
+    )
     return render(
         request,
         "jobs/ops.html",
@@ -52,22 +84,25 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "filters": filters,
             "housekeeping": housekeeping,
             "states": Job.State.values,
+            "cancellable": Job.CANCELLABLE_STATES,
             "queues": settings.QUEUES,
             "names": sorted(dispatch.ledger_job_names()),
             "letters": letters[:200],
-            "actions": DeadLetterAction.objects.select_related("by", "letter__job")[:20],
+            "letter_filter": letter_filter,
+            "matching": matching,
+            "actions": OperatorAction.objects.select_related("by")[:30],
         },
     )
 
 
 @never_cache
-@staff_member_required
+@staff_only
 @require_GET
 def dashboard_stats(request: HttpRequest) -> HttpResponse:
     return render(request, "jobs/_ops_stats.html", _stats_context())
 
 
-@staff_member_required
+@staff_only
 @require_POST
 def act_on_dead_letters(request: HttpRequest) -> HttpResponse:
     """Requeue or discard the dead letters ticked on the dashboard."""
@@ -98,6 +133,77 @@ def act_on_dead_letters(request: HttpRequest) -> HttpResponse:
     return redirect("ops:dashboard")
 
 
+@staff_only
+@require_POST
+def act_on_matching_dead_letters(request: HttpRequest) -> HttpResponse:
+    """Requeue or discard every open dead letter that the filter matches."""
+    action = request.POST.get("action")
+    reason = request.POST.get("reason", "").strip()
+    job_name = request.POST.get("job_name", "").strip()
+    error_contains = request.POST.get("error_contains", "").strip()
+    back = (
+        reverse("ops:dashboard")
+        + "?"
+        + urlencode({"letter_name": job_name, "letter_error": error_contains})
+        + "#matching"
+    )
+    if action not in ("requeue", "discard"):
+        messages.error(request, "Choose requeue or discard.")
+        return redirect(back)
+    operator = operations.operator(request.user)
+    act = operations.requeue_matching if action == "requeue" else operations.discard_matching
+    try:
+        done = act(job_name=job_name, error_contains=error_contains, by=operator, reason=reason)
+    except ValueError as exc:  # no filter, or no reason for a discard
+        messages.error(request, str(exc))
+        return redirect(back)
+    verb = "Requeued" if action == "requeue" else "Discarded"
+    messages.success(request, f"{verb} {done} dead letter{'s' if done != 1 else ''}.")
+    return redirect(back)
+
+
+@staff_only
+@require_POST
+def pause_queue(request: HttpRequest, queue: str) -> HttpResponse:
+    return _queue_action(request, queue, pause=True)
+
+
+@staff_only
+@require_POST
+def resume_queue(request: HttpRequest, queue: str) -> HttpResponse:
+    return _queue_action(request, queue, pause=False)
+
+
+def _queue_action(request: HttpRequest, queue: str, *, pause: bool) -> HttpResponse:
+    operator = operations.operator(request.user)
+    reason = request.POST.get("reason", "")
+    try:
+        if pause:
+            operations.pause(queue, by=operator, reason=reason)
+        else:
+            operations.resume(queue, by=operator, reason=reason)
+    except (operations.UnknownQueue, operations.ReasonRequired, operations.Conflict) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Queue {queue} {'paused' if pause else 'resumed'}.")
+    return redirect(reverse("ops:dashboard") + "#queues")
+
+
+@staff_only
+@require_POST
+def cancel_job(request: HttpRequest, job_id: UUID) -> HttpResponse:
+    operator = operations.operator(request.user)
+    try:
+        job = operations.cancel(str(job_id), by=operator, reason=request.POST.get("reason", ""))
+    except Job.DoesNotExist:
+        messages.error(request, "There is no such job.")
+    except (operations.ReasonRequired, operations.Conflict) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Cancelled {job.name} ({job.pk}).")
+    return redirect(reverse("ops:dashboard") + "#jobs")
+
+
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
@@ -109,4 +215,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         not expected and not settings.DEBUG
     ):
         return HttpResponse("metrics need the METRICS_TOKEN bearer token\n", status=403)
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)

@@ -138,6 +138,9 @@ class Order(models.Model):
         blank=True,
         related_name="+",
     )
+    # When every job about it (scheduled ones aside) had first reached a final state: set
+    # once, by shop.metrics, which observes the order's completion time then.
+    jobs_settled_at = models.DateTimeField(null=True, blank=True)
     # The background jobs recorded about it (jobs.dispatch.new_job's `concerning`).
     jobs = GenericRelation(
         "jobs.Job", content_type_field="concerning_type", object_id_field="concerning_id"

@@ -8,6 +8,7 @@ the benchmarks load them and time what they do.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,6 +136,8 @@ class Stack:
         self.maildir = self.workdir / "mailbox"
         self.logs = self.workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.workdir / "metrics", ignore_errors=True)
+        (self.workdir / "metrics").mkdir()
         self.broker_dir = self.workdir / "valkey"
         self._broker: Any = None  # the ValkeyServer, once started
         self._control = None
@@ -156,6 +159,9 @@ class Stack:
             "REMAP_SIGTERM": "SIGQUIT",
             # Every client here is loopback: the benchmarks' 8 post hundreds of signups.
             "THROTTLING_ENABLED": "false",
+            # The stack is one host: its processes count into one directory, new for each
+            # stack, which the web's /metrics reads whole (jobs.metrics).
+            "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "metrics"),
             **self.overrides,
         }
         self.url = f"http://127.0.0.1:{self.web_port}"

@@ -39,7 +39,11 @@ class SignupView(APIView):
     throttle_classes = [SignupThrottle]
 
     @extend_schema(
-        request={"application/json": s.SignupInput, "multipart/form-data": s.SignupInput},
+        operation_id="signup",
+        request={
+            "application/json": s.SignupInput,
+            "multipart/form-data": s.SignupWithAvatarInput,
+        },
         responses={
             201: s.SignupOut,
             400: BAD_REQUEST,
@@ -70,7 +74,7 @@ class SignupView(APIView):
         upload = request.FILES.get("avatar")
         if upload is not None and upload.size > settings.AVATAR_MAX_BYTES:
             return self._too_large()
-        form = s.SignupInput(data=request.data)
+        form = s.SignupWithAvatarInput(data=request.data)
         form.is_valid(raise_exception=True)
         try:
             result = services.sign_up(**form.validated_data)
@@ -101,7 +105,9 @@ class ProductsView(APIView):
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses={200: s.ProductsOut}, summary="The catalogue.")
+    @extend_schema(
+        operation_id="list_products", responses={200: s.ProductsOut}, summary="The catalogue."
+    )
     def get(self, request: Request) -> Response:
         return Response(s.ProductsOut({"products": selectors.products()}).data)
 
@@ -131,6 +137,7 @@ class OrdersView(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
+        operation_id="place_order",
         request=s.OrderInput,
         examples=[
             OpenApiExample(
@@ -188,6 +195,7 @@ class OrderDetailView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
+        operation_id="get_order",
         responses={
             200: s.OrderWithJobsOut,
             401: DETAIL,
@@ -207,6 +215,7 @@ class JobDetailView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
+        operation_id="get_job",
         responses={
             200: s.JobEnvelopeOut,
             401: DETAIL,
@@ -227,6 +236,7 @@ class ShipOrderView(APIView):
     permission_classes = [permissions.IsAdminUser]
 
     @extend_schema(
+        operation_id="ship_order",
         request=None,
         responses={
             200: s.OrderWithJobsOut,
@@ -253,6 +263,7 @@ class HealthView(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
+        operation_id="get_health",
         responses={200: s.HealthOut, 503: s.HealthOut},
         summary="Database, broker and worker liveness.",
     )

@@ -203,7 +203,7 @@ def test_every_flower_route_refuses_requests_without_credentials(flower):
 def test_compose_publishes_flower_on_the_hosts_loopback_only():
     flower_service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["flower"]
 
-    assert flower_service["ports"] == ["127.0.0.1:5555:5555"]
+    assert flower_service["ports"] == ["127.0.0.1:${FLOWER_PORT:-5555}:5555"]
     assert "--conf=flowerconfig.py" in flower_service["command"]
 
 

@@ -6,7 +6,7 @@ from django.db import transaction
 
 from jobs import dead_letters
 from jobs.dispatch import enqueue
-from jobs.models import DeadLetter, DeadLetterAction, Job
+from jobs.models import DeadLetter, Job, OperatorAction
 from sandbox.models import CrmRecord
 from sandbox.switches import set_switch
 from shop.tasks import sync_crm_contact
@@ -85,7 +85,14 @@ def test_stats_count_what_waits_on_the_broker_and_how_long(staff_api, empty_queu
     }
     assert queues["crm"]["depth"] == 2
     assert queues["crm"]["oldest_age_s"] >= 0
-    assert queues["critical"] == {"queue": "critical", "depth": 0, "oldest_age_s": None}
+    assert queues["critical"] == {
+        "queue": "critical",
+        "depth": 0,
+        "oldest_age_s": None,
+        "paused": False,
+        "paused_at": None,
+        "pause_reason": "",
+    }
     assert body["jobs"]["queued"] == 2
     assert body["jobs"]["dead"] == 1
     assert body["dead_letters_open"] == 1
@@ -105,7 +112,7 @@ def test_discard_needs_a_reason_and_is_audited(staff_api, staff):
     letter.refresh_from_db()
     assert letter.status == "discarded"
     assert letter.resolved_by == staff
-    [action] = DeadLetterAction.objects.all()
+    [action] = OperatorAction.objects.all()
     assert (action.action, action.by, action.reason) == ("discard", staff, "customer deleted")
     assert staff_api.get("/api/ops/dead-letters").json() == {"dead_letters": []}
 
@@ -125,7 +132,7 @@ def test_a_requeued_job_that_dies_again_reopens_its_letter():
     assert again.status == "open"
     assert again.error == "still 503"
     assert DeadLetter.objects.count() == 1
-    assert DeadLetterAction.objects.get().action == "requeue"
+    assert OperatorAction.objects.get().action == "requeue"
 
 
 @pytest.mark.integration
@@ -180,7 +187,7 @@ def test_the_dashboard_requeues_and_discards_many_at_once(client, staff):
         letters[1].pk: "requeued",
         letters[2].pk: "discarded",
     }
-    assert DeadLetterAction.objects.filter(by=staff).count() == 3
+    assert OperatorAction.objects.filter(by=staff).count() == 3
     assert set(Job.objects.values_list("state", flat=True)) == {"queued", "dead"}
     assert client.get("/ops/stats").status_code == 200
 
@@ -189,8 +196,8 @@ def test_the_dashboard_requeues_and_discards_many_at_once(client, staff):
 def test_the_dashboard_is_for_staff_only(client):
     client.force_login(CustomerFactory().user)
 
-    assert client.get("/ops/").status_code == 302  # to the admin login
-    assert client.post("/ops/dead-letters", {"action": "requeue"}).status_code == 302
+    assert client.get("/ops/").status_code == 403
+    assert client.post("/ops/dead-letters", {"action": "requeue"}).status_code == 403
 
 
 @pytest.mark.django_db

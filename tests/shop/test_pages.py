@@ -137,6 +137,20 @@ def test_the_timeline_says_when_everything_is_final(client, shopper):
     )
 
 
+def test_a_cancelled_job_is_final_on_the_timeline(client, shopper):
+    ProductFactory(sku="MUG-001")
+    client.post("/orders", {"quantity_MUG-001": "1"})
+    order = Order.objects.get()
+    Order.objects.update(status=Order.Status.PAID)
+    Job.objects.update(state=Job.State.SUCCEEDED)
+    Job.objects.filter(name="jobs.send_review_reminder").update(state=Job.State.CANCELLED)
+
+    timeline = client.get(f"/orders/{order.pk}/timeline").content.decode()
+
+    assert 'data-final="true"' in timeline
+    assert "state-cancelled" in timeline
+
+
 def test_the_signup_page_takes_an_optional_mobile_number(client):
     fields = {"email": "kim@example.com", "name": "Kim", "password": "a-fine-long-password"}
 

@@ -1,13 +1,18 @@
 // Keeps parts of a page live without reloading it: every element with data-live-url has its
-// content fetched from that URL every 1.5 s and swapped in, until the fetched content says it
-// has reached its end (an element with data-final="true": an order whose jobs all finished).
+// content fetched from that URL and swapped in, every 1.5 s while it is moving, and every 10 s
+// once the fetched content says it has settled (an element with data-final="true": an order
+// whose jobs all finished). It never stops for good: a finished job can come back to life (an
+// operator requeues a dead letter, a lost run is taken up again) and the page must follow it
+// without a reload. While the tab is hidden it does not poll; it looks again when shown.
 (function () {
   "use strict";
 
-  var INTERVAL_MS = 1500;
+  var MOVING_MS = 1500;
+  var SETTLED_MS = 10000;
 
   function follow(container) {
     var url = container.dataset.liveUrl;
+    var timer = null;
 
     function isFinal() {
       var marker = container.querySelector("[data-final]");
@@ -21,7 +26,15 @@
       }
     }
 
+    function schedule() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(refresh, isFinal() ? SETTLED_MS : MOVING_MS);
+    }
+
     function refresh() {
+      if (document.hidden) {
+        return; // visibilitychange brings it back
+      }
       fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" }, cache: "no-store" })
         .then(function (response) {
           // A redirect means the session ended (the login page answered): don't show that here.
@@ -32,18 +45,19 @@
         })
         .then(function (html) {
           container.innerHTML = html;
-          if (!isFinal()) {
-            window.setTimeout(refresh, INTERVAL_MS);
-          }
+          schedule();
         })
         .catch(function () {
           stop("live updates stopped; reload the page to resume.");
         });
     }
 
-    if (!isFinal()) {
-      window.setTimeout(refresh, INTERVAL_MS);
-    }
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) {
+        refresh();
+      }
+    });
+    schedule();
   }
 
   document.querySelectorAll("[data-live-url]").forEach(follow);

@@ -7,7 +7,7 @@ import shop.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("shop", "0004_order_placed_job_ids"),
+        ("shop", "0005_order_jobs_settled_at"),
     ]
 
     operations = [

@@ -1,0 +1,18 @@
+"""Beat's scheduler: django-celery-beat's, which reads the schedules from the database, and
+which touches BEAT_ALIVE_FILE (when set) at each tick, for a health check. A tick comes at
+least every 5 s (the scheduler's longest sleep), so a file older than a minute means a beat
+that is stuck or gone (docker-compose.yml's check: bin/healthcheck fresh)."""
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django_celery_beat.schedulers import DatabaseScheduler
+
+
+class Scheduler(DatabaseScheduler):
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        interval: float = super().tick(*args, **kwargs)
+        if settings.BEAT_ALIVE_FILE:
+            Path(settings.BEAT_ALIVE_FILE).touch()
+        return interval
