@@ -31,8 +31,18 @@ from sandbox.models import (
 )
 from sandbox.switches import SERVICES, get_switch, set_switch, should_fail
 
-# A charge at or above this amount is declined, so the demo can show a failed payment.
+# A charge at or above this amount is declined, as a card's limit would.
 DECLINE_AMOUNT = Decimal("10000.00")
+# The test mode's card tokens (what shop.clients.payments sends as `source`), as payment
+# providers document theirs: the outcome is the card's, whatever the amount below the limit.
+DECLINED_SOURCES = {
+    "tok_chargeDeclined": "card declined",
+    "tok_notATestCard": "card declined: not a test card (in test mode, use a test card number)",
+}
+# Fails the first attempt of each charge with a processing error, then charges.
+PROCESSING_ERROR_SOURCE = "tok_chargeDeclinedProcessingError"
+# A charge without `source` (clients from before the test cards) is charged as this card.
+DEFAULT_SOURCE = "tok_visa"
 # What SMS providers take: an E.164 number, and at most ten 160-character segments.
 E164 = re.compile(r"^\+[1-9]\d{1,14}\Z")
 SMS_MAX_LENGTH = 1600
@@ -101,8 +111,14 @@ def create_charge(request: HttpRequest) -> JsonResponse:
         amount = Decimal(str(body.get("amount")))
     except InvalidOperation:
         return _answer(request, "payments", 400, {"detail": "amount must be a decimal string"})
+    source = body.get("source", DEFAULT_SOURCE)
+    if source in DECLINED_SOURCES:
+        return _answer(request, "payments", 402, {"detail": DECLINED_SOURCES[source]})
+    if source == PROCESSING_ERROR_SOURCE and not _failed_before(key):
+        detail = "processing error: try again with the same Idempotency-Key"
+        return _answer(request, "payments", 500, {"detail": detail})
     if amount >= DECLINE_AMOUNT:
-        return _answer(request, "payments", 402, {"detail": "card declined"})
+        return _answer(request, "payments", 402, {"detail": "card declined: over the limit"})
     try:
         with transaction.atomic(using=router.db_for_write(Charge)):
             charge = Charge.objects.create(
@@ -122,6 +138,13 @@ def create_charge(request: HttpRequest) -> JsonResponse:
         status,
         {"id": f"ch_{charge.pk}", "amount": str(charge.amount), "currency": charge.currency},
     )
+
+
+def _failed_before(idempotency_key: str) -> bool:
+    """Whether the gateway answered this charge with a processing error already."""
+    return ReceivedRequest.objects.filter(
+        service="payments", idempotency_key=idempotency_key, status_code=500
+    ).exists()
 
 
 @csrf_exempt

@@ -29,6 +29,7 @@ class CustomerAdmin(admin.ModelAdmin):
 class ProductAdmin(admin.ModelAdmin):
     list_display = ("sku", "name", "price", "currency", "stock")
     search_fields = ("sku", "name")
+    fields = ("sku", "name", "description", "price", "currency", "stock", "image")
 
 
 class OrderLineInline(admin.TabularInline):
@@ -87,6 +88,10 @@ class OrderAdmin(admin.ModelAdmin):
         "idempotency_key",
         "request_digest",
         "placed_job_ids",
+        # The card the customer chose; the payment job charges this token.
+        "card_brand",
+        "card_last4",
+        "payment_token",
         "created_at",
         "shipped_at",
         "shipped_by",

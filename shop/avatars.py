@@ -99,6 +99,12 @@ def _in_srgb(image: Image.Image, profile: bytes) -> Image.Image:
         return image
 
 
+def thumbnail_url(customer: Customer, size: int) -> str | None:
+    """Where the avatar's thumbnail of this size is served; None until the job made it."""
+    name = customer.avatar_thumbnails.get(str(size))
+    return default_storage.url(name) if name else None
+
+
 def make_thumbnails(*, customer_id: int, job_id: str | None = None) -> dict[str, str]:
     """Write one PNG thumbnail per configured size, once per uploaded avatar.
 

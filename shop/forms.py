@@ -9,9 +9,11 @@ from django.core.files import File
 from django.http import QueryDict
 
 from shop.avatars import clean_avatar
+from shop.cards import Card, default_card, read_card
 from shop.models import phone_validator
 
 QUANTITY_PREFIX = "quantity_"
+CARD_NUMBER_FIELD = "card_number"
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
@@ -104,6 +106,15 @@ def order_items_from(data: QueryDict) -> list[dict]:
     if len(items) > settings.ORDER_MAX_LINES:
         raise ValidationError(f"An order has at most {settings.ORDER_MAX_LINES} products.")
     return items
+
+
+def card_from(data: QueryDict) -> Card:
+    """The card of the checkout form (shop.cards.read_card); ValidationError if it is not one.
+    A form without the field (posted by a script) pays with the default test card, as the API
+    does; a blank field is refused."""
+    if CARD_NUMBER_FIELD not in data:
+        return default_card()
+    return read_card(data.get(CARD_NUMBER_FIELD, ""))
 
 
 def idempotency_key_from(data: QueryDict) -> str | None:

@@ -28,6 +28,7 @@ def charge_order(*, order_id: int) -> str:
         currency=order.currency,
         reference=f"order-{order.pk}",
         idempotency_key=f"order-{order.pk}-charge",
+        source=order.payment_token or payments.DEFAULT_SOURCE,
     )
     with transaction.atomic():
         claimed = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING_PAYMENT)

@@ -2,6 +2,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
@@ -11,6 +12,16 @@ phone_validator = RegexValidator(
     r"^\+[1-9]\d{1,14}\Z",
     "Enter the number in international format, without spaces: +4915112345678.",
 )
+
+
+def validate_static_image(path: str) -> None:
+    """A product's picture is one of the shop's static files (shop/static/…)."""
+    from django.contrib.staticfiles import finders
+
+    if not path.endswith((".svg", ".png", ".jpg", ".webp")) or not finders.find(path):
+        raise ValidationError(
+            f"No static picture at {path!r}: give a path such as shop/products/mug-001.svg."
+        )
 
 
 class Customer(models.Model):
@@ -56,12 +67,32 @@ class Product(models.Model):
     price = models.DecimalField(max_digits=10, decimal_places=2)
     currency = models.CharField(max_length=3, default="EUR")
     stock = models.PositiveIntegerField(default=0)
+    description = models.TextField(blank=True, default="", db_default="")
+    # A static file's path (shop/static/…): the pictures are the shop's own, not uploads.
+    # Blank: the placeholder picture.
+    image = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[validate_static_image],
+        help_text="A static file's path, e.g. shop/products/mug-001.svg; blank: a placeholder.",
+    )
+
+    PLACEHOLDER_IMAGE = "shop/products/placeholder.svg"
 
     class Meta:
         ordering = ["sku"]
 
     def __str__(self) -> str:
         return f"{self.sku} {self.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("product_detail", args=[self.sku])
+
+    @property
+    def image_path(self) -> str:
+        return self.image or self.PLACEHOLDER_IMAGE
 
 
 class Order(models.Model):
@@ -91,6 +122,12 @@ class Order(models.Model):
     # the replay to what each event records. One small column, written in the placing
     # transaction, is exactly the first answer.
     placed_job_ids = models.JSONField(default=list, db_default=[], blank=True)
+    # The card it is paid with, as a receipt shows it, and the gateway's token for it, which
+    # the payment job charges (shop.cards): the card number itself is never stored. Blank on
+    # orders placed before cards existed: they are charged as the default test card.
+    card_brand = models.CharField(max_length=20, blank=True, default="", db_default="")
+    card_last4 = models.CharField(max_length=4, blank=True, default="", db_default="")
+    payment_token = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     # Set together with the status by shop.services.ship_order, and by nothing else.
     shipped_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,15 @@ def products() -> QuerySet[Product]:
     return Product.objects.order_by("sku")
 
 
+def product_by_sku(sku: str) -> Product | None:
+    return Product.objects.filter(sku=sku).first()
+
+
+def avatar_job(customer: Customer) -> Job | None:
+    """The latest thumbnail job of the customer's avatar, if one was recorded."""
+    return customer.jobs.filter(name="jobs.make_avatar_thumbnails").order_by("-created_at").first()
+
+
 def _lines_with_products() -> Prefetch:
     return Prefetch("lines", queryset=OrderLine.objects.select_related("product"))
 

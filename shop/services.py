@@ -25,6 +25,7 @@ from jobs.dispatch import enqueue_all, new_job
 from jobs.errors import PermanentError
 from jobs.models import Job
 from shop import selectors
+from shop.cards import Card, default_card
 from shop.clients import sms
 from shop.models import Customer, Order, OrderLine, Product
 from shop.tokens import issue_token
@@ -145,28 +146,37 @@ def signup_jobs(customer: Customer) -> list[Job]:
     return jobs
 
 
-def request_digest(items: list[dict]) -> str:
-    canonical = json.dumps(
-        sorted(
-            [{"sku": i["sku"], "quantity": i["quantity"]} for i in items], key=lambda i: i["sku"]
-        ),
-        separators=(",", ":"),
+def request_digest(items: list[dict], card: Card | None = None) -> str:
+    """What makes two requests with one Idempotency-Key the same: the skus and quantities, and
+    the card unless it is the default one (so that digests from before cards still match)."""
+    lines: list = sorted(
+        [{"sku": i["sku"], "quantity": i["quantity"]} for i in items], key=lambda i: i["sku"]
     )
+    if card is not None and card != default_card():
+        lines.append({"card": card.token, "last4": card.last4})
+    canonical = json.dumps(lines, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def place_order(
-    *, customer: Customer, items: list[dict], idempotency_key: str | None = None
+    *,
+    customer: Customer,
+    items: list[dict],
+    idempotency_key: str | None = None,
+    card: Card | None = None,
 ) -> PlaceOrderResult:
     """Reserve stock, write the order and its lines, record payment and follow-up jobs.
 
-    `items` are `{"sku": str, "quantity": int}` with validated shapes; what needs the database
+    `card` is what the order is charged to (shop.cards.read_card; the default test card if
+    None): its brand, last four digits and token are kept, never its number. `items` are
+    `{"sku": str, "quantity": int}` with validated shapes; what needs the database
     (unknown sku, stock) is checked here, inside the transaction, and refused as OrderRejected.
     The result holds all the answer shows, read inside the transaction. With an
     `idempotency_key` used before with the same items, nothing is written: the answer is the
     first one again (the order, the jobs it was answered with), `replayed`.
     """
-    digest = request_digest(items)
+    card = card or default_card()
+    digest = request_digest(items, card)
     if idempotency_key:
         replay = _replay(customer=customer, idempotency_key=idempotency_key, digest=digest)
         if replay is not None:
@@ -174,7 +184,11 @@ def place_order(
     try:
         with transaction.atomic():
             order = create_order(
-                customer=customer, items=items, idempotency_key=idempotency_key, digest=digest
+                customer=customer,
+                items=items,
+                idempotency_key=idempotency_key,
+                digest=digest,
+                card=card,
             )
             jobs = enqueue_all(order_jobs(order))
             order.placed_job_ids = [str(job.pk) for job in jobs]
@@ -227,7 +241,12 @@ def _replay(*, customer: Customer, idempotency_key: str, digest: str) -> PlaceOr
 
 
 def create_order(
-    *, customer: Customer, items: list[dict], idempotency_key: str | None = None, digest: str = ""
+    *,
+    customer: Customer,
+    items: list[dict],
+    idempotency_key: str | None = None,
+    digest: str = "",
+    card: Card | None = None,
 ) -> Order:
     """The order's own rows (order, lines, stock reserved), in the caller's transaction.
     `place_order` adds the jobs and the idempotency replay."""
@@ -237,8 +256,12 @@ def create_order(
     if unknown:
         raise OrderRejected({"items": [f"Unknown sku: {', '.join(unknown)}."]})
 
+    card = card or default_card()
     order = Order.objects.create(
         customer=customer,
+        card_brand=card.brand,
+        card_last4=card.last4,
+        payment_token=card.token,
         currency=products[skus[0]].currency,
         idempotency_key=idempotency_key or None,
         request_digest=digest,

@@ -4,6 +4,9 @@ from shop import views
 
 urlpatterns = [
     path("", views.catalogue, name="catalogue"),
+    path("products/<str:sku>", views.product_detail, name="product_detail"),
+    path("account", views.account, name="account"),
+    path("account/avatar", views.account_avatar, name="account_avatar"),
     path("signup", views.signup, name="signup"),
     path("login", views.EmailLoginView.as_view(), name="login"),
     path("logout", views.logout_view, name="logout"),

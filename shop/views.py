@@ -11,17 +11,19 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs.models import Job
-from shop import selectors, services
+from shop import avatars, selectors, services
+from shop.cards import TEST_CARDS
 from shop.forms import (
     EmailAuthenticationForm,
     SignupForm,
+    card_from,
     idempotency_key_from,
     order_items_from,
 )
@@ -38,6 +40,17 @@ def _customer_of(request: HttpRequest) -> Customer | None:
     return selectors.customer_of(request.user)
 
 
+def _checkout_context() -> dict:
+    """What the order forms (catalogue and product page) are rendered with."""
+    return {
+        "max_quantity": settings.ORDER_MAX_QUANTITY,
+        # A fresh key per rendering: submitting this form twice places one order.
+        "idempotency_key": uuid.uuid4().hex,
+        "test_cards": TEST_CARDS,
+        "default_card": TEST_CARDS[0].spaced,
+    }
+
+
 @require_GET
 def catalogue(request: HttpRequest) -> HttpResponse:
     customer = _customer_of(request)
@@ -47,12 +60,60 @@ def catalogue(request: HttpRequest) -> HttpResponse:
         {
             "products": selectors.products(),
             "customer": customer,
-            "recent_orders": selectors.recent_orders(customer) if customer else [],
-            "max_quantity": settings.ORDER_MAX_QUANTITY,
-            # A fresh key per rendering: submitting this form twice places one order.
-            "idempotency_key": uuid.uuid4().hex,
+            "recent_orders": selectors.recent_orders(customer, limit=5) if customer else [],
+            **_checkout_context(),
         },
     )
+
+
+@require_GET
+def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
+    product = selectors.product_by_sku(sku)
+    if product is None:
+        raise Http404("No product with this SKU.")
+    return render(
+        request,
+        "shop/product_detail.html",
+        {"product": product, "customer": _customer_of(request), **_checkout_context()},
+    )
+
+
+def _avatar(customer: Customer) -> dict:
+    """The account page's avatar: its thumbnail once the media job made it."""
+    job = selectors.avatar_job(customer) if customer.avatar else None
+    url = avatars.thumbnail_url(customer, max(settings.AVATAR_THUMBNAIL_SIZES))
+    failed = job is not None and job.state == Job.State.DEAD
+    return {
+        "customer": customer,
+        "thumbnail_url": url,
+        "preparing": bool(customer.avatar) and url is None and not failed,
+        "avatar_failed": failed and url is None,
+    }
+
+
+@login_required
+@require_GET
+def account(request: HttpRequest) -> HttpResponse:
+    customer = _customer_of(request)
+    if customer is None:
+        messages.info(request, "This account has no customer profile, so it has no orders.")
+        return redirect("catalogue")
+    return render(
+        request,
+        "shop/account.html",
+        {**_avatar(customer), "orders": selectors.recent_orders(customer, limit=50)},
+    )
+
+
+@never_cache
+@login_required
+@require_GET
+def account_avatar(request: HttpRequest) -> HttpResponse:
+    """The avatar fragment the account page polls while the thumbnail is being made."""
+    customer = _customer_of(request)
+    if customer is None:
+        raise Http404
+    return render(request, "shop/_avatar.html", _avatar(customer))
 
 
 def _throttled(
@@ -157,16 +218,24 @@ def place_order(request: HttpRequest) -> HttpResponse:
             "place orders. Sign up with another email to shop.",
         )
         return redirect("catalogue")
+    problems = []
     try:
         items = order_items_from(request.POST)
     except ValidationError as exc:
-        messages.error(request, "Order not placed: " + " ".join(exc.messages))
+        problems += exc.messages
+    try:
+        card = card_from(request.POST)
+    except ValidationError as exc:
+        problems += [f"Card number: {message}" for message in exc.messages]
+    if problems:
+        messages.error(request, "Order not placed: " + " ".join(problems))
         return redirect("catalogue")
     try:
         result = services.place_order(
             customer=customer,
             items=items,
             idempotency_key=idempotency_key_from(request.POST),
+            card=card,
         )
     except services.OrderRejected as exc:
         problems = [message for field in exc.errors.values() for message in field]

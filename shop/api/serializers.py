@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from jobs.serializers import JobOut
 from shop import avatars
+from shop.cards import DEFAULT_CARD_NUMBER, read_card
 from shop.models import Customer, Order, OrderLine, Product, phone_validator
 
 
@@ -92,6 +93,21 @@ class OrderInput(serializers.Serializer):
     items = OrderItemInput(  # type: ignore[call-arg]
         many=True, allow_empty=False, max_length=settings.ORDER_MAX_LINES
     )
+
+    # Optional: without it, the default test card (clients from before cards keep working).
+    # Validated into a shop.cards.Card: the number itself goes no further.
+    card_number = StrictCharField(
+        required=False,
+        max_length=23,
+        help_text="The card to charge: in test mode one of the test cards (docs/api.md). "
+        f"Digits, spaces allowed between groups; Luhn-checked. Default {DEFAULT_CARD_NUMBER}.",
+    )
+
+    def validate_card_number(self, value: str):
+        try:
+            return read_card(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages)) from exc
 
     def validate_items(self, items: list[dict]) -> list[dict]:
         skus = [item["sku"] for item in items]

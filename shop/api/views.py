@@ -177,6 +177,7 @@ class OrdersView(APIView):
                 customer=customer_of(request),
                 items=form.validated_data["items"],
                 idempotency_key=key,
+                card=form.validated_data.get("card_number"),
             )
         except services.OrderRejected as exc:
             return field_errors(exc.errors)

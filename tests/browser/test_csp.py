@@ -68,6 +68,8 @@ def test_every_page_works_under_the_content_security_policy(browser, live_server
 
     for path in (
         "/",
+        "/products/MUG-001",
+        "/account",
         "/sandbox/",
         "/sandbox/mailbox/",
         "/sandbox/sms/",

@@ -54,6 +54,29 @@ def test_a_customer_signs_up_orders_and_reads_the_email(page, catalogue, tmp_pat
     assert "Enamel camping mug" in page.inner_text("body")
 
 
+def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(page, catalogue, tmp_path):
+    sign_up(page, tmp_path, "declined@example.com")
+    # The account page shows the avatar's thumbnail once the media worker made it.
+    page.click("nav a[href='/account']")
+    page.wait_for_selector(".avatar[data-final=true] img[src^='/media/avatars/thumbs/']")
+
+    page.goto("/products/MUG-001")
+    assert "Enamel camping mug" in page.inner_text("h1")
+    assert "4000 0000 0000 0002" in page.inner_text(".test-cards")
+    page.fill("input[name='quantity_MUG-001']", "3")
+    page.fill("input[name=card_number]", "4000 0000 0000 0002")
+    page.click("form[action='/orders'] button[type=submit]")
+    page.wait_for_url("**/orders/*")
+
+    page.wait_for_selector("#timeline .status-payment_failed")
+    assert "visa •••• 0002" in page.inner_text("dl.facts")
+    page.goto("/account")
+    assert "payment failed" in page.inner_text("ul.orders")
+    page.goto("/")
+    mug = page.locator(".product-card", has=page.locator("img[alt='Enamel camping mug']"))
+    assert "50 in stock" in mug.inner_text()  # the three reserved mugs are back
+
+
 def test_an_operator_recovers_a_dead_job_from_the_dashboard(
     page, browser, live_server, catalogue, tmp_path, screenshot, monkeypatch
 ):

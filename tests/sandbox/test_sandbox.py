@@ -76,3 +76,27 @@ def test_switches_are_set_over_http_and_validated(client):
     assert bad.status_code == 400
     assert "failure_rate" in bad.json()["errors"]
     assert charge(client, "k-3").status_code == 503
+
+
+def charge_card(client, key, source):
+    return client.post(
+        "/sandbox/payments/charges",
+        {"amount": "10.00", "currency": "EUR", "reference": "order-1", "source": source},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY=key,
+    )
+
+
+def test_the_gateway_decides_by_the_test_card(client):
+    assert charge_card(client, "ok", "tok_visa").status_code == 201
+    assert charge_card(client, "mc", "tok_mastercard").status_code == 201
+    assert charge_card(client, "no", "tok_chargeDeclined").json() == {"detail": "card declined"}
+    assert charge_card(client, "live", "tok_notATestCard").status_code == 402
+    # The processing-error card fails its first attempt, retryably, and is charged on the next
+    # attempt with the same key; a charge with another key fails once again.
+    first = charge_card(client, "flaky", "tok_chargeDeclinedProcessingError")
+    retry = charge_card(client, "flaky", "tok_chargeDeclinedProcessingError")
+    other = charge_card(client, "flaky-2", "tok_chargeDeclinedProcessingError")
+
+    assert (first.status_code, retry.status_code, other.status_code) == (500, 201, 500)
+    assert set(Charge.objects.values_list("idempotency_key", flat=True)) == {"ok", "mc", "flaky"}

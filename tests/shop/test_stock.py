@@ -25,7 +25,7 @@ class Gateway:
         self._lock = threading.Lock()
 
     def charge(
-        self, *, amount: Decimal, currency: str, reference: str, idempotency_key: str
+        self, *, amount: Decimal, currency: str, reference: str, idempotency_key: str, source: str
     ) -> payments.ChargeOutcome:
         with self._lock:
             self.asked += 1

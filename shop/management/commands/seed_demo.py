@@ -8,15 +8,67 @@ from sandbox.models import WebhookInbox
 from shop.models import Product
 from webhooks.models import WebhookEndpoint, new_secret
 
+# sku, name, price, stock, description. Each has its picture at shop/static/shop/products/
+# <sku>.svg (bin/draw-product-images). A failed payment is the declined test card's job
+# (docs/api.md), not a product's: every product here can be bought.
 CATALOGUE = [
-    ("MUG-001", "Enamel camping mug", "14.00", 120),
-    ("TEE-002", "Organic cotton tee", "29.00", 80),
-    ("CAP-003", "Six-panel cap", "22.50", 60),
-    ("BAG-004", "Waxed canvas tote", "48.00", 40),
-    ("PEN-005", "Brass pocket pen", "35.00", 75),
-    ("NTB-006", "Dot-grid notebook", "12.90", 200),
-    ("SOC-007", "Merino hiking socks", "18.00", 150),
-    ("LMP-008", "Desk lamp (declined at checkout: over the sandbox limit)", "12000.00", 5),
+    (
+        "MUG-001",
+        "Enamel camping mug",
+        "14.00",
+        120,
+        "Steel with a glassy enamel coat: it takes a campfire, a dishwasher and a fall onto "
+        "rocks. Holds 350 ml.",
+    ),
+    (
+        "TEE-002",
+        "Organic cotton tee",
+        "29.00",
+        80,
+        "Heavyweight organic cotton, cut straight and a little long. Washes soft, not thin.",
+    ),
+    (
+        "CAP-003",
+        "Six-panel cap",
+        "22.50",
+        60,
+        "Washed cotton twill with a curved brim and a brass buckle to size it.",
+    ),
+    (
+        "BAG-004",
+        "Waxed canvas tote",
+        "48.00",
+        40,
+        "Waxed cotton canvas and leather handles; rain runs off it, groceries stay in.",
+    ),
+    (
+        "PEN-005",
+        "Brass pocket pen",
+        "35.00",
+        75,
+        "Solid brass that darkens with use, a screw cap and a standard refill.",
+    ),
+    (
+        "NTB-006",
+        "Dot-grid notebook",
+        "12.90",
+        200,
+        "A5, 192 numbered pages of 100 g paper that fountain pens do not bleed through.",
+    ),
+    (
+        "SOC-007",
+        "Merino hiking socks",
+        "18.00",
+        150,
+        "Merino with a cushioned sole and a seamless toe, warm when wet.",
+    ),
+    (
+        "LMP-008",
+        "Desk lamp",
+        "64.00",
+        25,
+        "A steel arm that stays where you put it, a warm LED and a weighted base.",
+    ),
 ]
 
 
@@ -27,9 +79,16 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="Do not print the credentials.")
 
     def handle(self, *args, quiet: bool = False, **options):
-        for sku, name, price, stock in CATALOGUE:
+        for sku, name, price, stock, description in CATALOGUE:
             Product.objects.update_or_create(
-                sku=sku, defaults={"name": name, "price": Decimal(price), "stock": stock}
+                sku=sku,
+                defaults={
+                    "name": name,
+                    "price": Decimal(price),
+                    "stock": stock,
+                    "description": description,
+                    "image": f"shop/products/{sku.lower()}.svg",
+                },
             )
         email = settings.DEMO_STAFF_EMAIL
         password = settings.DEMO_STAFF_PASSWORD

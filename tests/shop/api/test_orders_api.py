@@ -188,3 +188,74 @@ def test_a_job_is_answered_as_drf_would_write_it_from_the_declared_fields():
         written_out = JobOut(instance).data
         field_by_field = serializers.ModelSerializer.to_representation(JobOut(), instance)
         assert written_out == field_by_field
+
+
+@pytest.mark.parametrize(
+    ("card_number", "message"),
+    [
+        ("4242424242424241", "not valid"),  # one digit off: the Luhn check fails
+        ("4242-4242-4242-abcd", "digits only"),
+        ("42", "12 to 19 digits"),
+        (4242424242424242, "Not a valid string."),  # a JSON number, not a string
+    ],
+)
+def test_a_bad_card_number_is_400_on_its_field_and_writes_nothing(
+    customer_client, mug, card_number, message
+):
+    response = customer_client.post(
+        "/api/orders",
+        {"items": [{"sku": "MUG-001", "quantity": 1}], "card_number": card_number},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert list(errors) == ["card_number"]
+    assert message in " ".join(errors["card_number"])
+    assert not Order.objects.exists()
+    assert not Job.objects.exists()
+    assert Product.objects.get(sku="MUG-001").stock == 5
+
+
+def test_the_order_keeps_the_cards_brand_and_last_four_never_its_number(customer_client, mug):
+    with_card = customer_client.post(
+        "/api/orders",
+        {"items": [{"sku": "MUG-001", "quantity": 1}], "card_number": "4000 0000 0000 0002"},
+        format="json",
+    )
+    without = order(customer_client, [{"sku": "MUG-001", "quantity": 1}])
+
+    assert with_card.status_code == without.status_code == 201
+    declined = Order.objects.get(pk=with_card.json()["order"]["id"])
+    assert (declined.card_brand, declined.card_last4) == ("visa", "0002")
+    assert declined.payment_token == "tok_chargeDeclined"
+    # Clients that send no card are charged as the test card that succeeds.
+    default = Order.objects.get(pk=without.json()["order"]["id"])
+    assert (default.card_last4, default.payment_token) == ("4242", "tok_visa")
+    stored = [str(value) for value in Order.objects.values_list() for value in value]
+    assert not any("4000000000000002" in value for value in stored)
+
+
+def test_the_same_idempotency_key_with_another_card_is_another_body(customer_client, mug):
+    items = [{"sku": "MUG-001", "quantity": 1}]
+    first = order(customer_client, items, HTTP_IDEMPOTENCY_KEY="k-card")
+    other_card = customer_client.post(
+        "/api/orders",
+        {"items": items, "card_number": "4000000000000002"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-card",
+    )
+
+    default_card = customer_client.post(
+        "/api/orders",
+        {"items": items, "card_number": "4242 4242 4242 4242"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-card",
+    )
+
+    assert first.status_code == 201
+    assert other_card.status_code == 422
+    # Naming the default card is the same body as naming none: the first order again.
+    assert default_card.status_code == 201
+    assert default_card.json()["order"]["id"] == first.json()["order"]["id"]
+    assert Order.objects.count() == 1
