@@ -9,8 +9,9 @@ no lock across processes), and a scrape sums every file. Why this and not a push
 per-process port: no process needs to be reachable, a process that ended keeps its counts
 (counters never go down while the host runs), and one scrape sees the whole host.
 
-- One directory per host, emptied when the host's processes start (`make demo`, the tests'
-  stack and docker-compose's tmpfs do it); never shared between hosts.
+- One directory per host, never shared between hosts: emptied when the host's processes start
+  (`make demo` and the tests' stack do it), or kept across their restart (docker-compose's
+  containers do: a process whose pid comes again counts on in the old file).
 - The web's `/metrics` serves its host's directory and, once, the level gauges.
 - A host without a web process serves its directory with `METRICS_LISTEN=address:port`: the
   relay and each Celery worker's main process start a small HTTP server on it (give the
@@ -56,7 +57,7 @@ EVENTS = CollectorRegistry()
 
 JOBS_FINISHED = Counter(
     "shop_jobs_finished_total",
-    "Jobs that reached a final state, by job name and outcome (succeeded or dead).",
+    "Jobs that reached a final state, by job name and outcome (succeeded, dead or cancelled).",
     ["job", "outcome"],
     registry=EVENTS,
 )

@@ -19,6 +19,7 @@ from django.db.models import Count, F, Min, QuerySet
 from django.utils import timezone
 
 from jobs import broker, health, pauses, signals
+from jobs.base import HOUSEKEEPING_JOBS
 from jobs.dispatch import publisher
 from jobs.models import DeadLetter, Job, OperatorAction, PausedQueue
 
@@ -168,7 +169,7 @@ def pause(queue: str, *, by: AbstractBaseUser, reason: str) -> PausedQueue:
 
 
 def resume(queue: str, *, by: AbstractBaseUser, reason: str = "") -> None:
-    """Workers take the queue's messages again, oldest first."""
+    """Workers take the queue's messages again."""
     if queue not in settings.QUEUES:
         raise UnknownQueue(f"There is no queue {queue!r}.")
     with transaction.atomic():
@@ -185,10 +186,20 @@ def cancel(job_id: str, *, by: AbstractBaseUser, reason: str) -> Job:
     """Cancel a job that no run holds: scheduled, queued, or waiting for its next retry. It
     becomes `cancelled` (final), with the reason; a message of it still on the broker is
     dropped by the claim. One conditional UPDATE: against a worker claiming the job at the same
-    moment, exactly one of the two wins. Raises Job.DoesNotExist, or Conflict with why not."""
+    moment, exactly one of the two wins. Raises Job.DoesNotExist, or Conflict with why not.
+
+    Not cancellable besides running and ended jobs: the machinery's own jobs (cancelling the
+    writing of a dead letter would hide a dead job from everyone), and a job its stopping
+    worker has handed back while its run may still be finishing (queued again, but until the
+    run reaches its next safe point it can still perform its effect; the next claim clears it)."""
     reason = _required(reason, "cancel a job")
     with transaction.atomic():
-        cancelled = Job.objects.filter(pk=job_id, state__in=Job.CANCELLABLE_STATES).update(
+        cancellable = (
+            Job.objects.filter(pk=job_id, state__in=Job.CANCELLABLE_STATES)
+            .exclude(name__in=HOUSEKEEPING_JOBS)
+            .exclude(state=State.QUEUED, stalled_reason=Job.Stall.HANDED_BACK)
+        )
+        cancelled = cancellable.update(
             state=Job.State.CANCELLED,
             outcome_reason=reason,
             finished_at=timezone.now(),
@@ -215,6 +226,13 @@ def cancel(job_id: str, *, by: AbstractBaseUser, reason: str) -> Job:
 
 
 def _why_not_cancellable(job: Job) -> str:
+    if job.name in HOUSEKEEPING_JOBS:
+        return "The job machinery's own jobs cannot be cancelled."
+    if job.state == State.QUEUED and job.stalled_reason == Job.Stall.HANDED_BACK:
+        return (
+            "Its worker is stopping and handed it back; its run may still be finishing. "
+            "Try again in a few seconds."
+        )
     if job.state == Job.State.RUNNING:
         return "The job is running: a running job cannot be cancelled; it ends by itself."
     return f"The job has ended already ({job.state}); only a job that has not run can be cancelled."

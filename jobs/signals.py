@@ -9,11 +9,12 @@ from jobs.models import Job
 
 logger = logging.getLogger(__name__)
 
-# A job reached a final state (succeeded, or dead), sent once per time it does, by the
-# process that recorded it, after the ledger's write committed. Keyword arguments: job_id,
-# name, outcome ("succeeded" or "dead"), concerning_type_id and concerning_id (what the job is
-# about: jobs.dispatch.new_job's `concerning`; None and "" if nothing). Sent with
-# sender=Job. A receiver runs on the job's path: it must be quick (no more than a query).
+# A job reached a final state (succeeded, dead, or cancelled by an operator), sent once per
+# time it does, by the process that recorded it, after the ledger's write committed. Keyword
+# arguments: job_id, name, outcome ("succeeded", "dead" or "cancelled"), concerning_type_id
+# and concerning_id (what the job is about: jobs.dispatch.new_job's `concerning`; None and ""
+# if nothing). Sent with sender=Job. A receiver runs on the job's path: it must be quick (no
+# more than a query).
 job_finished = Signal()
 
 

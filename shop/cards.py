@@ -10,6 +10,7 @@ processing error once and is charged when the job tries again.
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from shop.clients.payments import test_mode_token
 
@@ -47,6 +48,7 @@ TEST_CARDS = (
 )
 
 
+@sensitive_variables("number", "digits")
 def read_card(number: str) -> Card:
     """The card a customer typed: spaces and dashes between digit groups are allowed, anything
     else but digits is not, and the number must pass the Luhn check (a typo almost always

@@ -32,10 +32,10 @@ def observe_order_completion(
     sender: Any, *, concerning_type_id: int | None, concerning_id: str, **kwargs: Any
 ) -> None:
     """A job about an order ended: if it was the order's last unfinished one, stamp the order
-    and observe how long it took. One conditional UPDATE a job (an order's jobs by the
-    job_concerning index); the stamp is the claim, so two jobs of one order ending at once
-    on two workers observe it once, and a requeued job finishing again does not observe it
-    again."""
+    and observe how long it took. One read a job (an order's jobs by the job_concerning
+    index), and a conditional UPDATE for the last; the stamp is the claim, so two jobs of one
+    order ending at once on two workers observe it once, and a requeued job finishing again
+    does not observe it again."""
     if concerning_type_id != ContentType.objects.get_for_model(Order).pk:
         return
     unfinished = Job.objects.filter(
@@ -44,7 +44,13 @@ def observe_order_completion(
         state__in=NOT_FINAL_NOR_LATER,
     )
     now = timezone.now()
-    order = Order.objects.filter(pk=int(concerning_id), jobs_settled_at__isnull=True)
-    if order.filter(~Exists(unfinished)).update(jobs_settled_at=now):
+    settled = Order.objects.filter(
+        ~Exists(unfinished), pk=int(concerning_id), jobs_settled_at__isnull=True
+    )
+    # Read first: most jobs of an order end while others are still open, and an UPDATE that
+    # matches nothing still takes SQLite's write lock, which every worker contends for.
+    if not settled.exists():
+        return
+    if settled.update(jobs_settled_at=now):
         placed_at = Order.objects.values_list("created_at", flat=True).get(pk=int(concerning_id))
         ORDER_COMPLETION.observe(max(0.0, (now - placed_at).total_seconds()))

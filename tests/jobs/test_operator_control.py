@@ -164,6 +164,30 @@ def test_a_job_that_runs_or_ended_cannot_be_cancelled(staff_api, state, why):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("job", "why"),
+    [
+        # Its stopping worker handed it back, but the run may still be finishing its effect.
+        (
+            {"name": "jobs.charge_payment", "state": "queued", "stalled_reason": "handed_back"},
+            "handed it back",
+        ),
+        # Cancelling the writing of a dead letter would hide the dead job from everyone.
+        ({"name": "jobs.record_dead_letter", "state": "queued"}, "own jobs"),
+    ],
+)
+def test_a_job_being_handed_back_or_of_the_machinery_cannot_be_cancelled(staff_api, job, why):
+    job = Job.objects.create(queue="critical", **job)
+
+    response = staff_api.post(f"/api/ops/jobs/{job.pk}/cancel", {"reason": "x"})
+
+    assert response.status_code == 409
+    assert why in response.json()["detail"]
+    assert Job.objects.get(pk=job.pk).state == "queued"
+    assert not OperatorAction.objects.exists()
+
+
+@pytest.mark.django_db
 def test_cancel_needs_a_reason_and_an_existing_job(staff_api):
     job = Job.objects.create(name="jobs.sync_crm_contact", queue="crm")
 

@@ -2,8 +2,11 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.views.debug import SafeExceptionReporterFilter
 
+from shop import views
 from shop.cards import TEST_CARDS, luhn_valid, read_card
+from tests.factories import CustomerFactory
 
 
 @pytest.mark.parametrize(
@@ -53,3 +56,24 @@ def test_every_card_the_checkout_page_offers_is_one_the_gateway_knows():
     tokens = [read_card(card.number).token for card in TEST_CARDS]
 
     assert tokens == ["tok_visa", "tok_chargeDeclined", "tok_chargeDeclinedProcessingError"]
+
+
+@pytest.mark.django_db
+def test_a_card_number_is_masked_in_error_reports_of_the_checkout(rf, monkeypatch):
+    """Django's error reports (and error trackers that use its filter) show the checkout's
+    POST data: the card number must be masked there."""
+    seen = {}
+
+    def fail(request, **kwargs):
+        seen["post"] = SafeExceptionReporterFilter().get_post_parameters(request)
+        raise RuntimeError("a bug in checkout")
+
+    monkeypatch.setattr(views, "_customer_of", fail)
+    request = rf.post("/orders", {"card_number": "4242424242424242", "quantity_MUG-001": "1"})
+    request.user = CustomerFactory().user
+    with pytest.raises(RuntimeError):
+        views.place_order(request)
+
+    assert seen["post"]["card_number"] != "4242424242424242"
+    assert "4242424242424242" not in str(seen["post"])
+    assert seen["post"]["quantity_MUG-001"] == "1"
