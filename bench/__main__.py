@@ -7,10 +7,12 @@ one table, write bench/results/latest.json and latest.png.
     python -m bench --only footprint --update    # re-run sections into the last results
 
 Performance targets are printed as met or not met and never fail the run; a lost job does
-(exit status 1), as does a request the app answered with an error.
+(exit status 1), as does a request the app answered with an error, or a drain rate that
+measured nothing (NaN).
 """
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -107,12 +109,36 @@ def _broken(results: dict) -> bool:
     )
     lost = spike.get("lost", 0)
     failed = sorted(results.get("errors", {}))
-    if errors or lost or failed:
+    empty = _measured_nothing(results)
+    if errors or lost or failed or empty:
         print(
             f"FAILED: {lost} job(s) lost, {errors} request(s) answered with an error, "
-            f"sections that broke off: {', '.join(failed) or 'none'}"
+            f"sections that broke off: {', '.join(failed) or 'none'}, "
+            f"rates that measured nothing (NaN): {', '.join(empty) or 'none'}"
         )
-    return bool(errors or lost or failed)
+    return bool(errors or lost or failed or empty)
+
+
+def _measured_nothing(results: dict) -> list[str]:
+    """Drain rates that came out NaN: the backlog was never seen falling (for example, it was
+    not on the broker yet when the workers started), so the figure is no measurement at all."""
+    found = []
+
+    def visit(value: object, path: str) -> None:
+        if isinstance(value, dict):
+            if "median" in value and isinstance(value["median"], float):
+                if math.isnan(value["median"]) and ("rates" in path or "per_s" in path):
+                    found.append(path)
+                return
+            for key, item in value.items():
+                visit(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, f"{path}[{index}]")
+
+    for section in ("machinery", "io"):
+        visit(results.get(section), section)
+    return found
 
 
 if __name__ == "__main__":

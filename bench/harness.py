@@ -291,6 +291,17 @@ class Bench:
                         for n in range(start, min(start + 500, count))
                     ]
                 )
+        self.wait_until_published()
+
+    def wait_until_published(self) -> None:
+        """Wait for the publisher thread to have sent what was recorded. A backlog measured by
+        its drain must be on the broker before the workers start: the publisher sends after
+        commit, off the caller's thread, and a drain sampled from an empty broker measured
+        nothing (NaN jobs/s)."""
+        from jobs.dispatch import publisher
+
+        if not publisher.flush(timeout=120):
+            raise TimeoutError("the publisher thread did not send the recorded jobs in 120 s")
 
     def publish_plain(self, task, count: int, *, prefix: str) -> None:
         """Publish `count` messages of a plain Celery task with the analytics job's arguments."""
