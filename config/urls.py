@@ -21,3 +21,6 @@ if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# A 400 that Django answers itself (a Host header it does not serve) is JSON on the API too.
+handler400 = "shop.api.errors.bad_request"

@@ -5,6 +5,8 @@ Nested fields are flattened to one level, with paths as keys (`items[0].quantity
 every value is a list of messages, as the contract says.
 """
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -43,3 +45,12 @@ def _join(path: str, key: str | int) -> str:
     if key == NON_FIELD:
         return path
     return f"{path}.{key}" if path else key
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400 (a Host header not in ALLOWED_HOSTS, a request it cannot read) in the
+    API's shape for an API path, so that a client always gets JSON there; its HTML page
+    elsewhere. The project's handler400 (config/urls.py)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Bad request."}, status=400)
+    return defaults.bad_request(request, exception)
