@@ -295,15 +295,17 @@ class CancelJobView(StaffAPIView):
         summary="Cancel a scheduled, queued or retrying job; it never runs (again).",
     )
     def post(self, request: Request, job_id: str) -> Response:
-        get_object_or_404(Job, pk=job_id)
         form = CancelIn(data=request.data)
         form.is_valid(raise_exception=True)
         try:
+            # cancel() reads the job after its conditional UPDATE: no lookup before it.
             job = operations.cancel(
                 str(job_id),
                 by=operations.operator(request.user),
                 reason=form.validated_data["reason"],
             )
+        except Job.DoesNotExist as exc:
+            raise Http404("No such job.") from exc
         except operations.Conflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(CancelledOut({"job": job, "outcome_reason": job.outcome_reason}).data)
