@@ -40,7 +40,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.utils import timezone
 
 from jobs import dispatch, heartbeat, ledger, metrics, pauses, shutdown, signals
-from jobs.errors import TransientError
+from jobs.errors import Ended, TransientError
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -139,12 +139,46 @@ class LedgerTask(Task[Any, Any]):
         heartbeat.hold(job_id, attempt=claim.attempt, node=str(request.hostname))
         try:
             return super().__call__(*args, **kwargs)
+        except Ended as ended:
+            return self._end(job_id, claim=claim, ended=ended)
         except shutdown.HandedBack:
             ledger.hand_back(job_id, attempt=claim.attempt)
             raise Reject("handed back by a stopping worker", requeue=True) from None
         finally:
             heartbeat.release(job_id)
             metrics.JOB_DURATION.labels(job=self.name).observe(time.monotonic() - started)
+
+    def _end(self, job_id: str, *, claim: ledger.Claim, ended: Ended) -> dict[str, str]:
+        """The body ended its job as skipped or declined: the ledger says so, with the reason.
+        A return value, not an error, for Celery: its result says what the ledger says."""
+        if claim.attempt > 1:
+            self._forget_earlier_runs(job_id)
+        try:
+            recorded = ledger.mark_ended(
+                job_id, attempt=claim.attempt, state=ended.state, reason=ended.reason
+            )
+        except DatabaseError:
+            logger.exception("could not record that job %s was %s", job_id, ended.state)
+            recorded = False
+        # The ledger is written: on_success has nothing left to do for this run.
+        _set_attempt(self.request, None)
+        if recorded:
+            signals.finished(
+                job_id=job_id,
+                name=self.name,
+                outcome=ended.state,
+                concerning_type_id=claim.concerning_type_id,
+                concerning_id=claim.concerning_id,
+            )
+        return {"outcome": ended.state, "reason": ended.reason}
+
+    def report_progress(self, *, done: int, total: int) -> bool:
+        """For a long job's body (`bind=True`): record how far it has come, `done` of `total`,
+        for the pages and the API. False if this run no longer holds its job: stop then."""
+        attempt = _attempt(self.request)
+        if attempt is None:
+            return True  # not a ledger run (called directly): nothing to record
+        return ledger.report_progress(str(self.request.id), attempt=attempt, done=done, total=total)
 
     def _deliver_again(self, *, after_seconds: float) -> None:
         """Publish this same message (same id, retry count, headers) to be looked at later."""

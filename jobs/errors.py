@@ -1,4 +1,5 @@
-"""The two kinds of failure the retry policy tells apart."""
+"""The two kinds of failure the retry policy tells apart, and the two ends a job's body may
+choose that are not failures (Skip, Decline)."""
 
 
 class TransientError(Exception):
@@ -15,3 +16,27 @@ class TransientError(Exception):
 
 class PermanentError(Exception):
     """Trying again cannot help: a 4xx, an image that is not an image, a record that is gone."""
+
+
+class Ended(Exception):
+    """Raised by a job's body to end its job for good in a state of its own, with a reason the
+    ledger keeps (Job.outcome_reason): no retry, no dead letter. Use the two below."""
+
+    state = ""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Skip(Ended):
+    """The work no longer applies (the order it was for was cancelled): the job is `skipped`."""
+
+    state = "skipped"
+
+
+class Decline(Ended):
+    """A business "no" that is the answer, not an error (the card was declined): the job is
+    `declined`, and whoever watches it sees that, not "succeeded"."""
+
+    state = "declined"

@@ -247,6 +247,33 @@ def mark_succeeded(job_id: str, *, attempt: int) -> bool:
     )
 
 
+def mark_ended(job_id: str, *, attempt: int, state: str, reason: str) -> bool:
+    """Record that the run ended its job as `skipped` or `declined` (jobs.errors.Ended), with
+    why; also when its stopping worker had just handed the job back (as mark_succeeded)."""
+    handed_back_unclaimed = Q(
+        pk=job_id, state=State.QUEUED, attempts=attempt, stalled_reason=Job.Stall.HANDED_BACK
+    )
+    ended = Job.objects.filter(
+        Q(pk=job_id, state=State.RUNNING, attempts=attempt) | handed_back_unclaimed
+    )
+    return bool(
+        ended.update(
+            state=state,
+            outcome_reason=reason,
+            finished_at=timezone.now(),
+            last_error="",
+            lease_until=None,
+            lease_holder="",
+            stalled_reason="",
+        )
+    )
+
+
+def report_progress(job_id: str, *, attempt: int, done: int, total: int) -> bool:
+    """Record how far the run has come; False if this run no longer holds the job."""
+    return bool(_held(job_id, attempt).update(progress_done=done, progress_total=total))
+
+
 def mark_retrying(
     job_id: str, *, attempt: int, error: str, next_attempt_at: datetime | None
 ) -> bool:

@@ -57,7 +57,8 @@ EVENTS = CollectorRegistry()
 
 JOBS_FINISHED = Counter(
     "shop_jobs_finished_total",
-    "Jobs that reached a final state, by job name and outcome (succeeded, dead or cancelled).",
+    "Jobs that reached a final state, by job name and outcome (succeeded, dead, cancelled,"
+    " skipped or declined).",
     ["job", "outcome"],
     registry=EVENTS,
 )

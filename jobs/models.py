@@ -34,8 +34,15 @@ class Job(models.Model):
         # Stopped by an operator before it ran (or between its retries): never runs; a message
         # of it still on the broker is dropped by the claim. Why is in outcome_reason.
         CANCELLED = "cancelled"
+        # Ended by its own run without doing its work, because the work no longer applies (a
+        # review reminder for an order that was cancelled): jobs.errors.Skip, reason kept.
+        SKIPPED = "skipped"
+        # Ended by its own run with a business "no" that trying again cannot change (a card
+        # the gateway declined): jobs.errors.Decline, reason kept. Not a failure: no retry,
+        # no dead letter.
+        DECLINED = "declined"
 
-    FINAL_STATES = (State.SUCCEEDED, State.DEAD, State.CANCELLED)
+    FINAL_STATES = (State.SUCCEEDED, State.DEAD, State.CANCELLED, State.SKIPPED, State.DECLINED)
     # What an operator may cancel: a job no run holds now (a running one ends by itself).
     CANCELLABLE_STATES = (State.SCHEDULED, State.QUEUED, State.RETRYING)
 
@@ -78,8 +85,12 @@ class Job(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     # Why the job ended as it did when no run decided it: an operator's reason for cancelling
-    # it (and any later outcome that is not a run's, such as a job skipped as unneeded).
+    # it, or why its run skipped or declined it (jobs.errors.Skip, jobs.errors.Decline).
     outcome_reason = models.TextField(blank=True, db_default="")
+    # How far a long job has come, as its run reports it (LedgerTask.report_progress): units
+    # done of the total. NULL until it reports; pages and the API show it as a progress bar.
+    progress_done = models.PositiveBigIntegerField(null=True, blank=True)
+    progress_total = models.PositiveBigIntegerField(null=True, blank=True)
     # The X-Request-ID of the web request that recorded the job, for following it in the logs.
     request_id = models.CharField(max_length=64, blank=True)
     # What the job is about, if anything: any model instance of the project (an order, a
@@ -125,6 +136,13 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+    @property
+    def progress(self) -> dict[str, int] | None:
+        """{"done": n, "total": m} once the job reported progress; None before (or never)."""
+        if self.progress_total is None:
+            return None
+        return {"done": self.progress_done or 0, "total": self.progress_total}
 
     @property
     def stall_note(self) -> str:

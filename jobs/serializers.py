@@ -19,6 +19,11 @@ def _datetime(value: Any) -> str | None:
     return None if value is None else _DATETIME.to_representation(value)
 
 
+class JobProgressOut(serializers.Serializer[dict[str, int]]):
+    done = serializers.IntegerField(min_value=0)
+    total = serializers.IntegerField(min_value=0)
+
+
 class JobOut(serializers.Serializer[Job]):
     """A job of the ledger: every field is always present."""
 
@@ -31,6 +36,12 @@ class JobOut(serializers.Serializer[Job]):
     last_error = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+    # Why it ended as it did when that is not a run's success or failure: an operator's
+    # cancel, or its run's skip or decline. Blank otherwise.
+    outcome_reason = serializers.CharField(allow_blank=True)
+    progress = JobProgressOut(
+        allow_null=True, help_text="How far a long job has come; null until it reports."
+    )
 
     def to_representation(self, job: Job) -> dict[str, Any]:
         # Written out: an order's answer carries five jobs, and DRF's walk through the fields
@@ -46,6 +57,8 @@ class JobOut(serializers.Serializer[Job]):
             "last_error": job.last_error,
             "created_at": _datetime(job.created_at),
             "finished_at": _datetime(job.finished_at),
+            "outcome_reason": job.outcome_reason,
+            "progress": job.progress,
         }
 
 
