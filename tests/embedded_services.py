@@ -32,6 +32,7 @@ os.environ.setdefault("SANDBOX_MAILDIR", str(_scratch / "mailbox"))
 os.environ.setdefault("THROTTLING_ENABLED", "false")
 os.environ["EMAIL_URL"] = f"smtp://127.0.0.1:{free_port()}"
 os.environ["SANDBOX_BASE_URL"] = f"http://127.0.0.1:{LIVE_SERVER_PORT}/sandbox"
+os.environ["SITE_URL"] = f"http://127.0.0.1:{LIVE_SERVER_PORT}"
 if _embedded_broker_wanted:
     os.environ["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{_broker_port}/0"
 
