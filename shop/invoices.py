@@ -18,6 +18,8 @@ from jobs.errors import PermanentError, Skip, TransientError
 from shop.models import Order, Payment
 
 CENT = Decimal("0.01")
+# Order.card_brand is a code (shop.cards.brand_of); the invoice prints the brand's name.
+BRAND_NAMES = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ def render_invoice(
         )
     row(("Total", 150, "R"), (money(total, currency), 40, "R"), bold=True, border="T")
     pdf.ln(6)
-    paid_with = f"{card_brand} ending in {card_last4}" if card_last4 else "card"
+    brand = BRAND_NAMES.get(card_brand, "card")
+    paid_with = f"{brand} ending in {card_last4}" if card_last4 else "card"
     row((f"Paid with {paid_with}.", 0, "L"))
     pdf.set_font("Helvetica", style="B", size=14)
     pdf.set_text_color(0, 128, 0)

@@ -35,7 +35,7 @@ def test_the_invoice_says_who_bought_what_for_how_much_and_that_it_is_paid(setti
         ],
         total=Decimal("1242.30"),
         currency="EUR",
-        card_brand="Visa",
+        card_brand="visa",
         card_last4="4242",
     )
 
@@ -79,7 +79,7 @@ def paid_order() -> Order:
             customer=customer,
             status=Order.Status.PAID,
             total=Decimal("28.00"),
-            card_brand="Visa",
+            card_brand="visa",
             card_last4="4242",
             line=None,
         ),
