@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from fpdf import FPDF
 from fpdf.errors import FPDFException
 
@@ -47,6 +47,17 @@ def file_name(order: Order) -> str:
 def download_name(order: Order) -> str:
     """The name a browser saves it under."""
     return f"{invoice_number(order)}.pdf"
+
+
+def open_invoice(order: Order) -> File | None:
+    """The order's invoice PDF, opened for reading; None until it is made. Also None for the
+    instant a second run of its job replaces the file (make_invoice): not made, for that read."""
+    if not order.invoice:
+        return None
+    try:
+        return order.invoice.storage.open(order.invoice.name, "rb")
+    except FileNotFoundError:
+        return None
 
 
 def money(amount: Decimal, currency: str) -> str:

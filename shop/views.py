@@ -328,13 +328,16 @@ def order_invoice(request: HttpRequest, order_id: int) -> HttpResponseBase:
     """The order's invoice PDF, to its customer and to staff; before it is made (or for an order
     that gets none) a page that says so, with a 404: there is no PDF at this address yet."""
     order = _visible_order(request, order_id)
-    if not order.invoice:
+    pdf = invoices.open_invoice(order)
+    if pdf is None:
         state = _invoice_state(order, order.jobs.all())
+        if state == "ready":  # the file is being replaced by a second run, this instant
+            state = "preparing"
         return render(
             request, "shop/invoice_pending.html", {"order": order, "invoice": state}, status=404
         )
     return FileResponse(
-        order.invoice.open("rb"),
+        pdf,
         as_attachment=True,
         filename=invoices.download_name(order),
         content_type="application/pdf",

@@ -267,10 +267,11 @@ class OrderInvoiceView(APIView):
         order = selectors.order_of_user(order_id, user=request.user)
         if order is None:
             raise Http404
-        if not order.invoice:
+        pdf = invoices.open_invoice(order)
+        if pdf is None:
             raise Http404("The invoice of this order is not made yet.")
         response = FileResponse(
-            order.invoice.open("rb"),
+            pdf,
             as_attachment=True,
             filename=invoices.download_name(order),
             content_type="application/pdf",

@@ -173,3 +173,14 @@ def test_the_confirmation_email_links_the_invoice_page(order, settings):
     assert f"Your invoice (PDF): https://shop.example.com/orders/{order.pk}/invoice.pdf" in (
         message.body
     )
+
+
+def test_while_a_second_run_replaces_the_file_the_page_says_being_prepared(client, order):
+    client.force_login(order.customer.user)
+    invoice_made(order)
+    order.invoice.storage.delete(order.invoice.name)  # the instant before the new file is saved
+
+    response = client.get(f"/orders/{order.pk}/invoice.pdf")
+
+    assert response.status_code == 404
+    assert "Your invoice is being prepared" in response.content.decode()
