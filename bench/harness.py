@@ -383,6 +383,7 @@ def _environment(workdir: Path, ports: dict[str, int]) -> dict[str, str]:
         "SANDBOX_MAILDIR": str(workdir / "mailbox"),
         "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "true",
         "MEDIA_ROOT": str(workdir / "media"),
+        "PRIVATE_MEDIA_ROOT": str(workdir / "private"),
         "STATIC_ROOT": str(workdir / "static"),
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",

@@ -182,6 +182,18 @@ STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise serves from here after collectstatic
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# The invoices are their customers' alone: kept apart from the media (which is served to anyone
+# under MEDIA_URL) and served only by the views that check who asks (shop.views.order_invoice).
+# Any storage backend will do (an object store's, say): the code goes through the storage API.
+PRIVATE_MEDIA_ROOT = Path(env("PRIVATE_MEDIA_ROOT", default=str(VAR_DIR / "private")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "invoices": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": PRIVATE_MEDIA_ROOT / "invoices", "base_url": None},
+    },
+}
 
 # --- Uploads and orders -----------------------------------------------------------------------
 
@@ -197,6 +209,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=100)
 ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
 REVIEW_REMINDER_DELAY_SECONDS = env.int("REVIEW_REMINDER_DELAY_SECONDS", default=3600)
+# The shop's name on its invoices.
+SHOP_NAME = env("SHOP_NAME", default="shop + jobs")
 
 # The staff account `manage.py seed_demo` creates for the admin, Flower-free parts of the demo.
 DEMO_STAFF_EMAIL = env("DEMO_STAFF_EMAIL", default="staff@example.com")
@@ -215,6 +229,9 @@ EMAIL_MESSAGE_ID_DOMAIN = env("EMAIL_MESSAGE_ID_DOMAIN", default="shop.example.c
 
 # WEB_PORT wins over PORT because honcho gives every process of the Procfile its own PORT.
 WEB_PORT = env.int("WEB_PORT", default=env.int("PORT", default=8000))
+# Where the shop's pages are, for the links in its emails: workers send them, with no request to
+# take the address from.
+SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 SANDBOX_BASE_URL = env("SANDBOX_BASE_URL", default=f"http://127.0.0.1:{WEB_PORT}/sandbox")
 CRM_URL = env("CRM_URL", default=f"{SANDBOX_BASE_URL}/crm")
 PAYMENTS_URL = env("PAYMENTS_URL", default=f"{SANDBOX_BASE_URL}/payments")

@@ -11,6 +11,7 @@ import smtplib
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from jobs import effects
 from jobs.errors import PermanentError, TransientError
@@ -81,7 +82,13 @@ def send_order_confirmation(*, order_id: int, job_id: str | None = None) -> bool
         to=order.customer.email,
         subject=f"Order #{order.pk} is paid",
         template="shop/emails/order_confirmation.txt",
-        context={"order": order, "lines": order.lines.select_related("product")},
+        context={
+            "order": order,
+            "lines": order.lines.select_related("product"),
+            # Its page says "being prepared" until the invoice job has made it: the email does
+            # not wait for the PDF.
+            "invoice_url": settings.SITE_URL + reverse("order_invoice", args=[order.pk]),
+        },
     )
 
 

@@ -50,6 +50,7 @@ def charge_order(*, order_id: int) -> str:
             enqueue_all(
                 [
                     new_job("jobs.send_order_confirmation", concerning=order, order_id=order.pk),
+                    new_job("jobs.make_invoice", concerning=order, order_id=order.pk),
                     *order_event_jobs("order.paid", order=order),
                 ]
             )

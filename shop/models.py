@@ -3,6 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
+from django.core.files.storage import Storage, storages
 from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
@@ -95,6 +96,11 @@ class Product(models.Model):
         return self.image or self.PLACEHOLDER_IMAGE
 
 
+def invoice_storage() -> Storage:
+    """The private storage the invoices are kept in (settings.STORAGES["invoices"])."""
+    return storages["invoices"]
+
+
 class Order(models.Model):
     class Status(models.TextChoices):
         PENDING_PAYMENT = "pending_payment", "pending payment"
@@ -141,6 +147,9 @@ class Order(models.Model):
     # When every job about it (scheduled ones aside) had first reached a final state: set
     # once, by shop.metrics, which observes the order's completion time then.
     jobs_settled_at = models.DateTimeField(null=True, blank=True)
+    # Its invoice's PDF, written by the invoice job once it is paid (shop.invoices); blank
+    # until then. Private: served by shop.views.order_invoice to its customer, never by URL.
+    invoice = models.FileField(storage=invoice_storage, blank=True, default="", db_default="")
     # The background jobs recorded about it (jobs.dispatch.new_job's `concerning`).
     jobs = GenericRelation(
         "jobs.Job", content_type_field="concerning_type", object_id_field="concerning_id"

@@ -11,7 +11,7 @@ from celery import Task
 
 from jobs import dispatch
 from jobs.base import beat_task, job
-from shop import avatars, emails, integrations, reports, services
+from shop import avatars, emails, integrations, invoices, reports, services
 
 # --- emails (SMTP) -----------------------------------------------------------------------------
 
@@ -78,6 +78,14 @@ def sync_crm_deal(*, order_id: int) -> dict[str, bool]:
 def make_avatar_thumbnails(self: Task, *, customer_id: int) -> dict[str, dict[str, str]]:
     thumbnails = avatars.make_thumbnails(customer_id=customer_id, job_id=self.request.id)
     return {"thumbnails": thumbnails}
+
+
+# The shared policy: what can pass is retried (the storage not taking the file, which
+# shop.invoices raises as a TransientError; the database); a document fpdf2 cannot make is made
+# no better by trying again (PermanentError), and is a dead letter at once.
+@job("jobs.make_invoice", queue="media")
+def make_invoice(*, order_id: int) -> dict[str, str]:
+    return {"file": invoices.make_invoice(order_id=order_id)}
 
 
 # --- the weekly sales report -------------------------------------------------------------------

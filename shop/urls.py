@@ -13,4 +13,5 @@ urlpatterns = [
     path("orders", views.place_order, name="place_order"),
     path("orders/<int:order_id>", views.order_detail, name="order_detail"),
     path("orders/<int:order_id>/timeline", views.order_timeline, name="order_timeline"),
+    path("orders/<int:order_id>/invoice.pdf", views.order_invoice, name="order_invoice"),
 ]

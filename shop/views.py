@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.views.decorators.cache import never_cache
@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs.models import Job
-from shop import avatars, selectors, services
+from shop import avatars, invoices, selectors, services
 from shop.cards import TEST_CARDS
 from shop.forms import (
     EmailAuthenticationForm,
@@ -283,7 +283,19 @@ def _timeline(order: Order) -> dict:
         "all_final": all_final,
         "scheduled": len(waiting) < len(jobs),
         "payment": payment,
+        "invoice": _invoice_state(order, jobs),
     }
+
+
+def _invoice_state(order: Order, jobs: QuerySet[Job]) -> str | None:
+    """What the order's page says of its invoice: "ready", "preparing", "failed" (its job gave
+    up: staff see the dead letter), or None for an order that gets none (not paid)."""
+    if order.invoice:
+        return "ready"
+    if order.status not in Order.PAID_STATUSES:
+        return None
+    job = next((job for job in jobs if job.name == "jobs.make_invoice"), None)
+    return "failed" if job is not None and job.state == Job.State.DEAD else "preparing"
 
 
 @login_required
@@ -306,3 +318,27 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 def order_timeline(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _visible_order(request, order_id)
     return render(request, "shop/_timeline.html", _timeline(order))
+
+
+# never_cache: an invoice is personal, and no cache between the shop and its customer keeps it.
+@never_cache
+@login_required
+@require_GET
+def order_invoice(request: HttpRequest, order_id: int) -> HttpResponseBase:
+    """The order's invoice PDF, to its customer and to staff; before it is made (or for an order
+    that gets none) a page that says so, with a 404: there is no PDF at this address yet."""
+    order = _visible_order(request, order_id)
+    pdf = invoices.open_invoice(order)
+    if pdf is None:
+        state = _invoice_state(order, order.jobs.all())
+        if state == "ready":  # the file is being replaced by a second run, this instant
+            state = "preparing"
+        return render(
+            request, "shop/invoice_pending.html", {"order": order, "invoice": state}, status=404
+        )
+    return FileResponse(
+        pdf,
+        as_attachment=True,
+        filename=invoices.download_name(order),
+        content_type="application/pdf",
+    )

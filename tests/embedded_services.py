@@ -7,7 +7,7 @@ ones every part of the app sees, including subprocess workers, which inherit the
   points the suite at a running one (CI does, for the machine's Redis);
 - the sandbox SMTP server's port (started by the `mail_server` fixture) and its mailbox;
 - the port of pytest-django's live server, which serves the sandbox third parties;
-- a temporary MEDIA_ROOT and SQLite test database;
+- a temporary MEDIA_ROOT, PRIVATE_MEDIA_ROOT and SQLite test database;
 - throttling off (every client is 127.0.0.1; tests/shop/test_throttling.py turns it on).
 """
 
@@ -25,12 +25,14 @@ _broker_port = free_port()
 LIVE_SERVER_PORT = free_port()
 
 os.environ.setdefault("MEDIA_ROOT", str(_scratch / "media"))
+os.environ.setdefault("PRIVATE_MEDIA_ROOT", str(_scratch / "private"))
 # Two runs at once (a developer's and an agent's, say) must not share one SQLite test file.
 os.environ.setdefault("SQLITE_TEST_DATABASE", str(_scratch / "test.sqlite3"))
 os.environ.setdefault("SANDBOX_MAILDIR", str(_scratch / "mailbox"))
 os.environ.setdefault("THROTTLING_ENABLED", "false")
 os.environ["EMAIL_URL"] = f"smtp://127.0.0.1:{free_port()}"
 os.environ["SANDBOX_BASE_URL"] = f"http://127.0.0.1:{LIVE_SERVER_PORT}/sandbox"
+os.environ["SITE_URL"] = f"http://127.0.0.1:{LIVE_SERVER_PORT}"
 if _embedded_broker_wanted:
     os.environ["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{_broker_port}/0"
 

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -164,10 +165,38 @@ class OrderLineOut(OutputSerializer):
 
 class OrderOut(OutputSerializer):
     items = OrderLineOut(source="lines", many=True)
+    invoice_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
-        fields = ["id", "status", "total", "currency", "items", "created_at", "shipped_at"]
+        fields = [
+            "id",
+            "status",
+            "total",
+            "currency",
+            "items",
+            "created_at",
+            "shipped_at",
+            "invoice_url",
+        ]
+
+    @extend_schema_field(
+        {
+            "type": "string",
+            "format": "uri",
+            "nullable": True,
+            "description": "Its invoice PDF (GET /api/orders/{id}/invoice), once made; else null.",
+        }
+    )
+    def get_invoice_url(self, order: Order) -> str | None:
+        """Where the API serves its invoice PDF (GET, with the same credentials), once the
+        invoice job has made it; null until then, and for an order that gets none."""
+        if not order.invoice:
+            return None
+        path = reverse("api-order-invoice", args=[order.pk])
+        request = self.context.get("request")
+        # Without a request (an answer built from what a transaction wrote), the site's address.
+        return request.build_absolute_uri(path) if request else settings.SITE_URL + path
 
 
 class SignupOut(serializers.Serializer):

@@ -3,11 +3,13 @@
 from typing import NoReturn
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied, Throttled
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +24,7 @@ from jobs.serializers import (
     FIELD_ERRORS,
     DetailOut,
 )
-from shop import selectors, services
+from shop import invoices, selectors, services
 from shop.api import serializers as s
 from shop.api.parsers import JSONParser
 from shop.models import Customer, Order
@@ -208,7 +210,81 @@ class OrderDetailView(APIView):
         order = selectors.order_of_user(order_id, user=request.user)
         if order is None:
             raise Http404
-        return Response(s.OrderWithJobsOut({"order": order, "jobs": order.jobs.all()}).data)
+        body = s.OrderWithJobsOut(
+            {"order": order, "jobs": order.jobs.all()}, context={"request": request}
+        ).data
+        return Response(body)
+
+
+class PDFRenderer(BaseRenderer):
+    """Lets a client ask for the invoice with `Accept: application/pdf` (not a 406). The view
+    answers with the file itself; its errors are JSON whatever was asked (finalize_response)."""
+
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        raise AssertionError("the invoice view renders its errors as JSON")
+
+
+class AnyFileRenderer(PDFRenderer):
+    """`Accept: application/octet-stream`, which generated clients may send, gets the PDF too."""
+
+    media_type = "application/octet-stream"
+    format = "bin"
+
+
+class OrderInvoiceView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    renderer_classes = [JSONRenderer, PDFRenderer, AnyFileRenderer]
+
+    @extend_schema(
+        operation_id="get_order_invoice",
+        # DRF's ?format= override: the answer's type is the PDF's or, for an error, JSON.
+        parameters=[OpenApiParameter("format", exclude=True)],
+        responses={
+            (200, "application/pdf"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The invoice, as a PDF attachment."
+            ),
+            # The same answer, for client generators that know a file only by this type
+            # (openapi-python-client skips the operation otherwise): the bytes are the PDF's,
+            # and its Content-Type says application/pdf.
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The invoice, as a PDF attachment."
+            ),
+            (401, "application/json"): DETAIL,
+            (404, "application/json"): OpenApiResponse(
+                DetailOut,
+                description="No such order of yours, or its invoice is not made yet (the "
+                "order's `invoice_url` is null until it is).",
+            ),
+            (429, "application/json"): BAD_CREDENTIALS_THROTTLED,
+        },
+        summary="The paid order's invoice PDF, once its job has made it.",
+    )
+    def get(self, request: Request, order_id: int) -> FileResponse:
+        order = selectors.order_of_user(order_id, user=request.user)
+        if order is None:
+            raise Http404
+        pdf = invoices.open_invoice(order)
+        if pdf is None:
+            raise Http404("The invoice of this order is not made yet.")
+        response = FileResponse(
+            pdf,
+            as_attachment=True,
+            filename=invoices.download_name(order),
+            content_type="application/pdf",
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    # (Typed as DRF's stubs have it; the PDF itself is a FileResponse and passes through.)
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
+        if isinstance(response, Response):  # an error, whatever the client accepts
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class JobDetailView(APIView):

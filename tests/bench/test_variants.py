@@ -58,6 +58,7 @@ def test_the_synchronous_way_answers_once_every_job_is_done(customer_client, liv
         "jobs.track_analytics_event": "succeeded",
         "jobs.sync_crm_deal": "succeeded",
         "jobs.send_order_confirmation": "succeeded",
+        "jobs.make_invoice": "succeeded",
         "jobs.send_review_reminder": "scheduled",
     }
     order_id = body["order"]["id"]

@@ -43,7 +43,8 @@ def test_a_customer_signs_up_orders_and_reads_the_email(page, catalogue, tmp_pat
     page.wait_for_selector("[data-final=true]")
     timeline = page.inner_text("#timeline")
     assert "paid" in timeline
-    assert timeline.count("Succeeded") == 4  # charge, analytics, CRM deal, confirmation
+    # charge, analytics, CRM deal, confirmation, invoice
+    assert timeline.count("Succeeded") == 5
     assert "Scheduled" in timeline  # the review reminder, due in an hour
     screenshot(page, "order-timeline")
 
@@ -52,6 +53,26 @@ def test_a_customer_signs_up_orders_and_reads_the_email(page, catalogue, tmp_pat
     assert page.locator("summary", has_text="is paid").count() == 1
     page.locator("summary", has_text="is paid").click()
     assert "Enamel camping mug" in page.inner_text("body")
+
+
+def test_after_paying_the_order_page_links_the_invoice_without_a_reload(page, catalogue, tmp_path):
+    sign_up(page, tmp_path, "invoice@example.com")
+    order_two_mugs(page)  # with the card filled in, 4242 4242 4242 4242: paid
+    # A mark that a reload would wipe: the link must come from the timeline's own polling.
+    page.evaluate("window.stillTheSamePage = true")
+
+    link = page.get_by_role("link", name="Invoice (PDF)")
+    link.wait_for()
+    assert page.evaluate("window.stillTheSamePage === true")
+    assert "being prepared" not in page.inner_text("#timeline")
+
+    with page.expect_download() as downloading:
+        link.click()
+    download = downloading.value
+    order_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    assert download.suggested_filename == f"INV-{int(order_id):06d}.pdf"
+    download.save_as(tmp_path / "saved.pdf")
+    assert (tmp_path / "saved.pdf").read_bytes().startswith(b"%PDF-")
 
 
 def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(page, catalogue, tmp_path):

@@ -32,6 +32,7 @@ def test_a_generated_client_signs_up_places_an_order_and_polls_it_until_paid(
         list_products = module("api.products.list_products")
         place_order = module("api.orders.place_order")
         get_order = module("api.orders.get_order")
+        get_order_invoice = module("api.orders.get_order_invoice")
         # An answer the schema does not document raises, instead of coming back as None.
         anonymous = client.Client(base_url=live_server.url, raise_on_unexpected_status=True)
 
@@ -114,3 +115,14 @@ def test_a_generated_client_signs_up_places_an_order_and_polls_it_until_paid(
         assert len(charge) == 1
         assert charge[0].state == models.StateEnum.SUCCEEDED
         assert isinstance(charge[0].finished_at, datetime.datetime)
+
+        # The invoice: its URL once the media worker made it, and the PDF as a File.
+        def invoiced():
+            seen = get_order.sync(client=customer, order_id=placed.order.id)
+            return seen if isinstance(seen.order.invoice_url, str) else None
+
+        invoiced_order = wait_until(invoiced, message="the order's invoice_url")
+        assert invoiced_order.order.invoice_url.endswith(f"/api/orders/{placed.order.id}/invoice")
+        invoice = get_order_invoice.sync(client=customer, order_id=placed.order.id)
+        assert isinstance(invoice, types.File)
+        assert invoice.payload.read().startswith(b"%PDF-")
