@@ -10,7 +10,6 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
@@ -19,7 +18,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs.models import Job
-from shop import avatars, selectors, services
+from shop import avatars, selectors, services, timeline
 from shop.cards import TEST_CARDS
 from shop.forms import (
     EmailAuthenticationForm,
@@ -269,8 +268,8 @@ def _visible_order(request: HttpRequest, order_id: int) -> Order:
     return get_object_or_404(orders, pk=order_id)
 
 
-def _timeline(order: Order) -> dict:
-    jobs: QuerySet[Job] = order.jobs.order_by("created_at")
+def _timeline(order: Order, *, staff: bool) -> dict:
+    jobs: list[Job] = list(order.jobs.order_by("created_at"))
     # A scheduled job (the review reminder, due in an hour) must not keep the page polling.
     waiting = [job for job in jobs if job.state != Job.State.SCHEDULED]
     all_final = order.status != Order.Status.PENDING_PAYMENT and all(
@@ -279,7 +278,10 @@ def _timeline(order: Order) -> dict:
     payment = Payment.objects.filter(order=order).first()
     return {
         "order": order,
-        "jobs": jobs,
+        # The customer's steps, in business words; the jobs themselves only for staff.
+        "steps": timeline.order_steps(jobs=jobs),
+        "jobs": jobs if staff else [],
+        "staff": staff,
         "all_final": all_final,
         "scheduled": len(waiting) < len(jobs),
         "payment": payment,
@@ -294,7 +296,7 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         request,
         "shop/order_detail.html",
         {
-            **_timeline(order),
+            **_timeline(order, staff=request.user.is_staff),
             "lines": order.lines.select_related("product"),
         },
     )
@@ -305,4 +307,4 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 @require_GET
 def order_timeline(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _visible_order(request, order_id)
-    return render(request, "shop/_timeline.html", _timeline(order))
+    return render(request, "shop/_timeline.html", _timeline(order, staff=request.user.is_staff))
