@@ -10,7 +10,7 @@ text (it may hold internal URLs), a queue's name, a job's id, or the machinery's
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 
@@ -38,6 +38,8 @@ DONE_WORDS = {
     "jobs.send_review_reminder": "Sent",
 }
 
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)
+
 # Which job of a step speaks for it: the one furthest from done, so that a step is "Done"
 # only when each of its jobs is. Lower comes first.
 _URGENCY = {
@@ -64,7 +66,8 @@ class Step:
 
 def order_steps(*, jobs: Iterable[Job], now: datetime | None = None) -> list[Step]:
     """The order's jobs (oldest first) as its customer's timeline: one step per label, in the
-    order each label first appeared."""
+    order its first job was due (a job's due time, else when it was recorded), so that the
+    review request, recorded with the order but due in an hour, comes last."""
     now = now or timezone.now()
     groups: dict[str, list[Job]] = {}
     for job in jobs:
@@ -73,7 +76,12 @@ def order_steps(*, jobs: Iterable[Job], now: datetime | None = None) -> list[Ste
         label = LABELS.get(job.name, OTHER_LABEL)
         if label is not None:
             groups.setdefault(label, []).append(job)
-    return [_step(label, _speaker(group), now=now) for label, group in groups.items()]
+    ordered = sorted(groups.items(), key=lambda item: _due(item[1][0]))
+    return [_step(label, _speaker(group), now=now) for label, group in ordered]
+
+
+def _due(job: Job) -> datetime:
+    return job.eta or job.created_at or _LONG_AGO
 
 
 def _speaker(group: list[Job]) -> Job:
