@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from shop import services
-from shop.models import Order, Product
+from shop.models import Customer, Order, Product
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.browser
@@ -23,7 +23,7 @@ SETTLED_POLL_MS = 10_000 + 5_000
 @pytest.fixture
 def settled_order(transactional_db, empty_queues) -> Order:
     """A paid order whose jobs all finished, the CRM sync as a dead letter (no worker runs)."""
-    customer = CustomerFactory(
+    customer: Customer = CustomerFactory.create(
         user__email="follow@example.com", user__username="follow@example.com"
     )
     Product.objects.create(sku="MUG-001", name="Enamel camping mug", price="14.00", stock=50)
