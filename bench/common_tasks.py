@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 
 from bench.common_way import app
-from jobs.errors import TransientError
+from jobs.errors import Ended, TransientError
 from shop import emails, integrations
 from shop.models import Customer, Order
 from shop.webhook_events import order_payload
@@ -40,7 +40,11 @@ def sync_crm_contact(customer_id: int) -> None:
 
 @app.task(name="common.charge_payment", **transient)
 def charge_payment(order_id: int) -> str:
-    return integrations.charge_order(order_id=order_id)
+    # Plain Celery has no state for a business "no": a decline is a result here, as it was.
+    try:
+        return integrations.charge_order(order_id=order_id)
+    except Ended as ended:
+        return ended.state
 
 
 @app.task(name="common.sync_crm_deal", **transient)
@@ -55,7 +59,10 @@ def deliver_webhook(delivery_id: str) -> int | None:
 
 @app.task(name="common.send_review_reminder", **transient)
 def send_review_reminder(order_id: int) -> bool:
-    return emails.send_review_reminder(order_id=order_id)
+    try:
+        return emails.send_review_reminder(order_id=order_id)
+    except Ended:
+        return False  # the order was not paid: nothing to send
 
 
 def after_signup(customer: Customer) -> None:

@@ -162,7 +162,9 @@ class DeadLettersView(StaffAPIView):
     )
     def get(self, request: Request) -> Response:
         letters = DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).select_related("job")
-        return Response(DeadLettersOut({"dead_letters": letters[:500]}).data)
+        return Response(
+            DeadLettersOut({"dead_letters": letters[:500]}, context={"request": request}).data
+        )
 
 
 class DeadLetterActionView(StaffAPIView):
@@ -196,7 +198,7 @@ class RequeueView(DeadLetterActionView):
 
     def act(self, letter: DeadLetter, user: AbstractBaseUser, data: dict[str, Any]) -> Response:
         job = operations.requeue(letter, by=user, reason=data.get("reason", ""))
-        return Response(RequeuedOut({"job": job}).data)
+        return Response(RequeuedOut({"job": job}, context={"request": self.request}).data)
 
 
 @extend_schema_view(
@@ -308,7 +310,11 @@ class CancelJobView(StaffAPIView):
             raise Http404("No such job.") from exc
         except operations.Conflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(CancelledOut({"job": job, "outcome_reason": job.outcome_reason}).data)
+        return Response(
+            CancelledOut(
+                {"job": job, "outcome_reason": job.outcome_reason}, context={"request": request}
+            ).data
+        )
 
 
 class MatchingLettersView(StaffAPIView):

@@ -24,6 +24,16 @@ class JobProgressOut(serializers.Serializer[dict[str, int]]):
     total = serializers.IntegerField(min_value=0)
 
 
+def shows_errors(context: dict[str, Any]) -> bool:
+    """Whether the caller may read a job's error: staff only. An error's text is technical
+    and may name internal hosts ("PUT http://…/deals/order-3 answered 503"); a customer gets
+    the job's state and its outcome_reason, which is business text. Without a request in the
+    serializer's context, nothing is shown: a view that forgets it leaks nothing."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    return bool(getattr(user, "is_staff", False))
+
+
 class JobOut(serializers.Serializer[Job]):
     """A job of the ledger: every field is always present."""
 
@@ -33,12 +43,19 @@ class JobOut(serializers.Serializer[Job]):
     state = serializers.ChoiceField(choices=Job.State.choices)
     attempts = serializers.IntegerField(min_value=0, max_value=2**63 - 1)
     eta = serializers.DateTimeField(allow_null=True)
-    last_error = serializers.CharField(allow_blank=True)
+    last_error = serializers.CharField(
+        allow_blank=True,
+        help_text="The last failure's technical text, for staff; always blank for customers.",
+    )
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     # Why it ended as it did when that is not a run's success or failure: an operator's
     # cancel, or its run's skip or decline. Blank otherwise.
-    outcome_reason = serializers.CharField(allow_blank=True)
+    outcome_reason = serializers.CharField(
+        allow_blank=True,
+        help_text='Why it ended cancelled, skipped or declined, in business words ("card '
+        'declined: over the limit", "the order was not paid"); blank otherwise.',
+    )
     progress = JobProgressOut(
         allow_null=True, help_text="How far a long job has come; null until it reports."
     )
@@ -54,7 +71,7 @@ class JobOut(serializers.Serializer[Job]):
             "state": job.state,
             "attempts": job.attempts,
             "eta": _datetime(job.eta),
-            "last_error": job.last_error,
+            "last_error": job.last_error if shows_errors(self.context) else "",
             "created_at": _datetime(job.created_at),
             "finished_at": _datetime(job.finished_at),
             "outcome_reason": job.outcome_reason,

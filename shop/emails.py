@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from jobs import effects
-from jobs.errors import PermanentError, TransientError
+from jobs.errors import PermanentError, Skip, TransientError
 from shop.models import Customer, Order
 
 logger = logging.getLogger(__name__)
@@ -74,8 +74,20 @@ def _order(order_id: int) -> Order:
     return order
 
 
+def not_paid_reason(order: Order) -> str:
+    """Why an email about a paid order does not apply to this one, in words for its customer:
+    the job's outcome_reason, which their order page shows."""
+    if order.status == Order.Status.PAYMENT_FAILED:
+        return "the order was not paid"
+    return f"the order is {order.get_status_display()}"
+
+
 def send_order_confirmation(*, order_id: int, job_id: str | None = None) -> bool:
     order = _order(order_id)
+    # Checked when it runs, not when it was recorded: the order may have changed since (a
+    # refund and a cancel before the email went out).
+    if order.status not in Order.PAID_STATUSES:
+        raise Skip(not_paid_reason(order))
     return _send_once(
         key=f"order-confirmation:{order_id}",
         job_id=job_id,
@@ -94,8 +106,10 @@ def send_order_confirmation(*, order_id: int, job_id: str | None = None) -> bool
 
 def send_review_reminder(*, order_id: int, job_id: str | None = None) -> bool:
     order = _order(order_id)
+    # Recorded with the order, an hour before it is due: whether the order was paid, or is
+    # still, is known only now. Nothing to review then, and the ledger says why.
     if order.status not in Order.PAID_STATUSES:
-        return False  # nothing to review: the order was never paid
+        raise Skip(not_paid_reason(order))
     return _send_once(
         key=f"review-reminder:{order_id}",
         job_id=job_id,

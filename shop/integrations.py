@@ -7,7 +7,7 @@ effect: the payment's Idempotency-Key, the CRM's natural key (PUT), the analytic
 from django.db import transaction
 
 from jobs.dispatch import enqueue_all, new_job
-from jobs.errors import PermanentError
+from jobs.errors import Decline, PermanentError, Skip
 from shop import services
 from shop.clients import analytics, crm, payments
 from shop.models import Customer, Order, Payment
@@ -16,12 +16,17 @@ from shop.webhook_events import order_event_jobs
 
 def charge_order(*, order_id: int) -> str:
     """Charge the order once; on success mark it paid and record its confirmation email, on
-    a decline mark it failed and give its stock back."""
+    a decline mark it failed, give its stock back, and end the job `declined` with the
+    gateway's reason (jobs.errors.Decline), after the commit."""
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
         raise PermanentError(f"order {order_id} is gone")
-    if order.status != Order.Status.PENDING_PAYMENT:
+    if order.status in Order.PAID_STATUSES:
         return order.status
+    # A failed order is asked again: a run that ended before the ledger heard of its decline
+    # gets the gateway's same answer to the same key, and so the same reason.
+    if order.status not in (Order.Status.PENDING_PAYMENT, Order.Status.PAYMENT_FAILED):
+        raise Skip(f"the order is {order.get_status_display()}, so it is not charged")
 
     outcome = payments.charge(
         amount=order.total,
@@ -38,8 +43,7 @@ def charge_order(*, order_id: int) -> str:
                 # Its reservation ends with it: else every declined card holds stock for good.
                 services.release_stock(order=order)
                 enqueue_all(order_event_jobs("order.payment_failed", order=order))
-            return Order.Status.PAYMENT_FAILED
-        if claimed.update(status=Order.Status.PAID):
+        elif claimed.update(status=Order.Status.PAID):
             Payment.objects.create(
                 order=order,
                 gateway_charge_id=outcome.charge_id,
@@ -54,6 +58,9 @@ def charge_order(*, order_id: int) -> str:
                     *order_event_jobs("order.paid", order=order),
                 ]
             )
+    if outcome.charge_id is None:
+        # After the commit: raised inside the transaction, it would undo the decline's writes.
+        raise Decline(outcome.declined_reason)
     return Order.Status.PAID
 
 

@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.dispatch import enqueue_all, new_job
-from jobs.errors import PermanentError
+from jobs.errors import PermanentError, Skip
 from jobs.models import Job
 from shop import selectors
 from shop.cards import Card, default_card
@@ -330,14 +330,14 @@ def send_shipping_notification(*, order_id: int) -> bool:
     """The work of the job ship_order records: text the customer that the order shipped.
 
     Once: the SMS provider sends one message per Idempotency-Key, so a job that runs twice
-    sends one SMS. Returns False, and sends nothing, when the customer gave no mobile number
-    (the phone is optional; that is not an error, and retrying would not change it).
+    sends one SMS. Sends nothing, and ends the job `skipped`, when the customer gave no mobile
+    number (the phone is optional; that is not an error, and retrying would not change it).
     """
     order = Order.objects.select_related("customer").filter(pk=order_id).first()
     if order is None:
         raise PermanentError(f"order {order_id} is gone")
     if not order.customer.phone:
-        return False
+        raise Skip("no mobile number was given for text messages")
     sms.send_sms(
         to=order.customer.phone,
         body=f"Your order #{order.pk} has shipped and is on its way.",

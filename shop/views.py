@@ -2,6 +2,7 @@
 
 import math
 import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -10,7 +11,6 @@ from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from jobs.models import Job
-from shop import avatars, invoices, selectors, services
+from shop import avatars, invoices, selectors, services, timeline
 from shop.cards import TEST_CARDS
 from shop.forms import (
     EmailAuthenticationForm,
@@ -269,8 +269,8 @@ def _visible_order(request: HttpRequest, order_id: int) -> Order:
     return get_object_or_404(orders, pk=order_id)
 
 
-def _timeline(order: Order) -> dict:
-    jobs: QuerySet[Job] = order.jobs.order_by("created_at")
+def _timeline(order: Order, *, staff: bool) -> dict:
+    jobs: list[Job] = list(order.jobs.order_by("created_at"))
     # A scheduled job (the review reminder, due in an hour) must not keep the page polling.
     waiting = [job for job in jobs if job.state != Job.State.SCHEDULED]
     all_final = order.status != Order.Status.PENDING_PAYMENT and all(
@@ -279,7 +279,10 @@ def _timeline(order: Order) -> dict:
     payment = Payment.objects.filter(order=order).first()
     return {
         "order": order,
-        "jobs": jobs,
+        # The customer's steps, in business words; the jobs themselves only for staff.
+        "steps": timeline.order_steps(jobs=jobs),
+        "jobs": jobs if staff else [],
+        "staff": staff,
         "all_final": all_final,
         "scheduled": len(waiting) < len(jobs),
         "payment": payment,
@@ -287,7 +290,7 @@ def _timeline(order: Order) -> dict:
     }
 
 
-def _invoice_state(order: Order, jobs: QuerySet[Job]) -> str | None:
+def _invoice_state(order: Order, jobs: Iterable[Job]) -> str | None:
     """What the order's page says of its invoice: "ready", "preparing", "failed" (its job gave
     up: staff see the dead letter), or None for an order that gets none (not paid)."""
     if order.invoice:
@@ -306,7 +309,7 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         request,
         "shop/order_detail.html",
         {
-            **_timeline(order),
+            **_timeline(order, staff=request.user.is_staff),
             "lines": order.lines.select_related("product"),
         },
     )
@@ -317,7 +320,7 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 @require_GET
 def order_timeline(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _visible_order(request, order_id)
-    return render(request, "shop/_timeline.html", _timeline(order))
+    return render(request, "shop/_timeline.html", _timeline(order, staff=request.user.is_staff))
 
 
 # never_cache: an invoice is personal, and no cache between the shop and its customer keeps it.

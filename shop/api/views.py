@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from jobs import health
 from jobs.api import STAFF_ONLY
+from jobs.base import HOUSEKEEPING_JOBS
 from jobs.operations import operator
 from jobs.serializers import (
     BAD_CREDENTIALS_THROTTLED,
@@ -205,15 +206,19 @@ class OrderDetailView(APIView):
             429: BAD_CREDENTIALS_THROTTLED,
         },
         summary="The order's live status and its jobs.",
+        description="Each job's `state` is its business outcome (`declined`, `skipped` and "
+        "`cancelled` with their `outcome_reason`). `last_error` is blank for a customer: an "
+        "error's text is technical and for staff. The job machinery's own jobs (a dead "
+        "letter's record) are not listed.",
     )
     def get(self, request: Request, order_id: int) -> Response:
         order = selectors.order_of_user(order_id, user=request.user)
         if order is None:
             raise Http404
-        body = s.OrderWithJobsOut(
-            {"order": order, "jobs": order.jobs.all()}, context={"request": request}
-        ).data
-        return Response(body)
+        # The machinery's own jobs about it (a dead letter's record) are not the customer's.
+        jobs = [job for job in order.jobs.all() if job.name not in HOUSEKEEPING_JOBS]
+        context = {"request": request}
+        return Response(s.OrderWithJobsOut({"order": order, "jobs": jobs}, context=context).data)
 
 
 class PDFRenderer(BaseRenderer):
@@ -299,12 +304,14 @@ class JobDetailView(APIView):
             429: BAD_CREDENTIALS_THROTTLED,
         },
         summary="One job's state.",
+        description="`last_error` is blank unless the caller is staff; `outcome_reason` is "
+        "business text and shown to all. The job machinery's own jobs are staff's only (404).",
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = selectors.job_for_user(job_id, user=request.user)
         if job is None:
             raise Http404
-        return Response(s.JobEnvelopeOut({"job": job}).data)
+        return Response(s.JobEnvelopeOut({"job": job}, context={"request": request}).data)
 
 
 # Staff only, beside the operations API (/api/ops/): shipping is an operator's act.
@@ -331,7 +338,10 @@ class ShipOrderView(APIView):
             raise Http404 from exc
         except services.OrderNotShippable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(s.OrderWithJobsOut({"order": result.order, "jobs": result.jobs}).data)
+        body = s.OrderWithJobsOut(
+            {"order": result.order, "jobs": result.jobs}, context={"request": request}
+        ).data
+        return Response(body)
 
 
 class HealthView(APIView):

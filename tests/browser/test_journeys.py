@@ -39,13 +39,23 @@ def test_a_customer_signs_up_orders_and_reads_the_email(page, catalogue, tmp_pat
     assert "Welcome" in page.inner_text(".messages")
 
     order_two_mugs(page)
-    # The timeline follows the jobs without a reload, until everything has finished.
+    # The timeline follows the jobs without a reload, until everything has finished; each
+    # step in a customer's words, with its outcome.
     page.wait_for_selector("[data-final=true]")
     timeline = page.inner_text("#timeline")
     assert "paid" in timeline
-    # charge, analytics, CRM deal, confirmation, invoice
-    assert timeline.count("Succeeded") == 5
-    assert "Scheduled" in timeline  # the review reminder, due in an hour
+    steps = [
+        " ".join(step.split()) for step in page.locator("#timeline ol.steps li").all_inner_texts()
+    ]
+    # Ordered by when each step was due; the confirmation and the invoice are recorded together.
+    assert steps[0] == "Payment Paid"
+    assert steps[-1] == "Review request, in 1 hour Planned"
+    assert sorted(steps[1:-1]) == [
+        "Invoice Ready",
+        "Order confirmation email Sent",
+        "Shop records updated Done",
+    ]
+    assert "charge_payment" not in timeline  # the jobs' names are staff's
     screenshot(page, "order-timeline")
 
     page.goto("/sandbox/mailbox/")
@@ -75,7 +85,10 @@ def test_after_paying_the_order_page_links_the_invoice_without_a_reload(page, ca
     assert (tmp_path / "saved.pdf").read_bytes().startswith(b"%PDF-")
 
 
-def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(page, catalogue, tmp_path):
+def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(
+    page, catalogue, tmp_path, settings
+):
+    settings.REVIEW_REMINDER_DELAY_SECONDS = 3  # the review request falls due while we watch
     sign_up(page, tmp_path, "declined@example.com")
     # The account page shows the avatar's thumbnail once the media worker made it.
     page.click("nav a[href='/account']")
@@ -91,6 +104,15 @@ def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(page, c
 
     page.wait_for_selector("#timeline .status-payment_failed")
     assert "visa •••• 0002" in page.inner_text("dl.facts")
+    # Declined is declined, with why; the unpaid order's review request is not needed, which
+    # the open page shows when it falls due, without a reload.
+    payment = page.locator("#timeline ol.steps li", has_text="Payment")
+    payment.locator(".tone-declined").wait_for()
+    assert "Declined: your card was declined" in payment.inner_text()
+    review = page.locator("#timeline ol.steps li", has_text="Review request")
+    review.locator(".tone-not-needed").wait_for()
+    assert "Not needed: the order was not paid" in review.inner_text()
+    assert "Succeeded" not in page.inner_text("#timeline")
     page.goto("/account")
     assert "payment failed" in page.inner_text("ul.orders")
     page.goto("/")
@@ -125,8 +147,9 @@ def test_an_operator_recovers_a_dead_job_from_the_dashboard(
 
     # The customer orders; the CRM sync retries, then dies, on the order page.
     order_two_mugs(page)
-    page.wait_for_selector("#timeline .state-dead", timeout=60_000)
-    assert "503" in page.inner_text("#timeline")
+    page.wait_for_selector("#timeline .tone-stopped", timeout=60_000)
+    assert "Could not be completed" in page.inner_text("#timeline")
+    assert "503" not in page.inner_text("#timeline")  # the error's text is staff's
 
     # Fix the CRM, requeue from the dashboard, and watch the job succeed.
     ops.goto("/sandbox/")
@@ -143,11 +166,12 @@ def test_an_operator_recovers_a_dead_job_from_the_dashboard(
 
     # The customer's page, left open on "dead", follows the job back to life without a reload.
     page.wait_for_function(
-        "() => !document.querySelector('#timeline .state-dead')"
+        "() => !document.querySelector('#timeline .tone-stopped')"
         " && document.querySelector('#timeline [data-final=true]')",
         timeout=60_000,
     )
-    assert "Succeeded" in page.inner_text("#timeline")
+    records = page.locator("#timeline ol.steps li", has_text="Shop records updated")
+    assert "Done" in records.inner_text()
     ops.goto("/ops/")
     assert "No open dead letters" in ops.inner_text("body")
     assert "CRM back up" in ops.inner_text("body")  # the audit

@@ -92,3 +92,18 @@ def test_the_sms_job_retries_through_two_provider_failures_and_sends_once(celery
     assert {call.idempotency_key for call in calls} == {f"order-{order.pk}-shipped-sms"}
     assert SmsMessage.objects.count() == 1
     assert not DeadLetter.objects.exists()
+
+
+def test_without_a_mobile_number_the_sms_job_is_skipped_and_says_why(celery_worker, staff_api):
+    order = OrderFactory(status=Order.Status.PAID, customer__phone="")
+
+    job_id = ship(staff_api, order.pk)
+    wait_until(lambda: finished(job_id), message="the SMS job to finish")
+
+    job = Job.objects.get(pk=job_id)
+    assert (job.state, job.outcome_reason) == (
+        "skipped",
+        "no mobile number was given for text messages",
+    )
+    assert not SmsMessage.objects.exists()
+    assert not ReceivedRequest.objects.filter(service="sms").exists()

@@ -83,7 +83,8 @@ def test_ordering_from_the_catalogue_leads_to_the_order_page(client, shopper):
     assert first["Location"] == double_click["Location"] == f"/orders/{order.pk}"
     page = client.get(f"/orders/{order.pk}")
     assert page.status_code == 200
-    assert b"charge_payment" in page.content
+    assert b"Payment" in page.content
+    assert b"charge_payment" not in page.content  # a job's name is staff's
     assert b"live.js" in page.content
 
 
@@ -129,7 +130,7 @@ def test_the_timeline_says_when_everything_is_final(client, shopper):
     timeline = client.get(f"/orders/{order.pk}/timeline").content.decode()
     assert 'data-final="true"' in timeline
     # Not "everything": the review reminder is still to come.
-    assert "everything due has finished; the scheduled jobs run when due." in timeline
+    assert "everything due has finished; what is planned happens when due." in timeline
 
     Job.objects.update(state=Job.State.SUCCEEDED)
     assert (
@@ -148,7 +149,8 @@ def test_a_cancelled_job_is_final_on_the_timeline(client, shopper):
     timeline = client.get(f"/orders/{order.pk}/timeline").content.decode()
 
     assert 'data-final="true"' in timeline
-    assert "state-cancelled" in timeline
+    assert "Review request" in timeline
+    assert "Cancelled" in timeline
 
 
 def test_the_signup_page_takes_an_optional_mobile_number(client):

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from jobs.errors import Decline
 from shop import integrations, services
 from shop.clients import payments
 from shop.models import Order, Product
@@ -55,9 +56,10 @@ def test_a_declined_payment_gives_the_orders_stock_back(declining_gateway):
     )
     assert (stock("MUG-001"), stock("TEE-002")) == (3, 0)
 
-    status = integrations.charge_order(order_id=placed.order.pk)
+    # The job ends `declined`, with the gateway's reason, once the decline is committed.
+    with pytest.raises(Decline, match="card declined"):
+        integrations.charge_order(order_id=placed.order.pk)
 
-    assert status == Order.Status.PAYMENT_FAILED
     assert Order.objects.get(pk=placed.order.pk).status == Order.Status.PAYMENT_FAILED
     assert (stock("MUG-001"), stock("TEE-002")) == (5, 3)
 
@@ -69,8 +71,9 @@ def test_a_decline_handled_twice_gives_the_stock_back_once(declining_gateway):
         customer=CustomerFactory(), items=[{"sku": "MUG-001", "quantity": 2}]
     )
 
-    integrations.charge_order(order_id=placed.order.pk)
-    integrations.charge_order(order_id=placed.order.pk)  # the job delivered a second time
+    for _ in range(2):  # the job delivered a second time: declined again, released once
+        with pytest.raises(Decline):
+            integrations.charge_order(order_id=placed.order.pk)
 
     assert stock("MUG-001") == 5
 
@@ -138,7 +141,10 @@ def test_buyers_racing_for_the_last_items_with_declines_never_oversell(
             except services.OrderRejected:
                 outcomes.append("rejected")
                 return
-            outcomes.append(integrations.charge_order(order_id=placed.order.pk))
+            try:
+                outcomes.append(integrations.charge_order(order_id=placed.order.pk))
+            except Decline:
+                outcomes.append("declined")
         except BaseException as exc:
             failures.append(exc)
         finally:

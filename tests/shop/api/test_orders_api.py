@@ -170,6 +170,7 @@ def test_the_openapi_schema_describes_every_public_endpoint(api_client):
 
 def test_a_job_is_answered_as_drf_would_write_it_from_the_declared_fields():
     from datetime import UTC, datetime
+    from types import SimpleNamespace
 
     from rest_framework import serializers
 
@@ -184,10 +185,14 @@ def test_a_job_is_answered_as_drf_would_write_it_from_the_declared_fields():
         last_error="TransientError: the gateway answered 503",
         finished_at=datetime(2026, 11, 23, 9, 31, 2, 123456, tzinfo=UTC),
     )
+    staff = SimpleNamespace(user=SimpleNamespace(is_staff=True))
     for instance in (job, Job.objects.create(name="jobs.sync_crm_deal", queue="crm")):
-        written_out = JobOut(instance).data
+        written_out = JobOut(instance, context={"request": staff}).data
         field_by_field = serializers.ModelSerializer.to_representation(JobOut(), instance)
         assert written_out == field_by_field
+    # For anyone but staff the one difference: the error's text is left out.
+    assert JobOut(job, context={"request": staff}).data["last_error"] == job.last_error
+    assert JobOut(job).data == {**JobOut(job, context={"request": staff}).data, "last_error": ""}
 
 
 @pytest.mark.parametrize(
