@@ -8,6 +8,7 @@ urlpatterns = [
     path("products", views.ProductsView.as_view(), name="api-products"),
     path("orders", views.OrdersView.as_view(), name="api-orders"),
     path("orders/<int:order_id>", views.OrderDetailView.as_view(), name="api-order"),
+    path("orders/<int:order_id>/cancel", views.CancelOrderView.as_view(), name="api-cancel-order"),
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="api-job"),
     path("health", views.HealthView.as_view(), name="api-health"),
     # Under /api/ops/ with the operations API (jobs.api_urls, mounted before this file), whose
