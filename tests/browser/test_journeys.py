@@ -77,6 +77,32 @@ def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(page, c
     assert "50 in stock" in mug.inner_text()  # the three reserved mugs are back
 
 
+def test_a_customer_cancels_a_paid_order_and_sees_the_refund(page, catalogue, tmp_path, screenshot):
+    sign_up(page, tmp_path, "cancel@example.com")
+    page.fill("input[name='quantity_MUG-001']", "2")
+    page.fill("input[name=card_number]", "4242 4242 4242 4242")
+    page.click("form[action='/orders'] button[type=submit]")
+    page.wait_for_url("**/orders/*")
+    page.wait_for_selector("#timeline .status-paid")
+
+    # Two steps: the first only says what cancelling does.
+    page.click("details.cancel-order summary")
+    assert "the payment is refunded to your card" in page.inner_text("details.cancel-order")
+    page.click("details.cancel-order button[type=submit]")
+
+    page.wait_for_selector("#timeline .status-cancelled")
+    assert "is cancelled and its items are back in stock" in page.inner_text(".messages")
+    assert "Your payment will be refunded." in page.inner_text(".messages")
+    assert page.locator("details.cancel-order").count() == 0
+    # The refund job runs on the worker; the live timeline shows the gateway's refund.
+    page.wait_for_selector("#timeline .refunded")
+    assert "refunded re_" in page.inner_text("#timeline")
+    screenshot(page, "order-cancelled")
+    page.goto("/")
+    mug = page.locator(".product-card", has=page.locator("img[alt='Enamel camping mug']"))
+    assert "50 in stock" in mug.inner_text()
+
+
 def test_an_operator_recovers_a_dead_job_from_the_dashboard(
     page, browser, live_server, catalogue, tmp_path, screenshot, monkeypatch
 ):
