@@ -257,6 +257,27 @@ def test_a_charge_that_lands_on_an_order_cancelled_meanwhile_is_refunded(monkeyp
 
 
 @pytest.mark.django_db
+def test_a_retried_charge_of_a_cancelled_order_refunds_what_an_earlier_attempt_charged(
+    monkeypatch,
+):
+    """Its first attempt timed out, maybe after the gateway charged; the customer cancelled
+    while it waited for its retry. The retry asks the gateway again with the same key, which
+    answers with that charge, and refunds it."""
+    order = place()
+    services.cancel_order(order_id=order.pk, by=order.customer.user)
+    Job.objects.filter(name="jobs.charge_payment").update(attempts=2)
+    gateway = Gateway()
+    monkeypatch.setattr(payments, "charge", gateway.charge)
+
+    with pytest.raises(Skip, match="the charge is refunded"):
+        integrations.charge_order(order_id=order.pk)
+
+    assert gateway.asked == 1
+    assert Payment.objects.get(order=order).gateway_charge_id == "ch_42"
+    assert Job.objects.filter(name="jobs.refund_payment").count() == 1
+
+
+@pytest.mark.django_db
 def test_a_charge_that_finds_the_order_paid_already_refunds_nothing(monkeypatch):
     """A second run of a charge job whose first run paid the order: nothing to refund."""
     order = place()
