@@ -18,7 +18,8 @@ from shop.webhook_events import order_event_jobs
 
 def charge_order(*, order_id: int) -> str:
     """Charge the order once; on success mark it paid and record its confirmation email, on
-    a decline mark it failed and give its stock back."""
+    a decline mark it failed and give its stock back. A cancelled order is not charged
+    (Skip); a charge that comes back for an order cancelled meanwhile is refunded."""
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
         raise PermanentError(f"order {order_id} is gone")
