@@ -265,7 +265,13 @@ WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool(
 )
 # The events the shop sends to webhook endpoints (shop/webhook_events.py); staff choose among
 # them when they register an endpoint.
-WEBHOOK_EVENTS = ("order.placed", "order.paid", "order.payment_failed", "order.shipped")
+WEBHOOK_EVENTS = (
+    "order.placed",
+    "order.paid",
+    "order.payment_failed",
+    "order.shipped",
+    "order.cancelled",
+)
 
 # --- Celery -----------------------------------------------------------------------------------
 

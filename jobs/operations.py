@@ -6,15 +6,16 @@ Figures come from the broker (how many messages wait) and the ledger (how long t
 waited, what finished), so they agree with what the order pages and the API show.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, F, Min, QuerySet
 from django.utils import timezone
 
@@ -223,6 +224,55 @@ def cancel(job_id: str, *, by: AbstractBaseUser, reason: str) -> Job:
             robust=True,
         )
     return job
+
+
+def cancel_waiting(*, concerning: models.Model, names: Collection[str], reason: str) -> list[Job]:
+    """Cancel the jobs about `concerning` with these names that no run holds (scheduled,
+    queued, or waiting for their next retry), with the reason, in the caller's transaction:
+    a business change has made them pointless (a review reminder for an order that was
+    cancelled). Not an operator's act, so not audited; the rule is the same as `cancel`'s, by
+    the same conditional UPDATE, so against a worker claiming one of them at the same moment
+    exactly one of the two wins (a job that is running already ends by itself, and should
+    check what it is about when it runs). The jobs cancelled, as they are now."""
+    if transaction.get_autocommit():
+        raise RuntimeError("cancel_waiting belongs in the caller's transaction")
+    waiting = (
+        Job.objects.filter(
+            concerning_type=ContentType.objects.get_for_model(concerning),
+            concerning_id=concerning.pk,
+            name__in=list(names),
+            state__in=Job.CANCELLABLE_STATES,
+        )
+        .exclude(name__in=HOUSEKEEPING_JOBS)
+        .exclude(state=State.QUEUED, stalled_reason=Job.Stall.HANDED_BACK)
+    )
+    ids = list(waiting.values_list("pk", flat=True))
+    if not ids:
+        return []
+    # Conditional again on the states: a job claimed since the read above stays its run's.
+    waiting.filter(pk__in=ids).update(
+        state=Job.State.CANCELLED,
+        outcome_reason=reason,
+        finished_at=timezone.now(),
+        next_attempt_at=None,
+        stalled_reason="",
+    )
+    cancelled = list(
+        Job.objects.filter(pk__in=ids, state=Job.State.CANCELLED, outcome_reason=reason)
+    )
+    for job in cancelled:
+        transaction.on_commit(_tell_finished(job), robust=True)
+    return cancelled
+
+
+def _tell_finished(job: Job) -> Callable[[], None]:
+    return lambda: signals.finished(
+        job_id=str(job.pk),
+        name=job.name,
+        outcome=Job.State.CANCELLED,
+        concerning_type_id=job.concerning_type_id,
+        concerning_id=job.concerning_id,
+    )
 
 
 def _why_not_cancellable(job: Job) -> str:

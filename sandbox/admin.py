@@ -5,6 +5,7 @@ from sandbox.models import (
     Charge,
     CrmRecord,
     ReceivedRequest,
+    Refund,
     ServiceSwitch,
     SmsMessage,
 )
@@ -36,6 +37,12 @@ class ReceivedRequestAdmin(admin.ModelAdmin):
 class ChargeAdmin(admin.ModelAdmin):
     list_display = ("id", "idempotency_key", "amount", "currency", "reference", "created_at")
     search_fields = ("idempotency_key", "reference")
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):
+    list_display = ("id", "idempotency_key", "charge", "amount", "created_at")
+    search_fields = ("idempotency_key",)
 
 
 @admin.register(SmsMessage)

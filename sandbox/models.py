@@ -46,6 +46,19 @@ class Charge(models.Model):
         return f"charge {self.pk}: {self.amount} {self.currency} ({self.reference})"
 
 
+class Refund(models.Model):
+    """Money the sandbox gateway gave back for a charge. The Idempotency-Key never refunds
+    twice, and a charge is refunded at most once (in full)."""
+
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    charge = models.OneToOneField(Charge, on_delete=models.CASCADE, related_name="refund")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"refund {self.pk} of charge {self.charge_id}: {self.amount}"
+
+
 class SmsMessage(models.Model):
     """A text message the sandbox SMS provider sent. The Idempotency-Key never sends twice."""
 

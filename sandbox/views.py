@@ -26,6 +26,7 @@ from sandbox.models import (
     CrmRecord,
     ReceivedRequest,
     ReceivedWebhook,
+    Refund,
     SmsMessage,
     WebhookInbox,
 )
@@ -138,6 +139,56 @@ def create_charge(request: HttpRequest) -> JsonResponse:
         status,
         {"id": f"ch_{charge.pk}", "amount": str(charge.amount), "currency": charge.currency},
     )
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def create_refund(request: HttpRequest) -> JsonResponse:
+    """POST {"charge": "ch_…"} with an Idempotency-Key: give the charge's amount back, once.
+
+    201 with the refund the first time; the same key for the same charge again answers 200
+    with the first refund and refunds nothing; the same key for another charge is a 409, and
+    so is a charge refunded already under another key (a charge is refunded once, in full).
+    404 for a charge the gateway never made."""
+    if should_fail("payments"):
+        return _unavailable(request, "payments")
+    key = request.headers.get("Idempotency-Key", "")
+    if not 0 < len(key) <= 255:
+        return _answer(request, "payments", 400, {"detail": "Idempotency-Key header is required"})
+    charge_id = str(_body(request).get("charge", ""))
+    charge = None
+    if charge_id.startswith("ch_") and charge_id[3:].isdigit():
+        charge = Charge.objects.filter(pk=int(charge_id[3:])).first()
+    if charge is None:
+        return _answer(request, "payments", 404, {"detail": f"no charge {charge_id!r}"})
+    first = Refund.objects.filter(idempotency_key=key).first()
+    if first is None:
+        try:
+            with transaction.atomic(using=router.db_for_write(Refund)):
+                refund = Refund.objects.create(
+                    idempotency_key=key, charge=charge, amount=charge.amount
+                )
+            return _answer(request, "payments", 201, _refund_out(refund))
+        except IntegrityError:
+            # The same key raced in, or the charge was refunded under another key.
+            first = Refund.objects.filter(idempotency_key=key).first()
+            if first is None:
+                detail = f"charge {charge_id} is refunded already"
+                return _answer(request, "payments", 409, {"detail": detail})
+    if first.charge_id != charge.pk:
+        detail = "this Idempotency-Key was used to refund another charge"
+        return _answer(request, "payments", 409, {"detail": detail})
+    # A repeated key: answer with the first refund, refund nothing.
+    return _answer(request, "payments", 200, _refund_out(first))
+
+
+def _refund_out(refund: Refund) -> dict:
+    return {
+        "id": f"re_{refund.pk}",
+        "charge": f"ch_{refund.charge_id}",
+        "amount": str(refund.amount),
+        "currency": refund.charge.currency,
+    }
 
 
 def _failed_before(idempotency_key: str) -> bool:
@@ -313,6 +364,7 @@ def control_panel(request: HttpRequest):
             "switches": [get_switch(service) for service in SERVICES],
             "recent": ReceivedRequest.objects.all()[:30],
             "charges": Charge.objects.count(),
+            "refunds": Refund.objects.count(),
             "crm_records": CrmRecord.objects.count(),
             "events": AnalyticsEvent.objects.count(),
             "sms": SmsMessage.objects.count(),

@@ -42,11 +42,18 @@ class PaymentInline(admin.StackedInline):
     """Shown, never written here: only the gateway's answer makes a payment."""
 
     model = Payment
-    fields = ("gateway_charge_id", "amount", "currency", "created_at")
+    fields = ("gateway_charge_id", "amount", "currency", "created_at", "refunded")
     readonly_fields = fields
     can_delete = False
     extra = 0
     max_num = 0
+
+    @admin.display(description="refund")
+    def refunded(self, payment: Payment) -> str:
+        refund = getattr(payment, "refund", None)
+        return (
+            f"{refund.gateway_refund_id}, {refund.created_at:%Y-%m-%d %H:%M:%S}" if refund else "—"
+        )
 
 
 class JobInline(GenericTabularInline):
@@ -95,9 +102,12 @@ class OrderAdmin(admin.ModelAdmin):
         "created_at",
         "shipped_at",
         "shipped_by",
+        "cancelled_at",
+        "cancelled_by",
+        "cancel_reason",
     )
     inlines = (OrderLineInline, PaymentInline, JobInline)
-    actions = ("mark_shipped",)
+    actions = ("mark_shipped", "cancel_orders")
 
     @admin.action(description="Mark shipped (sends the SMS)", permissions=["change"])
     def mark_shipped(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
@@ -124,6 +134,35 @@ class OrderAdmin(admin.ModelAdmin):
             self.message_user(
                 request,
                 f"{skipped.total()} skipped, left as they were: {reasons}.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Cancel (refunds a payment, restocks)", permissions=["change"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        """Each order on its own (shop.services.cancel_order), as the customer's button does;
+        those that cannot be cancelled (shipped, failed, cancelled already) are counted."""
+        cancelled, refused = 0, Counter[str]()
+        for order_id in queryset.values_list("pk", flat=True):
+            try:
+                services.cancel_order(
+                    order_id=order_id, by=operator(request.user), reason="cancelled by staff"
+                )
+            except services.OrderNotCancellable as exc:
+                refused[exc.status] += 1
+            else:
+                cancelled += 1
+        if cancelled:
+            self.message_user(
+                request,
+                f"{cancelled} order{'s' if cancelled != 1 else ''} cancelled; paid ones are "
+                "refunded in the background.",
+                messages.SUCCESS,
+            )
+        if refused:
+            reasons = ", ".join(f"{count} {status}" for status, count in sorted(refused.items()))
+            self.message_user(
+                request,
+                f"{refused.total()} not cancellable, left as they were: {reasons}.",
                 messages.WARNING,
             )
 

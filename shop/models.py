@@ -107,9 +107,14 @@ class Order(models.Model):
         PAID = "paid", "paid"
         PAYMENT_FAILED = "payment_failed", "payment failed"
         SHIPPED = "shipped", "shipped"  # paid, then sent (shop.services.ship_order)
+        # Called off before it shipped (shop.services.cancel_order): stock given back, a
+        # payment refunded. Final.
+        CANCELLED = "cancelled", "cancelled"
 
     # Paid, and maybe shipped since: what counts as a sale and can be reviewed.
     PAID_STATUSES = (Status.PAID, Status.SHIPPED)
+    # What the customer may still cancel: anything not shipped and not ended otherwise.
+    CANCELLABLE_STATUSES = (Status.PENDING_PAYMENT, Status.PAID)
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_PAYMENT)
@@ -144,6 +149,16 @@ class Order(models.Model):
         blank=True,
         related_name="+",
     )
+    # Set together with the status by shop.services.cancel_order, and by nothing else.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    cancel_reason = models.CharField(max_length=200, blank=True, default="", db_default="")
     # When every job about it (scheduled ones aside) had first reached a final state: set
     # once, by shop.metrics, which observes the order's completion time then.
     jobs_settled_at = models.DateTimeField(null=True, blank=True)
@@ -168,6 +183,10 @@ class Order(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("order_detail", args=[self.pk])
+
+    @property
+    def is_cancellable(self) -> bool:
+        return self.status in self.CANCELLABLE_STATUSES
 
 
 class OrderLine(models.Model):
@@ -194,3 +213,17 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"payment {self.gateway_charge_id} for {self.order}"
+
+
+class Refund(models.Model):
+    """The gateway's answer to refunding an order's payment: at most one per payment, written
+    by the refund job (shop.integrations.refund_order)."""
+
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="refund")
+    gateway_refund_id = models.CharField(max_length=64)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"refund {self.gateway_refund_id} of {self.payment.gateway_charge_id}"

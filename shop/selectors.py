@@ -42,6 +42,12 @@ def with_lines(order: Order) -> Order:
     return order
 
 
+def with_jobs(order: Order) -> Order:
+    """The order's jobs loaded (`order.jobs.all()` then reads no more), as `with_lines`."""
+    prefetch_related_objects([order], "jobs")
+    return order
+
+
 def order_by_idempotency_key(customer: Customer, key: str) -> Order | None:
     """The customer's order placed with this Idempotency-Key, with its lines and jobs."""
     return (

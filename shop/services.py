@@ -24,6 +24,7 @@ from django.utils import timezone
 from jobs.dispatch import enqueue_all, new_job
 from jobs.errors import PermanentError, Skip
 from jobs.models import Job
+from jobs.operations import cancel_waiting
 from shop import selectors
 from shop.cards import Card, default_card
 from shop.clients import sms
@@ -62,6 +63,31 @@ class OrderNotShippable(Exception):
         super().__init__(f"Order #{order_id} {reason}.")
 
 
+class OrderNotCancellable(Exception):
+    """Only an order that has not shipped, nor failed or been cancelled, can be cancelled."""
+
+    def __init__(self, *, order_id: int, status: str) -> None:
+        self.order_id, self.status = order_id, status
+        reasons: dict[str, str] = {
+            Order.Status.CANCELLED: "is cancelled already",
+            Order.Status.SHIPPED: "has shipped: it can no longer be cancelled",
+            Order.Status.PAYMENT_FAILED: "was not paid (its payment failed): there is nothing "
+            "to cancel",
+        }
+        reason = reasons.get(status, f"cannot be cancelled ({status})")
+        super().__init__(f"Order #{order_id} {reason}.")
+
+
+# The jobs a cancelled order no longer needs, if they have not run yet.
+JOBS_VOID_WHEN_CANCELLED = (
+    "jobs.send_review_reminder",
+    "jobs.send_order_confirmation",
+    "jobs.make_invoice",
+)
+# ... and when its payment was declined (the confirmation is only ever recorded once paid).
+JOBS_VOID_WHEN_DECLINED = ("jobs.send_review_reminder",)
+
+
 @dataclass
 class SignUpResult:
     customer: Customer
@@ -74,6 +100,13 @@ class PlaceOrderResult:
     order: Order  # with its lines and their products (selectors.with_lines)
     jobs: list[Job] = field(default_factory=list)
     replayed: bool = False
+
+
+@dataclass
+class CancelOrderResult:
+    order: Order  # with its lines and their products, and its jobs as they are now
+    jobs: list[Job]  # what this cancel recorded (refund, CRM, analytics, webhooks)
+    cancelled_jobs: list[Job]  # what it cancelled in the ledger (the review reminder)
 
 
 @dataclass
@@ -324,6 +357,65 @@ def ship_order(*, order_id: int, by: AbstractBaseUser) -> ShipOrderResult:
             ]
         )
     return ShipOrderResult(order=order, jobs=jobs)
+
+
+def cancel_order(
+    *, order_id: int, by: AbstractBaseUser, reason: str = "cancelled by the customer"
+) -> CancelOrderResult:
+    """Cancel an order that has not shipped: it turns `cancelled` (when, by whom, why), its
+    stock comes back, its waiting review reminder is cancelled in the ledger, and the jobs
+    that tell the world are recorded: the refund if it was paid, the CRM deal, the analytics
+    event, the `order.cancelled` webhooks. One transaction: all of it, or none.
+
+    Refused with OrderNotCancellable for an order shipped, cancelled already (so a second
+    cancel records nothing), or whose payment failed; Order.DoesNotExist if there is none.
+    A charge still in flight when a pending order is cancelled is refunded by the charge job
+    itself (shop.integrations.charge_order): its move to `paid` finds the order cancelled.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        cancel = {
+            "status": Order.Status.CANCELLED,
+            "cancelled_at": now,
+            "cancelled_by": by,
+            "cancel_reason": reason[:200],
+        }
+        # Conditional, from one status at a time, so that it is known whether it was paid:
+        # pending first, then paid, so that a charge that turns it paid in between is seen
+        # by the second. Of two cancels at once, or a cancel and a shipping, one wins.
+        was_paid = False
+        cancelled = Order.objects.filter(pk=order_id, status=Order.Status.PENDING_PAYMENT).update(
+            **cancel
+        )
+        if not cancelled:
+            cancelled = Order.objects.filter(pk=order_id, status=Order.Status.PAID).update(**cancel)
+            was_paid = bool(cancelled)
+        order = Order.objects.select_related("customer__user").get(pk=order_id)
+        if not cancelled:
+            raise OrderNotCancellable(order_id=order.pk, status=order.status)
+        # Once: only the update that moved the order gets here.
+        release_stock(order=order)
+        voided = cancel_waiting(
+            concerning=order, names=JOBS_VOID_WHEN_CANCELLED, reason="order cancelled"
+        )
+        jobs = []
+        if was_paid:
+            jobs.append(new_job("jobs.refund_payment", concerning=order, order_id=order.pk))
+        jobs += [
+            new_job("jobs.sync_crm_deal", concerning=order, order_id=order.pk),
+            new_job(
+                "jobs.track_analytics_event",
+                concerning=order,
+                event_id=f"order_cancelled:{order.pk}",
+                name="order_cancelled",
+                properties={"order_id": order.pk, "total": str(order.total), "paid": was_paid},
+            ),
+            *order_event_jobs("order.cancelled", order=order),
+        ]
+        recorded = enqueue_all(jobs)
+        selectors.with_lines(order)
+        selectors.with_jobs(order)
+    return CancelOrderResult(order=order, jobs=recorded, cancelled_jobs=voided)
 
 
 def send_shipping_notification(*, order_id: int) -> bool:

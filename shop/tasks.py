@@ -39,6 +39,12 @@ def charge_payment(*, order_id: int) -> dict[str, str]:
     return {"status": integrations.charge_order(order_id=order_id)}
 
 
+# Critical: it is the customer's money.
+@job("jobs.refund_payment", queue="critical")
+def refund_payment(*, order_id: int) -> dict[str, str]:
+    return {"refund_id": integrations.refund_order(order_id=order_id)}
+
+
 @job("jobs.track_analytics_event", queue="bulk")
 def track_analytics_event(
     *, event_id: str, name: str, properties: dict[str, object]

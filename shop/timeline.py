@@ -28,6 +28,7 @@ LABELS: dict[str, str | None] = {
     "jobs.send_review_reminder": "Review request",
     # The page links the PDF itself once it is made (shop/templates/shop/_invoice.html).
     "jobs.make_invoice": "Invoice",
+    "jobs.refund_payment": "Refund",
 }
 # A job about the order that has no label yet (a new one): shown, in plain words.
 OTHER_LABEL = "Order processing"
@@ -39,6 +40,7 @@ DONE_WORDS = {
     "jobs.send_shipping_notification": "Sent",
     "jobs.send_review_reminder": "Sent",
     "jobs.make_invoice": "Ready",
+    "jobs.refund_payment": "Refunded",
 }
 
 _LONG_AGO = datetime.min.replace(tzinfo=UTC)

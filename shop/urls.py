@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout", views.logout_view, name="logout"),
     path("orders", views.place_order, name="place_order"),
     path("orders/<int:order_id>", views.order_detail, name="order_detail"),
+    path("orders/<int:order_id>/cancel", views.cancel_order, name="cancel_order"),
     path("orders/<int:order_id>/timeline", views.order_timeline, name="order_timeline"),
     path("orders/<int:order_id>/invoice.pdf", views.order_invoice, name="order_invoice"),
 ]

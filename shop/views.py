@@ -261,6 +261,27 @@ def place_order(request: HttpRequest) -> HttpResponse:
     return redirect("order_detail", order_id=result.order.pk)
 
 
+@login_required
+@require_POST
+def cancel_order(request: HttpRequest, order_id: int) -> HttpResponse:
+    """The order page's "Cancel order" button: the customer's own order only (404 otherwise,
+    staff too: staff cancel in the admin)."""
+    order = get_object_or_404(
+        Order.objects.select_related("customer__user"), pk=order_id, customer=_customer_of(request)
+    )
+    try:
+        result = services.cancel_order(order_id=order.pk, by=order.customer.user)
+    except services.OrderNotCancellable as exc:
+        messages.error(request, str(exc))
+    else:
+        paid = any(job.name == "jobs.refund_payment" for job in result.jobs)
+        refund = " Your payment will be refunded." if paid else ""
+        messages.success(
+            request, f"Order #{order.pk} is cancelled and its items are back in stock.{refund}"
+        )
+    return redirect("order_detail", order_id=order.pk)
+
+
 def _visible_order(request: HttpRequest, order_id: int) -> Order:
     """The order if this user may see it; a 404 otherwise, so ids of others leak nothing."""
     orders = Order.objects.select_related("customer__user")
@@ -276,7 +297,7 @@ def _timeline(order: Order, *, staff: bool) -> dict:
     all_final = order.status != Order.Status.PENDING_PAYMENT and all(
         job.is_final for job in waiting
     )
-    payment = Payment.objects.filter(order=order).first()
+    payment = Payment.objects.filter(order=order).select_related("refund").first()
     return {
         "order": order,
         # The customer's steps, in business words; the jobs themselves only for staff.
@@ -287,6 +308,7 @@ def _timeline(order: Order, *, staff: bool) -> dict:
         "scheduled": len(waiting) < len(jobs),
         "payment": payment,
         "invoice": _invoice_state(order, jobs),
+        "refund": getattr(payment, "refund", None) if payment else None,
     }
 
 
@@ -311,6 +333,8 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         {
             **_timeline(order, staff=request.user.is_staff),
             "lines": order.lines.select_related("product"),
+            # Customers cancel their own orders; staff do it in the admin.
+            "can_cancel": order.is_cancellable and order.customer.user_id == request.user.pk,
         },
     )
 

@@ -13,6 +13,7 @@ urlpatterns = [
         views.OrderInvoiceView.as_view(),
         name="api-order-invoice",
     ),
+    path("orders/<int:order_id>/cancel", views.CancelOrderView.as_view(), name="api-cancel-order"),
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="api-job"),
     path("health", views.HealthView.as_view(), name="api-health"),
     # Under /api/ops/ with the operations API (jobs.api_urls, mounted before this file), whose

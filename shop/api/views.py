@@ -292,6 +292,42 @@ class OrderInvoiceView(APIView):
         return super().finalize_response(request, response, *args, **kwargs)
 
 
+class CancelOrderView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="cancel_order",
+        request=None,
+        responses={
+            200: s.OrderWithJobsOut,
+            401: DETAIL,
+            403: DETAIL,
+            404: DETAIL,
+            409: OpenApiResponse(
+                DetailOut, description="Shipped, cancelled already, or its payment failed."
+            ),
+            429: BAD_CREDENTIALS_THROTTLED,
+        },
+        summary="Cancel your order until it ships; a payment is refunded in the background.",
+        description="The order turns `cancelled` and its items go back to the stock; its "
+        "waiting review reminder is cancelled; the refund (if it was paid), the CRM deal, the "
+        "analytics event and the `order.cancelled` webhooks are jobs. A second cancel is a "
+        "409 and records nothing.",
+    )
+    def post(self, request: Request, order_id: int) -> Response:
+        # Only the owner's: anyone else's order, staff's included, is a 404 (as GET).
+        owned = selectors.order_of_user(order_id, user=request.user)
+        if owned is None:
+            raise Http404
+        try:
+            result = services.cancel_order(order_id=order_id, by=owned.customer.user)
+        except services.OrderNotCancellable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        order = result.order
+        return Response(s.OrderWithJobsOut({"order": order, "jobs": order.jobs.all()}).data)
+
+
 class JobDetailView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 

@@ -53,3 +53,21 @@ def charge(
     if response.status_code == DECLINED:
         return ChargeOutcome(charge_id=None, declined_reason=body.get("detail", "declined"))
     return ChargeOutcome(charge_id=body["id"])
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    refund_id: str
+
+
+def refund(*, charge_id: str, idempotency_key: str) -> RefundOutcome:
+    """Give the charge's amount back, once: the gateway answers a repeated Idempotency-Key
+    with the first refund. A 5xx is a TransientError (tried again with the same key); a
+    charge the gateway does not know, or refunded under another key, is a PermanentError."""
+    response = call(
+        "POST",
+        f"{settings.PAYMENTS_URL}/refunds",
+        json={"charge": charge_id},
+        headers={"Idempotency-Key": idempotency_key},
+    )
+    return RefundOutcome(refund_id=response.json()["id"])

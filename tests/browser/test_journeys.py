@@ -1,5 +1,7 @@
 """What a customer and an operator do, in a real browser."""
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -85,10 +87,7 @@ def test_after_paying_the_order_page_links_the_invoice_without_a_reload(page, ca
     assert (tmp_path / "saved.pdf").read_bytes().startswith(b"%PDF-")
 
 
-def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(
-    page, catalogue, tmp_path, settings
-):
-    settings.REVIEW_REMINDER_DELAY_SECONDS = 3  # the review request falls due while we watch
+def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(page, catalogue, tmp_path):
     sign_up(page, tmp_path, "declined@example.com")
     # The account page shows the avatar's thumbnail once the media worker made it.
     page.click("nav a[href='/account']")
@@ -104,20 +103,45 @@ def test_a_declined_test_card_fails_the_payment_and_gives_the_stock_back(
 
     page.wait_for_selector("#timeline .status-payment_failed")
     assert "visa •••• 0002" in page.inner_text("dl.facts")
-    # Declined is declined, with why; the unpaid order's review request is not needed, which
-    # the open page shows when it falls due, without a reload.
-    payment = page.locator("#timeline ol.steps li", has_text="Payment")
+    # Declined is declined, with why; the decline cancelled the review request, with why.
+    payment = page.locator("#timeline ol.steps li", has_text=re.compile(r"^\s*Payment"))
     payment.locator(".tone-declined").wait_for()
     assert "Declined: your card was declined" in payment.inner_text()
     review = page.locator("#timeline ol.steps li", has_text="Review request")
     review.locator(".tone-not-needed").wait_for()
-    assert "Not needed: the order was not paid" in review.inner_text()
+    assert "Cancelled: payment declined" in review.inner_text()
     assert "Succeeded" not in page.inner_text("#timeline")
     page.goto("/account")
     assert "payment failed" in page.inner_text("ul.orders")
     page.goto("/")
     mug = page.locator(".product-card", has=page.locator("img[alt='Enamel camping mug']"))
     assert "50 in stock" in mug.inner_text()  # the three reserved mugs are back
+
+
+def test_a_customer_cancels_a_paid_order_and_sees_the_refund(page, catalogue, tmp_path, screenshot):
+    sign_up(page, tmp_path, "cancel@example.com")
+    page.fill("input[name='quantity_MUG-001']", "2")
+    page.fill("input[name=card_number]", "4242 4242 4242 4242")
+    page.click("form[action='/orders'] button[type=submit]")
+    page.wait_for_url("**/orders/*")
+    page.wait_for_selector("#timeline .status-paid")
+
+    # Two steps: the first only says what cancelling does.
+    page.click("details.cancel-order summary")
+    assert "the payment is refunded to your card" in page.inner_text("details.cancel-order")
+    page.click("details.cancel-order button[type=submit]")
+
+    page.wait_for_selector("#timeline .status-cancelled")
+    assert "is cancelled and its items are back in stock" in page.inner_text(".messages")
+    assert "Your payment will be refunded." in page.inner_text(".messages")
+    assert page.locator("details.cancel-order").count() == 0
+    # The refund job runs on the worker; the live timeline shows the gateway's refund.
+    page.wait_for_selector("#timeline .refunded")
+    assert "refunded re_" in page.inner_text("#timeline")
+    screenshot(page, "order-cancelled")
+    page.goto("/")
+    mug = page.locator(".product-card", has=page.locator("img[alt='Enamel camping mug']"))
+    assert "50 in stock" in mug.inner_text()
 
 
 def test_an_operator_recovers_a_dead_job_from_the_dashboard(

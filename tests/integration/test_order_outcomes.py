@@ -77,15 +77,16 @@ def test_a_declined_card_is_declined_and_the_unpaid_orders_review_request_skippe
     order_id = place(token, DECLINED_CARD)
 
     wait_until(
-        lambda: job_of(order_id, "jobs.send_review_reminder").is_final,
-        message="the review reminder to fall due and end",
+        lambda: job_of(order_id, "jobs.charge_payment").is_final,
+        message="the charge to end",
     )
 
     charge = job_of(order_id, "jobs.charge_payment")
     reminder = job_of(order_id, "jobs.send_review_reminder")
     assert (charge.state, charge.outcome_reason) == ("declined", "card declined")
-    assert (reminder.state, reminder.outcome_reason) == ("skipped", "the order was not paid")
-    assert charge.attempts == reminder.attempts == 1  # ends, not failures: no retry
+    # The decline cancelled the waiting review request, in its transaction: it never runs.
+    assert (reminder.state, reminder.outcome_reason) == ("cancelled", "payment declined")
+    assert (charge.attempts, reminder.attempts) == (1, 0)  # an end, not a failure: no retry
     assert charge.last_error == reminder.last_error == ""
     assert not DeadLetter.objects.exists()
     # The decline's own writes were committed before the job ended so.
@@ -97,7 +98,7 @@ def test_a_declined_card_is_declined_and_the_unpaid_orders_review_request_skippe
     page = timeline_of(browser, order_id)
     assert "Declined: your card was declined" in page
     assert "Review request" in page
-    assert "Not needed: the order was not paid" in page
+    assert "Cancelled: payment declined" in page
     assert "Paid" not in page
     assert "Sent" not in page
     assert [word for word in TECHNICAL if word in page] == []

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sandbox.models import AnalyticsEvent, Charge, CrmRecord
+from sandbox.models import AnalyticsEvent, Charge, CrmRecord, Refund
 from sandbox.switches import set_switch
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +31,59 @@ def test_the_gateway_wants_a_key_and_declines_big_amounts(client):
     assert charge(client, None).status_code == 400
     assert charge(client, "k-2", amount="12000.00").status_code == 402
     assert not Charge.objects.exists()
+
+
+def refund(client, key, charge_id):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(
+        "/sandbox/payments/refunds",
+        {"charge": charge_id},
+        content_type="application/json",
+        **headers,
+    )
+
+
+def test_the_gateway_refunds_a_charge_once_per_key_and_replays_the_first_refund(client):
+    charge_id = charge(client, "order-1-charge").json()["id"]
+
+    first = refund(client, "order-1-refund", charge_id)
+    again = refund(client, "order-1-refund", charge_id)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == again.json()
+    assert first.json()["charge"] == charge_id
+    assert first.json()["amount"] == "10.00"
+    assert Refund.objects.count() == 1
+
+
+def test_the_gateway_refunds_a_charge_once_whatever_the_key(client):
+    charge_id = charge(client, "order-1-charge").json()["id"]
+    other_id = charge(client, "order-2-charge").json()["id"]
+    refund(client, "order-1-refund", charge_id)
+
+    twice = refund(client, "another-key", charge_id)
+    key_of_another = refund(client, "order-1-refund", other_id)
+
+    assert twice.status_code == key_of_another.status_code == 409
+    assert twice.json() == {"detail": f"charge {charge_id} is refunded already"}
+    assert Refund.objects.count() == 1
+
+
+def test_the_gateway_refuses_a_refund_without_a_key_or_of_no_charge(client):
+    assert refund(client, None, "ch_1").status_code == 400
+    assert refund(client, "k", "ch_999").status_code == 404
+    assert refund(client, "k", "nonsense").status_code == 404
+    assert not Refund.objects.exists()
+
+
+def test_a_failing_gateway_refunds_nothing_until_it_recovers(client):
+    charge_id = charge(client, "order-1-charge").json()["id"]
+    set_switch("payments", fail_next=1)
+
+    codes = [refund(client, "order-1-refund", charge_id).status_code for _ in range(2)]
+
+    assert codes == [503, 201]
+    assert Refund.objects.count() == 1
 
 
 def test_crm_upserts_by_natural_key_and_analytics_dedupes_by_event_id(client):

@@ -42,3 +42,25 @@ def test_mark_shipped_ships_the_paid_orders_and_says_how_many_were_skipped(clien
     assert sorted(Job.objects.values_list("kwargs__order_id", flat=True)) == sorted(
         [paid.pk, other_paid.pk]
     )
+
+
+def test_staff_cancel_orders_from_the_admin_and_see_which_were_refused(client):
+    client.force_login(
+        get_user_model().objects.create_superuser(username="admin", password="an-admin-password")
+    )
+    paid = OrderFactory(status=Order.Status.PAID)
+    shipped = OrderFactory(status=Order.Status.SHIPPED)
+
+    response = client.post(
+        "/admin/shop/order/",
+        {"action": "cancel_orders", "_selected_action": [paid.pk, shipped.pk]},
+        follow=True,
+    )
+
+    assert [str(message) for message in response.context["messages"]] == [
+        "1 order cancelled; paid ones are refunded in the background.",
+        "1 not cancellable, left as they were: 1 shipped.",
+    ]
+    paid.refresh_from_db()
+    assert (paid.status, paid.cancel_reason) == ("cancelled", "cancelled by staff")
+    assert paid.cancelled_by.username == "admin"

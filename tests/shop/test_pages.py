@@ -163,3 +163,53 @@ def test_the_signup_page_takes_an_optional_mobile_number(client):
     assert list(refused.context["form"].errors) == ["phone"]
     assert taken.status_code == 302
     assert Customer.objects.get().phone == "+4915112345678"
+
+
+def test_the_customer_cancels_from_the_order_page_after_a_confirmation(client, shopper):
+    ProductFactory(sku="MUG-001", stock=3)
+    client.post("/orders", {"quantity_MUG-001": "2"})
+    order = Order.objects.get()
+    page = client.get(f"/orders/{order.pk}").content.decode()
+    assert "Cancel order" in page
+    assert f"Yes, cancel order #{order.pk}" in page
+    assert f'action="/orders/{order.pk}/cancel"' in page
+
+    response = client.post(f"/orders/{order.pk}/cancel", follow=True)
+
+    assert response.redirect_chain == [(f"/orders/{order.pk}", 302)]
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages == [f"Order #{order.pk} is cancelled and its items are back in stock."]
+    assert Order.objects.get().status == Order.Status.CANCELLED
+    page = response.content.decode()
+    assert "status-cancelled" in page
+    assert "Yes, cancel order" not in page  # only while it can be cancelled
+
+
+def test_a_cancel_that_is_refused_says_why(client, shopper):
+    ProductFactory(sku="MUG-001", stock=3)
+    client.post("/orders", {"quantity_MUG-001": "1"})
+    order = Order.objects.get()
+    Order.objects.update(status=Order.Status.SHIPPED)
+
+    response = client.post(f"/orders/{order.pk}/cancel", follow=True)
+
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages[-1] == f"Order #{order.pk} has shipped: it can no longer be cancelled."
+    assert Order.objects.get().status == Order.Status.SHIPPED
+
+
+def test_only_the_owner_cancels_and_only_with_a_csrf_token(client, shopper):
+    from django.test import Client
+
+    ProductFactory(sku="MUG-001", stock=3)
+    client.post("/orders", {"quantity_MUG-001": "1"})
+    order = Order.objects.get()
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(shopper.user)
+    stranger = Client()
+    stranger.force_login(CustomerFactory().user)
+
+    assert strict.post(f"/orders/{order.pk}/cancel").status_code == 403
+    assert stranger.post(f"/orders/{order.pk}/cancel").status_code == 404
+    assert client.get(f"/orders/{order.pk}/cancel").status_code == 405
+    assert Order.objects.get().status == Order.Status.PENDING_PAYMENT

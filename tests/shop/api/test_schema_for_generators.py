@@ -145,6 +145,7 @@ def test_operation_ids_are_unique_snake_case_function_names(operations):
         ("/api/products", "get"): "list_products",
         ("/api/orders", "post"): "place_order",
         ("/api/orders/{order_id}", "get"): "get_order",
+        ("/api/orders/{order_id}/cancel", "post"): "cancel_order",
         ("/api/jobs/{job_id}", "get"): "get_job",
         ("/api/health", "get"): "get_health",
         ("/api/ops/orders/{order_id}/ship", "post"): "ship_order",

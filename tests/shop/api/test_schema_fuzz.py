@@ -46,6 +46,17 @@ def excluded_checks(case) -> list:
     return [positive_data_acceptance] if case.operation.label in SERVER_SIDE_RULES else []
 
 
+def call_and_validate(case, **kwargs):
+    """The case, less a made-up `Host` header that the generator sometimes adds among the
+    extra headers of a negative case: Django refuses a host the site does not serve before any
+    view, with the `400 {"detail": "Bad request."}` docs/api.md ("Errors") promises of every
+    operation, which says nothing about the operation the case is for."""
+    if case.headers:
+        for name in [name for name in case.headers if name.lower() == "host"]:
+            del case.headers[name]
+    return case.call_and_validate(**kwargs)
+
+
 @pytest.fixture
 def catalogue(transactional_db, empty_queues):
     """The product the schema's order example names, in stock for every order of the run."""
@@ -65,14 +76,14 @@ def customer_headers(catalogue) -> dict[str, str]:
 @schema.parametrize()
 @FUZZ
 def test_as_a_customer(case, customer_headers):
-    case.call_and_validate(headers=customer_headers, excluded_checks=excluded_checks(case))
+    call_and_validate(case, headers=customer_headers, excluded_checks=excluded_checks(case))
 
 
 @schema.parametrize()
 @FUZZ
 def test_with_a_stale_token(case, catalogue):
     """A revoked or made-up token: a documented 401 where credentials count, ignored elsewhere."""
-    case.call_and_validate(headers=STALE_TOKEN, excluded_checks=excluded_checks(case))
+    call_and_validate(case, headers=STALE_TOKEN, excluded_checks=excluded_checks(case))
 
 
 def _takes_credentials(context) -> bool:
@@ -85,7 +96,7 @@ def _takes_credentials(context) -> bool:
 @FUZZ
 def test_without_valid_credentials(case, catalogue):
     """No token, or whatever schemathesis makes up: every answer documented (401s included)."""
-    case.call_and_validate(excluded_checks=excluded_checks(case))
+    call_and_validate(case, excluded_checks=excluded_checks(case))
 
 
 def test_reads_of_a_real_order_and_its_jobs_match_the_schema(customer_headers):
