@@ -13,4 +13,16 @@ urlpatterns = [
     path("orders", views.place_order, name="place_order"),
     path("orders/<int:order_id>", views.order_detail, name="order_detail"),
     path("orders/<int:order_id>/timeline", views.order_timeline, name="order_timeline"),
+    # Staff's order exports, beside the operations dashboard (/ops/, jobs.urls), which knows
+    # nothing of the shop.
+    path("ops/exports", views.order_exports, name="order_exports"),
+    path("ops/exports/list", views.order_exports_list, name="order_exports_list"),
+    path(
+        "ops/exports/<int:export_id>/cancel", views.cancel_order_export, name="cancel_order_export"
+    ),
+    path(
+        "ops/exports/<int:export_id>/download",
+        views.download_order_export,
+        name="download_order_export",
+    ),
 ]
