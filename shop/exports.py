@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from typing import Protocol
@@ -202,3 +203,5 @@ def _delete_parts(storage: Storage, export_id: int) -> None:
         return
     for name in storage.listdir(folder)[1]:
         storage.delete(f"{folder}/{name}")
+    with suppress(OSError):  # a file system's folder (other storages have none to delete)
+        storage.delete(folder)
