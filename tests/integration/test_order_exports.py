@@ -37,7 +37,7 @@ def _wait(condition, timeout: float = 30, message: str = "the export"):
 
 
 def _final(export: OrderExport) -> Job:
-    return _wait(lambda: (job := Job.objects.get(pk=export.job_id)).is_final and job)
+    return _wait(lambda: (job := Job.objects.get(pk=str(export.job_id))).is_final and job)
 
 
 def _csv_rows(name: str) -> list[list[str]]:
