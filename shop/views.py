@@ -2,6 +2,7 @@
 
 import math
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -15,6 +16,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -323,7 +325,10 @@ def _exports_context() -> dict:
 @staff_only
 @require_http_methods(["GET", "POST"])
 def order_exports(request: HttpRequest) -> HttpResponse:
-    form = OrderExportForm(request.POST or None)
+    today = timezone.localdate()
+    form = OrderExportForm(
+        request.POST or None, initial={"start": today - timedelta(days=30), "end": today}
+    )
     if form.is_bound and form.is_valid():
         try:
             export = services.request_order_export(
