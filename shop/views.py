@@ -346,7 +346,12 @@ def order_exports(request: HttpRequest) -> HttpResponse:
             )
             return redirect("order_exports")
     status = 400 if form.errors else 200
-    context = {"form": form, **_exports_context()}
+    context = {
+        "form": form,
+        "chunk_rows": settings.EXPORT_CHUNK_ROWS,
+        "chunk_delay": settings.EXPORT_CHUNK_DELAY_SECONDS,
+        **_exports_context(),
+    }
     return render(request, "shop/exports.html", context, status=status)
 
 

@@ -185,3 +185,22 @@ def test_the_api_starts_an_export_for_staff_only(api_client, staff):
     followed = api_client.get(f"/api/jobs/{export.job_id}")
     assert followed.status_code == 200
     assert followed.json()["job"]["progress"] is None  # until its run reports
+
+
+def test_the_demo_seeds_past_orders_to_export_once(staff):
+    from django.core.management import call_command
+
+    from shop.models import Order
+
+    call_command("seed_demo", quiet=True, orders=40)
+    call_command("seed_demo", quiet=True, orders=40)  # topped up, not added again
+
+    orders = Order.objects.filter(customer__user__email="regular@example.com")
+    assert orders.count() == 40
+    assert not Job.objects.exists()  # history: no charge, no email
+    oldest = orders.order_by("created_at").first()
+    assert oldest.created_at > timezone.now() - timedelta(days=31)
+    assert all(
+        order.total == sum(line.quantity * line.unit_price for line in order.lines.all())
+        for order in orders
+    )
