@@ -204,3 +204,44 @@ def test_the_demo_seeds_past_orders_to_export_once(staff):
         order.total == sum(line.quantity * line.unit_price for line in order.lines.all())
         for order in orders
     )
+
+
+def test_the_dashboard_asks_a_running_export_to_stop_and_refuses_other_running_jobs(
+    staff_client, staff
+):
+    export = services.request_order_export(by=staff, start=date(2026, 1, 1), end=date(2026, 1, 2))
+    Job.objects.filter(pk=export.job_id).update(state="running", attempts=1)
+    other = Job.objects.create(name="jobs.charge_payment", queue="critical", state="running")
+    page = staff_client.get("/ops/").content.decode()
+    assert f'/ops/jobs/{export.job_id}/cancel"' in page  # a Cancel button for it alone
+    assert f'/ops/jobs/{other.pk}/cancel"' not in page
+
+    asked = staff_client.post(
+        f"/ops/jobs/{export.job_id}/cancel", {"reason": "not now"}, follow=True
+    )
+
+    assert "to stop" in asked.content.decode()
+    job = Job.objects.get(pk=export.job_id)
+    assert (job.state, job.stopping) == ("running", True)
+    assert "stopping: cancel asked" in staff_client.get("/ops/").content.decode()
+    refused = staff_client.post(f"/ops/jobs/{other.pk}/cancel", {"reason": "x"}, follow=True)
+    assert "a running job cannot be cancelled" in refused.content.decode()
+    assert Job.objects.get(pk=other.pk).cancel_requested_at is None
+
+
+def test_a_run_learns_of_the_stop_only_while_it_holds_its_job(staff):
+    from jobs import ledger, operations
+
+    export = services.request_order_export(by=staff, start=date(2026, 1, 1), end=date(2026, 1, 2))
+    job_id = str(export.job_id)
+    Job.objects.filter(pk=job_id).update(state="running", attempts=2)
+
+    assert ledger.report_progress(job_id, attempt=2, done=1, total=9) is ledger.Progress.RECORDED
+    operations.cancel(job_id, by=staff, reason="stop it")
+    assert ledger.report_progress(job_id, attempt=2, done=2, total=9) is (
+        ledger.Progress.CANCEL_REQUESTED
+    )
+    assert ledger.cancel_reason(job_id) == "stop it"
+    # A run that was taken over (attempt 1) is not told anything, and records nothing.
+    assert ledger.report_progress(job_id, attempt=1, done=5, total=9) is ledger.Progress.NOT_HELD
+    assert Job.objects.get(pk=job_id).progress == {"done": 1, "total": 9}
