@@ -245,3 +245,37 @@ def test_a_run_learns_of_the_stop_only_while_it_holds_its_job(staff):
     # A run that was taken over (attempt 1) is not told anything, and records nothing.
     assert ledger.report_progress(job_id, attempt=1, done=5, total=9) is ledger.Progress.NOT_HELD
     assert Job.objects.get(pk=job_id).progress == {"done": 1, "total": 9}
+
+
+def test_a_run_that_loses_its_job_stops_and_the_next_resumes_after_its_last_chunk(staff, settings):
+    """The work alone, with a report that says when the run no longer holds its job."""
+    settings.EXPORT_CHUNK_ROWS = 4
+    order_ids = many_orders(10)
+    today = timezone.now().date()
+    export = services.request_order_export(by=staff, start=today, end=today)
+
+    def held_for(reports: int):
+        made = []
+
+        def report(*, done: int, total: int) -> bool:
+            made.append(done)
+            return len(made) <= reports
+
+        return report
+
+    # Counted, then lost before its first chunk was recorded; then lost after one chunk.
+    assert exports.write_export(export_id=export.pk, report=held_for(1)) is None
+    export.refresh_from_db()
+    assert (export.rows_total, export.chunks_done) == (10, 0)
+    assert exports.write_export(export_id=export.pk, report=held_for(2)) is None
+    export.refresh_from_db()
+    assert (export.chunks_done, export.rows_written, export.last_order_id) == (1, 4, order_ids[3])
+
+    name = exports.write_export(export_id=export.pk, report=held_for(99))
+
+    export.refresh_from_db()
+    assert export.resumed_from_chunk == 2
+    assert (export.chunks_done, export.rows_written) == (3, 10)
+    with exports.exports_storage().open(name) as written:
+        rows = list(csv.reader(io.StringIO(written.read().decode())))
+    assert [int(row[0]) for row in rows[1:]] == order_ids
