@@ -21,7 +21,7 @@ RUN uv sync --frozen --no-default-groups --no-install-project
 
 COPY --chown=app:app . .
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
-    && mkdir -p /app/var/metrics /app/var/private && chown -R app:app /app/var
+    && mkdir -p /app/var/metrics /app/var/private /app/var/exports && chown -R app:app /app/var
 
 USER app
 EXPOSE 8000

@@ -71,8 +71,15 @@ migrate: install
 	@mkdir -p var/run
 	$(MANAGE) migrate --noinput
 
+# Past orders for the staff's order export (/ops/exports) to work through, paced in the demo
+# alone so that its progress bar can be watched: a pause of DEMO_EXPORT_CHUNK_DELAY seconds
+# after each chunk of DEMO_EXPORT_CHUNK_ROWS orders (docs/operations.md, "Order exports").
+DEMO_ORDERS ?= 3000
+DEMO_EXPORT_CHUNK_ROWS ?= 100
+DEMO_EXPORT_CHUNK_DELAY ?= 0.25
+
 seed: migrate
-	$(MANAGE) seed_demo
+	$(MANAGE) seed_demo --orders $(DEMO_ORDERS)
 	$(MANAGE) seed_schedules
 
 demo: seed
@@ -88,7 +95,10 @@ demo: seed
 	@# The demo's processes are one host: they count into one directory, emptied here, before
 	@# any of them starts, and read whole by the web's /metrics (jobs.metrics).
 	rm -rf var/metrics && mkdir -p var/metrics
-	PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/metrics" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start $(DEMO_PROCESSES)
+	PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/metrics" PATH="$(CURDIR)/$(BIN):$$PATH" \
+	EXPORT_CHUNK_ROWS="$${EXPORT_CHUNK_ROWS:-$(DEMO_EXPORT_CHUNK_ROWS)}" \
+	EXPORT_CHUNK_DELAY_SECONDS="$${EXPORT_CHUNK_DELAY_SECONDS:-$(DEMO_EXPORT_CHUNK_DELAY)}" \
+	$(BIN)/honcho start $(DEMO_PROCESSES)
 
 # Breaking things on purpose, while `make demo` runs: each process is found by the pid file it
 # wrote under var/run/ (bin/demo-signal), never by a name that could match somebody else's.

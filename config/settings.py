@@ -186,12 +186,20 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 # under MEDIA_URL) and served only by the views that check who asks (shop.views.order_invoice).
 # Any storage backend will do (an object store's, say): the code goes through the storage API.
 PRIVATE_MEDIA_ROOT = Path(env("PRIVATE_MEDIA_ROOT", default=str(VAR_DIR / "private")))
+# Staff's order exports (shop.exports): customer data, so not under MEDIA_ROOT, which debug
+# mode serves to anyone. Downloaded through a staff-only view; the `io` workers write here and
+# the web processes read, so both need the same storage.
+EXPORTS_ROOT = Path(env("EXPORTS_ROOT", default=str(VAR_DIR / "exports")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "invoices": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": PRIVATE_MEDIA_ROOT / "invoices", "base_url": None},
+    },
+    "exports": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(EXPORTS_ROOT), "base_url": None},
     },
 }
 
@@ -211,6 +219,12 @@ ORDER_MAX_LINES = env.int("ORDER_MAX_LINES", default=50)
 REVIEW_REMINDER_DELAY_SECONDS = env.int("REVIEW_REMINDER_DELAY_SECONDS", default=3600)
 # The shop's name on its invoices.
 SHOP_NAME = env("SHOP_NAME", default="shop + jobs")
+# Order exports (shop.exports): orders written per chunk, each chunk a checkpoint a run that
+# takes over after a lost one resumes from; the longest date range one export may span; and a
+# pause after each chunk, 0 but for a demo that wants to watch the progress bar move.
+EXPORT_CHUNK_ROWS = env.int("EXPORT_CHUNK_ROWS", default=500)
+EXPORT_MAX_DAYS = env.int("EXPORT_MAX_DAYS", default=366)
+EXPORT_CHUNK_DELAY_SECONDS = env.float("EXPORT_CHUNK_DELAY_SECONDS", default=0.0)
 
 # The staff account `manage.py seed_demo` creates for the admin, Flower-free parts of the demo.
 DEMO_STAFF_EMAIL = env("DEMO_STAFF_EMAIL", default="staff@example.com")

@@ -93,6 +93,10 @@ class CancelIn(serializers.Serializer[Any]):
 class CancelledOut(serializers.Serializer[Any]):
     job = JobOut()
     outcome_reason = serializers.CharField()
+    stopping = serializers.BooleanField(
+        help_text="True (with 202): the job was running and is declared cancellable while "
+        "running; it stops at its next progress report and ends `cancelled` with this reason."
+    )
 
 
 class LetterFilterIn(serializers.Serializer[Any]):
@@ -287,14 +291,22 @@ class CancelJobView(StaffAPIView):
         request=CancelIn,
         responses={
             200: CancelledOut,
+            202: OpenApiResponse(
+                CancelledOut,
+                description="Asked to stop: a running job that can stop when asked (an "
+                "export) ends `cancelled` at its next progress report.",
+            ),
             400: BAD_REQUEST,
             404: DetailOut,
             409: OpenApiResponse(
-                DetailOut, description="Not cancellable: running, or ended already (says which)."
+                DetailOut,
+                description="Not cancellable: running (and not a job that can stop when "
+                "asked), asked to stop already, or ended already (says which).",
             ),
             **STAFF_ONLY,
         },
-        summary="Cancel a scheduled, queued or retrying job; it never runs (again).",
+        summary="Cancel a scheduled, queued or retrying job; it never runs (again). A running "
+        "job that can stop when asked is asked to stop.",
     )
     def post(self, request: Request, job_id: str) -> Response:
         form = CancelIn(data=request.data)
@@ -310,11 +322,12 @@ class CancelJobView(StaffAPIView):
             raise Http404("No such job.") from exc
         except operations.Conflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(
-            CancelledOut(
-                {"job": job, "outcome_reason": job.outcome_reason}, context={"request": request}
-            ).data
-        )
+        reason = form.validated_data["reason"].strip()
+        body = CancelledOut(
+            {"job": job, "outcome_reason": reason, "stopping": job.stopping},
+            context={"request": request},
+        ).data
+        return Response(body, status=status.HTTP_202_ACCEPTED if job.stopping else 200)
 
 
 class MatchingLettersView(StaffAPIView):

@@ -40,7 +40,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.utils import timezone
 
 from jobs import dispatch, heartbeat, ledger, metrics, pauses, shutdown, signals
-from jobs.errors import Ended, TransientError
+from jobs.errors import CancelRequested, Ended, TransientError
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ class LedgerTask(Task[Any, Any]):
     claims_ledger_row = True
     # Where the job's messages go (jobs.routing); said by its declaration.
     queue_name: str | None = None
+    # Said by the declaration of a long job that reports its progress (`bind=True`): an
+    # operator may cancel it while it runs, and its run stops at its next progress report
+    # (report_progress raises CancelRequested). Other running jobs cannot be cancelled.
+    cancellable_while_running = False
 
     # A database that is briefly unreachable and a job that ran past its soft time limit are
     # transient too; an IntegrityError (also a DatabaseError) is not, so it is not listed.
@@ -149,7 +153,8 @@ class LedgerTask(Task[Any, Any]):
             metrics.JOB_DURATION.labels(job=self.name).observe(time.monotonic() - started)
 
     def _end(self, job_id: str, *, claim: ledger.Claim, ended: Ended) -> dict[str, str]:
-        """The body ended its job as skipped or declined: the ledger says so, with the reason.
+        """The body ended its job as skipped or declined, or stopped it as an operator asked
+        (cancelled): the ledger says so, with the reason.
         A return value, not an error, for Celery: its result says what the ledger says."""
         if claim.attempt > 1:
             self._forget_earlier_runs(job_id)
@@ -174,11 +179,17 @@ class LedgerTask(Task[Any, Any]):
 
     def report_progress(self, *, done: int, total: int) -> bool:
         """For a long job's body (`bind=True`): record how far it has come, `done` of `total`,
-        for the pages and the API. False if this run no longer holds its job: stop then."""
+        for the pages and the API. False if this run no longer holds its job: stop then,
+        writing nothing more. Raises CancelRequested if an operator asked the job to stop (a
+        job declared `cancellable_while_running`): the job then ends `cancelled`."""
         attempt = _attempt(self.request)
         if attempt is None:
             return True  # not a ledger run (called directly): nothing to record
-        return ledger.report_progress(str(self.request.id), attempt=attempt, done=done, total=total)
+        job_id = str(self.request.id)
+        reported = ledger.report_progress(job_id, attempt=attempt, done=done, total=total)
+        if reported is ledger.Progress.CANCEL_REQUESTED:
+            raise CancelRequested(ledger.cancel_reason(job_id))
+        return reported is ledger.Progress.RECORDED
 
     def _deliver_again(self, *, after_seconds: float) -> None:
         """Publish this same message (same id, retry count, headers) to be looked at later."""
@@ -352,7 +363,9 @@ Declaration = Callable[[Callable[..., Any]], Task[Any, Any]]
 def job(name: str, /, *, queue: str, **options: Any) -> Declaration:
     """Declare a ledger job: its name (what services record it by, for good), its queue, and
     what of the retry policy differs for it (`autoretry_for=()`, `max_retries=2`); `bind=True`
-    for a body that needs its own id (`self.request.id`) as an effect key's owner."""
+    for a body that needs its own id (`self.request.id`) as an effect key's owner, or reports
+    its progress (`self.report_progress`); `cancellable_while_running=True` for such a body
+    that an operator may stop while it runs (LedgerTask.cancellable_while_running)."""
     options.update(name=name, base=LedgerTask, queue_name=queue)
     return cast(Declaration, shared_task(**options))
 

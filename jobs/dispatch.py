@@ -82,6 +82,13 @@ def queue_of_job(name: str) -> str:
     return str(task.queue_name)  # type: ignore[attr-defined]  # a LedgerTask's, said above
 
 
+def cancellable_while_running(name: str) -> bool:
+    """Whether the job declared under this name may be asked to stop while it runs (its
+    declaration's `cancellable_while_running`); False for a name no job has."""
+    task = current_app.tasks.get(name)
+    return bool(task is not None and getattr(task, "cancellable_while_running", False))
+
+
 def ledger_job_names() -> list[str]:
     """The names of every ledger job this process knows of."""
     return [name for name, task in current_app.tasks.items() if is_ledger_task(task)]

@@ -1,5 +1,6 @@
-"""The two kinds of failure the retry policy tells apart, and the two ends a job's body may
-choose that are not failures (Skip, Decline)."""
+"""The two kinds of failure the retry policy tells apart, the two ends a job's body may choose
+that are not failures (Skip, Decline), and the end an operator asks of a running job
+(CancelRequested)."""
 
 
 class TransientError(Exception):
@@ -20,7 +21,7 @@ class PermanentError(Exception):
 
 class Ended(Exception):
     """Raised by a job's body to end its job for good in a state of its own, with a reason the
-    ledger keeps (Job.outcome_reason): no retry, no dead letter. Use the two below."""
+    ledger keeps (Job.outcome_reason): no retry, no dead letter. Use the ones below."""
 
     state = ""
 
@@ -40,3 +41,12 @@ class Decline(Ended):
     `declined`, and whoever watches it sees that, not "succeeded"."""
 
     state = "declined"
+
+
+class CancelRequested(Ended):
+    """Raised by `LedgerTask.report_progress` in the run of a job declared
+    `cancellable_while_running` once an operator asked it to stop: the job ends `cancelled`
+    with the operator's reason. A body may catch it to clean up (a partial file), then must
+    raise it again."""
+
+    state = "cancelled"

@@ -32,7 +32,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.models import Job, PausedQueue
+from jobs.models import Job, OperatorAction, PausedQueue
 
 State = Job.State
 EPOCH_HEADER = "job_epoch"
@@ -248,8 +248,9 @@ def mark_succeeded(job_id: str, *, attempt: int) -> bool:
 
 
 def mark_ended(job_id: str, *, attempt: int, state: str, reason: str) -> bool:
-    """Record that the run ended its job as `skipped` or `declined` (jobs.errors.Ended), with
-    why; also when its stopping worker had just handed the job back (as mark_succeeded)."""
+    """Record that the run ended its job as `skipped`, `declined` or (asked by an operator)
+    `cancelled` (jobs.errors.Ended), with why; also when its stopping worker had just handed
+    the job back (as mark_succeeded)."""
     handed_back_unclaimed = Q(
         pk=job_id, state=State.QUEUED, attempts=attempt, stalled_reason=Job.Stall.HANDED_BACK
     )
@@ -269,9 +270,35 @@ def mark_ended(job_id: str, *, attempt: int, state: str, reason: str) -> bool:
     )
 
 
-def report_progress(job_id: str, *, attempt: int, done: int, total: int) -> bool:
-    """Record how far the run has come; False if this run no longer holds the job."""
-    return bool(_held(job_id, attempt).update(progress_done=done, progress_total=total))
+class Progress(enum.Enum):
+    RECORDED = "recorded"
+    NOT_HELD = "not_held"  # this run no longer holds the job: it must stop, and write nothing
+    CANCEL_REQUESTED = "cancel_requested"  # an operator asked the job to stop (Job.stopping)
+
+
+def report_progress(job_id: str, *, attempt: int, done: int, total: int) -> Progress:
+    """Record how far the run has come, fenced by its attempt, unless an operator has asked
+    the job to stop (then nothing is recorded: the run ends the job `cancelled`)."""
+    held = _held(job_id, attempt)
+    if held.filter(cancel_requested_at__isnull=True).update(
+        progress_done=done, progress_total=total
+    ):
+        return Progress.RECORDED
+    # The rare path: one more query to say why nothing was recorded.
+    if held.filter(cancel_requested_at__isnull=False).exists():
+        return Progress.CANCEL_REQUESTED
+    return Progress.NOT_HELD
+
+
+def cancel_reason(job_id: str) -> str:
+    """The reason of the operator's latest cancel of the job (the audit keeps it)."""
+    reason = (
+        OperatorAction.objects.filter(job_id=job_id, action=OperatorAction.Action.CANCEL)
+        .order_by("-at", "-pk")
+        .values_list("reason", flat=True)
+        .first()
+    )
+    return reason or "cancelled by an operator"
 
 
 def mark_retrying(

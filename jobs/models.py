@@ -43,7 +43,8 @@ class Job(models.Model):
         DECLINED = "declined"
 
     FINAL_STATES = (State.SUCCEEDED, State.DEAD, State.CANCELLED, State.SKIPPED, State.DECLINED)
-    # What an operator may cancel: a job no run holds now (a running one ends by itself).
+    # What an operator may cancel at once: a job no run holds now. A running job ends by itself,
+    # unless it is declared `cancellable_while_running`: then it may be asked to stop.
     CANCELLABLE_STATES = (State.SCHEDULED, State.QUEUED, State.RETRYING)
 
     class Stall(models.TextChoices):
@@ -91,6 +92,10 @@ class Job(models.Model):
     # done of the total. NULL until it reports; pages and the API show it as a progress bar.
     progress_done = models.PositiveBigIntegerField(null=True, blank=True)
     progress_total = models.PositiveBigIntegerField(null=True, blank=True)
+    # When an operator asked a running job to stop (jobs.operations.cancel), for a job declared
+    # `cancellable_while_running`: its run sees it at its next progress report and ends the job
+    # `cancelled`, with the operator's reason (kept in the audit, OperatorAction, until then).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # The X-Request-ID of the web request that recorded the job, for following it in the logs.
     request_id = models.CharField(max_length=64, blank=True)
     # What the job is about, if anything: any model instance of the project (an order, a
@@ -143,6 +148,11 @@ class Job(models.Model):
         if self.progress_total is None:
             return None
         return {"done": self.progress_done or 0, "total": self.progress_total}
+
+    @property
+    def stopping(self) -> bool:
+        """Running, and asked to stop: it ends `cancelled` at its next progress report."""
+        return self.state == self.State.RUNNING and self.cancel_requested_at is not None
 
     @property
     def stall_note(self) -> str:

@@ -1,5 +1,6 @@
 """What operators see and do: queue depth and lag, throughput, dead letters and their fate;
-pausing and resuming a queue, cancelling a job that has not run, requeueing or discarding dead
+pausing and resuming a queue, cancelling a job that has not run (or asking a long job that
+says it can stop to stop), requeueing or discarding dead
 letters one at a time or all that match a filter. Every action is audited (OperatorAction).
 
 Figures come from the broker (how many messages wait) and the ledger (how long the oldest has
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from jobs import broker, health, pauses, signals
 from jobs.base import HOUSEKEEPING_JOBS
-from jobs.dispatch import publisher
+from jobs.dispatch import cancellable_while_running, ledger_job_names, publisher
 from jobs.models import DeadLetter, Job, OperatorAction, PausedQueue
 
 State = Job.State
@@ -189,6 +190,13 @@ def cancel(job_id: str, *, by: AbstractBaseUser, reason: str) -> Job:
     dropped by the claim. One conditional UPDATE: against a worker claiming the job at the same
     moment, exactly one of the two wins. Raises Job.DoesNotExist, or Conflict with why not.
 
+    A running job declared `cancellable_while_running` (a long export) is asked to stop
+    instead: `cancel_requested_at` is set, and the returned job is still `running`
+    (Job.stopping). Its run sees the request at its next progress report and ends the job
+    `cancelled` with this reason (jobs.base.LedgerTask.report_progress); if the run finishes
+    first, the request came too late and the job stays as its run ended it. Any other running
+    job is refused: it ends by itself.
+
     Not cancellable besides running and ended jobs: the machinery's own jobs (cancelling the
     writing of a dead letter would hide a dead job from everyone), and a job its stopping
     worker has handed back while its run may still be finishing (queued again, but until the
@@ -208,6 +216,17 @@ def cancel(job_id: str, *, by: AbstractBaseUser, reason: str) -> Job:
             stalled_reason="",
         )
         job = Job.objects.get(pk=job_id)
+        if not cancelled and job.state == State.RUNNING and cancellable_while_running(job.name):
+            # Conditional too: a run that ended meanwhile is not asked anything, and a second
+            # request is told the first is pending.
+            asked = Job.objects.filter(
+                pk=job_id, state=State.RUNNING, cancel_requested_at__isnull=True
+            ).update(cancel_requested_at=timezone.now())
+            job.refresh_from_db()
+            if not asked:
+                raise Conflict(_why_not_cancellable(job))
+            _audit(OperatorAction.Action.CANCEL, by=by, reason=reason, job=job)
+            return job
         if not cancelled:
             raise Conflict(_why_not_cancellable(job))
         _audit(OperatorAction.Action.CANCEL, by=by, reason=reason, job=job)
@@ -275,6 +294,11 @@ def _tell_finished(job: Job) -> Callable[[], None]:
     )
 
 
+def stoppable_job_names() -> frozenset[str]:
+    """The jobs an operator may cancel while they run (for the dashboard's buttons)."""
+    return frozenset(name for name in ledger_job_names() if cancellable_while_running(name))
+
+
 def _why_not_cancellable(job: Job) -> str:
     if job.name in HOUSEKEEPING_JOBS:
         return "The job machinery's own jobs cannot be cancelled."
@@ -282,6 +306,11 @@ def _why_not_cancellable(job: Job) -> str:
         return (
             "Its worker is stopping and handed it back; its run may still be finishing. "
             "Try again in a few seconds."
+        )
+    if job.stopping and job.cancel_requested_at is not None:
+        return (
+            f"A cancel was asked already, at {job.cancel_requested_at:%H:%M:%S} UTC; the job "
+            "stops at its next progress report."
         )
     if job.state == Job.State.RUNNING:
         return "The job is running: a running job cannot be cancelled; it ends by itself."
@@ -310,6 +339,8 @@ def requeue(letter: DeadLetter, *, by: AbstractBaseUser, reason: str = "") -> Jo
             finished_at=None,
             next_attempt_at=None,
             lease_until=None,
+            # A fresh start: a stop asked of an earlier run does not apply to this one.
+            cancel_requested_at=None,
         )
         if not requeued:
             raise NotOpen(f"the job of dead letter {letter.pk} is not dead")

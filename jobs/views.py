@@ -85,6 +85,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "housekeeping": housekeeping,
             "states": Job.State.values,
             "cancellable": Job.CANCELLABLE_STATES,
+            "stoppable": operations.stoppable_job_names(),
             "queues": settings.QUEUES,
             "names": sorted(dispatch.ledger_job_names()),
             "letters": letters[:200],
@@ -200,7 +201,13 @@ def cancel_job(request: HttpRequest, job_id: UUID) -> HttpResponse:
     except (operations.ReasonRequired, operations.Conflict) as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Cancelled {job.name} ({job.pk}).")
+        if job.stopping:
+            messages.success(
+                request,
+                f"Asked {job.name} ({job.pk}) to stop: it ends at its next progress report.",
+            )
+        else:
+            messages.success(request, f"Cancelled {job.name} ({job.pk}).")
     return redirect(reverse("ops:dashboard") + "#jobs")
 
 

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from jobs.models import Job
 from jobs.operations import operator
 from shop import services
-from shop.models import ApiToken, Customer, Order, OrderLine, Payment, Product
+from shop.models import ApiToken, Customer, Order, OrderExport, OrderLine, Payment, Product
 
 
 @admin.register(Customer)
@@ -183,4 +183,26 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return f"{token.digest[:12]}…"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(OrderExport)
+class OrderExportAdmin(admin.ModelAdmin):
+    """Read-only: exports are made, followed, cancelled and downloaded at /ops/exports."""
+
+    list_display = (
+        "pk",
+        "start",
+        "end",
+        "requested_by",
+        "rows_written",
+        "rows_total",
+        "finished_at",
+    )
+    list_select_related = ("requested_by",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

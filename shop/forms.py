@@ -59,6 +59,17 @@ class SignupForm(forms.Form):
         return clean_avatar(avatar) if avatar else None
 
 
+class OrderExportForm(forms.Form):
+    """Staff's order export: a range of days, as ISO dates (the service checks the range)."""
+
+    start = forms.DateField(
+        input_formats=["%Y-%m-%d"], widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        input_formats=["%Y-%m-%d"], widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
 class EmailAuthenticationForm(AuthenticationForm):
     """The login form: usernames are lower-cased emails, so ask for an email and match it."""
 

@@ -227,3 +227,50 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"refund {self.gateway_refund_id} of {self.payment.gateway_charge_id}"
+
+
+def exports_storage() -> Storage:
+    """Where exports are kept (settings.STORAGES["exports"]): not the media, which debug mode
+    serves to anyone; a staff-only view serves them (shop.views.download_order_export)."""
+    return storages["exports"]
+
+
+class OrderExport(models.Model):
+    """Staff's CSV of the orders placed in a date range, written by the `jobs.export_orders`
+    job in chunks (shop.exports). The chunk columns are the job's checkpoint: a run that
+    takes over after a lost one starts after the last finished chunk."""
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # Orders placed from the first day's start to the last day's end (UTC), both included.
+    start = models.DateField()
+    end = models.DateField()
+    # The job that writes it (SET_NULL: the hourly purge may delete a succeeded job).
+    job = models.OneToOneField(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Counted by the job's first run: the orders in the range, and the highest id among them,
+    # so that orders placed meanwhile do not shift what the export holds.
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    max_order_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # The checkpoint, written with the job's progress after each finished chunk.
+    chunks_done = models.PositiveIntegerField(default=0)
+    rows_written = models.PositiveIntegerField(default=0)
+    last_order_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # The chunk the latest run started from when it was not the first: a run that resumed.
+    resumed_from_chunk = models.PositiveIntegerField(null=True, blank=True)
+    # The finished CSV: set once every chunk is written, with finished_at.
+    file = models.FileField(storage=exports_storage, upload_to="orders/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"order export #{self.pk} ({self.start} to {self.end})"
+
+    @property
+    def download_name(self) -> str:
+        return f"orders-{self.start:%Y-%m-%d}-to-{self.end:%Y-%m-%d}-{self.pk}.csv"

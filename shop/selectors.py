@@ -5,7 +5,7 @@ from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from jobs.base import HOUSEKEEPING_JOBS
 from jobs.models import Job
-from shop.models import Customer, Order, OrderLine, Product
+from shop.models import Customer, Order, OrderExport, OrderLine, Product
 
 
 def products() -> QuerySet[Product]:
@@ -97,3 +97,15 @@ def job_for_user(job_id: str, *, user: User) -> Job | None:
     if isinstance(customer, Customer) and customer.user_id == user.pk:
         return job
     return None
+
+
+def recent_exports(*, limit: int = 20) -> list[OrderExport]:
+    """Staff's latest order exports, with their jobs (progress, state) and who asked."""
+    return list(OrderExport.objects.select_related("job", "requested_by")[:limit])
+
+
+def finished_export(export_id: int) -> OrderExport | None:
+    """The export if its file is written (and so offered); None otherwise."""
+    return (
+        OrderExport.objects.filter(pk=export_id, finished_at__isnull=False).exclude(file="").first()
+    )

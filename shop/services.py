@@ -9,7 +9,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -28,7 +28,7 @@ from jobs.operations import cancel_waiting
 from shop import selectors
 from shop.cards import Card, default_card
 from shop.clients import sms
-from shop.models import Customer, Order, OrderLine, Product
+from shop.models import Customer, Order, OrderExport, OrderLine, Product
 from shop.tokens import issue_token
 from shop.webhook_events import order_event_jobs
 
@@ -39,6 +39,14 @@ class EmailAlreadyRegistered(Exception):
 
 class OrderRejected(Exception):
     """The order cannot be placed as asked; `errors` maps fields to messages, like a form."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+class ExportRejected(Exception):
+    """The export cannot be made as asked; `errors` maps fields to messages, like a form."""
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__(errors)
@@ -436,3 +444,29 @@ def send_shipping_notification(*, order_id: int) -> bool:
         idempotency_key=f"order-{order.pk}-shipped-sms",
     )
     return True
+
+
+def request_order_export(*, by: AbstractBaseUser, start: date, end: date) -> OrderExport:
+    """Record a CSV export of the orders placed from `start` to `end` (days, both included,
+    UTC) and its job, `jobs.export_orders` (shop.exports does the work), in one transaction.
+
+    Refused with ExportRejected, nothing written, for a range that ends before it starts or
+    spans more than EXPORT_MAX_DAYS days. `by` is the staff member asking (the views check).
+    """
+    errors: dict[str, list[str]] = {}
+    if end < start:
+        errors["end"] = ["The end must be on or after the start."]
+    elif (end - start).days + 1 > settings.EXPORT_MAX_DAYS:
+        errors["end"] = [
+            f"An export spans at most {settings.EXPORT_MAX_DAYS} days; "
+            f"this one spans {(end - start).days + 1}."
+        ]
+    if errors:
+        raise ExportRejected(errors)
+    with transaction.atomic():
+        export = OrderExport.objects.create(requested_by_id=by.pk, start=start, end=end)
+        [export.job] = enqueue_all(
+            [new_job("jobs.export_orders", concerning=export, export_id=export.pk)]
+        )
+        export.save(update_fields=["job"])
+    return export

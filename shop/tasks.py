@@ -10,8 +10,8 @@ were named before they moved here from the job machinery, hence `jobs.` (docs/ad
 from celery import Task
 
 from jobs import dispatch
-from jobs.base import beat_task, job
-from shop import avatars, emails, integrations, invoices, reports, services
+from jobs.base import LedgerTask, beat_task, job
+from shop import avatars, emails, exports, integrations, invoices, reports, services
 
 # --- emails (SMTP) -----------------------------------------------------------------------------
 
@@ -109,3 +109,13 @@ def schedule_weekly_sales_report() -> str:
     week = reports.last_week()
     dispatch.enqueue("jobs.send_weekly_sales_report", week=week)
     return week
+
+
+# --- staff's order exports ---------------------------------------------------------------------
+
+
+# Long: it reports its progress after each chunk, resumes from the last finished chunk after a
+# lost run, and stops at its next report when an operator cancels it (shop.exports).
+@job("jobs.export_orders", queue="bulk", bind=True, cancellable_while_running=True)
+def export_orders(self: LedgerTask, *, export_id: int) -> dict[str, str | None]:
+    return {"file": exports.write_export(export_id=export_id, report=self.report_progress)}

@@ -15,4 +15,16 @@ urlpatterns = [
     path("orders/<int:order_id>/cancel", views.cancel_order, name="cancel_order"),
     path("orders/<int:order_id>/timeline", views.order_timeline, name="order_timeline"),
     path("orders/<int:order_id>/invoice.pdf", views.order_invoice, name="order_invoice"),
+    # Staff's order exports, beside the operations dashboard (/ops/, jobs.urls), which knows
+    # nothing of the shop.
+    path("ops/exports", views.order_exports, name="order_exports"),
+    path("ops/exports/list", views.order_exports_list, name="order_exports_list"),
+    path(
+        "ops/exports/<int:export_id>/cancel", views.cancel_order_export, name="cancel_order_export"
+    ),
+    path(
+        "ops/exports/<int:export_id>/download",
+        views.download_order_export,
+        name="download_order_export",
+    ),
 ]

@@ -3,32 +3,38 @@
 import math
 import uuid
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, redirect_to_login
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from jobs import operations
 from jobs.models import Job
+from jobs.views import staff_only
 from shop import avatars, invoices, selectors, services, timeline
 from shop.cards import TEST_CARDS
 from shop.forms import (
     EmailAuthenticationForm,
+    OrderExportForm,
     SignupForm,
     card_from,
     idempotency_key_from,
     order_items_from,
 )
-from shop.models import Customer, Order, Payment
+from shop.models import Customer, Order, OrderExport, Payment
 from shop.throttling import (
     LoginThrottle,
     SignupThrottle,
@@ -368,4 +374,88 @@ def order_invoice(request: HttpRequest, order_id: int) -> HttpResponseBase:
         as_attachment=True,
         filename=invoices.download_name(order),
         content_type="application/pdf",
+    )
+
+
+# --- staff's order exports (/ops/exports, beside the operations dashboard) -------------------
+
+
+def _exports_context() -> dict:
+    exports = selectors.recent_exports()
+    return {"exports": exports, "all_final": all(e.job is None or e.job.is_final for e in exports)}
+
+
+@staff_only
+@require_http_methods(["GET", "POST"])
+def order_exports(request: HttpRequest) -> HttpResponse:
+    today = timezone.localdate()
+    form = OrderExportForm(
+        request.POST or None, initial={"start": today - timedelta(days=30), "end": today}
+    )
+    if form.is_bound and form.is_valid():
+        try:
+            export = services.request_order_export(
+                by=operations.operator(request.user),
+                start=form.cleaned_data["start"],
+                end=form.cleaned_data["end"],
+            )
+        except services.ExportRejected as exc:
+            for field, problems in exc.errors.items():
+                for problem in problems:
+                    form.add_error(field, problem)
+        else:
+            messages.success(
+                request, f"Export #{export.pk} of {export.start} to {export.end} started."
+            )
+            return redirect("order_exports")
+    status = 400 if form.errors else 200
+    context = {
+        "form": form,
+        "chunk_rows": settings.EXPORT_CHUNK_ROWS,
+        "chunk_delay": settings.EXPORT_CHUNK_DELAY_SECONDS,
+        **_exports_context(),
+    }
+    return render(request, "shop/exports.html", context, status=status)
+
+
+@never_cache
+@staff_only
+@require_GET
+def order_exports_list(request: HttpRequest) -> HttpResponse:
+    """The list the exports page polls while an export runs."""
+    return render(request, "shop/_exports.html", _exports_context())
+
+
+@staff_only
+@require_POST
+def cancel_order_export(request: HttpRequest, export_id: int) -> HttpResponse:
+    export = get_object_or_404(OrderExport, pk=export_id, job__isnull=False)
+    try:
+        job = operations.cancel(
+            str(export.job_id),
+            by=operations.operator(request.user),
+            reason=request.POST.get("reason", ""),
+        )
+    except (Job.DoesNotExist, operations.ReasonRequired, operations.Conflict) as exc:
+        messages.error(request, str(exc) or "There is no such job.")
+    else:
+        what = "is stopping" if job.stopping else "is cancelled"
+        messages.success(request, f"Export #{export.pk} {what}.")
+    return redirect("order_exports")
+
+
+@require_GET
+def download_order_export(request: HttpRequest, export_id: int) -> HttpResponseBase:
+    """The finished CSV, to staff; a 404 to anyone else signed in (as for an export that is
+    not finished), and the login page to a visitor."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    export = selectors.finished_export(export_id) if request.user.is_staff else None
+    if export is None:
+        raise Http404("No such export, or not finished.")
+    return FileResponse(
+        export.file.open("rb"),
+        as_attachment=True,
+        filename=export.download_name,
+        content_type="text/csv",
     )

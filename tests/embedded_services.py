@@ -7,7 +7,7 @@ ones every part of the app sees, including subprocess workers, which inherit the
   points the suite at a running one (CI does, for the machine's Redis);
 - the sandbox SMTP server's port (started by the `mail_server` fixture) and its mailbox;
 - the port of pytest-django's live server, which serves the sandbox third parties;
-- a temporary MEDIA_ROOT, PRIVATE_MEDIA_ROOT and SQLite test database;
+- a temporary MEDIA_ROOT, PRIVATE_MEDIA_ROOT, EXPORTS_ROOT and SQLite test database;
 - throttling off (every client is 127.0.0.1; tests/shop/test_throttling.py turns it on).
 """
 
@@ -26,6 +26,7 @@ LIVE_SERVER_PORT = free_port()
 
 os.environ.setdefault("MEDIA_ROOT", str(_scratch / "media"))
 os.environ.setdefault("PRIVATE_MEDIA_ROOT", str(_scratch / "private"))
+os.environ.setdefault("EXPORTS_ROOT", str(_scratch / "exports"))
 # Two runs at once (a developer's and an agent's, say) must not share one SQLite test file.
 os.environ.setdefault("SQLITE_TEST_DATABASE", str(_scratch / "test.sqlite3"))
 os.environ.setdefault("SANDBOX_MAILDIR", str(_scratch / "mailbox"))

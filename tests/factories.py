@@ -96,3 +96,21 @@ class DeadLetterFactory(factory.django.DjangoModelFactory):
 def customer_with_token() -> tuple[Customer, str]:
     customer: Customer = CustomerFactory.create()
     return customer, issue_token(customer.user)
+
+
+def many_orders(count: int, *, sku: str = "EXP-001") -> list[int]:
+    """`count` orders of one customer, each of two units of one product, placed now, written
+    in bulk (an export's tests want thousands); their ids, ascending."""
+    email = f"buyer-of-{sku.lower()}@example.com"
+    user = get_user_model().objects.create_user(username=email, email=email)
+    customer = Customer.objects.create(user=user, name=f"Buyer of {sku}")
+    product = Product.objects.create(sku=sku, name=sku, price=Decimal("10.00"), stock=0)
+    orders = Order.objects.bulk_create(
+        Order(customer=customer, total=Decimal("20.00"), status=Order.Status.PAID)
+        for _ in range(count)
+    )
+    OrderLine.objects.bulk_create(
+        OrderLine(order=order, product=product, quantity=2, unit_price=Decimal("10.00"))
+        for order in orders
+    )
+    return sorted(order.pk for order in orders)

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from jobs.serializers import JobOut
 from shop import avatars
 from shop.cards import DEFAULT_CARD_NUMBER, read_card
-from shop.models import Customer, Order, OrderLine, Product, phone_validator
+from shop.models import Customer, Order, OrderExport, OrderLine, Product, phone_validator
 
 
 class StrictCharField(serializers.CharField):
@@ -212,6 +212,24 @@ class ProductsOut(serializers.Serializer):
 class OrderWithJobsOut(serializers.Serializer):
     order = OrderOut()
     jobs = JobOut(many=True)
+
+
+class OrderExportInput(serializers.Serializer):
+    start = serializers.DateField(input_formats=["iso-8601"], help_text="The first day (UTC).")
+    end = serializers.DateField(
+        input_formats=["iso-8601"], help_text="The last day (UTC), included."
+    )
+
+
+class OrderExportOut(OutputSerializer):
+    class Meta:
+        model = OrderExport
+        fields = ["id", "start", "end", "rows_total", "created_at", "finished_at"]
+
+
+class OrderExportWithJobOut(serializers.Serializer):
+    export = OrderExportOut()
+    job = JobOut(help_text="Its job, `jobs.export_orders`: follow it at GET /api/jobs/<id>.")
 
 
 class JobEnvelopeOut(serializers.Serializer):

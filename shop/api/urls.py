@@ -21,6 +21,7 @@ urlpatterns = [
     path(
         "ops/orders/<int:order_id>/ship", views.ShipOrderView.as_view(), name="api-ops-ship-order"
     ),
+    path("ops/exports", views.OrderExportsView.as_view(), name="api-ops-exports"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="api-openapi"),
     # Last: any other /api/ address (including /api/orders/abc) is a JSON 404, not an HTML page.
     # (`^` and not `^.*$`: `.` stops at a newline, and /api/jobs/a%0Ab would get the HTML page.)

@@ -380,6 +380,35 @@ class ShipOrderView(APIView):
         return Response(body)
 
 
+class OrderExportsView(APIView):
+    permission_classes = [permissions.IsAdminUser]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="request_order_export",
+        request=s.OrderExportInput,
+        responses={
+            202: s.OrderExportWithJobOut,
+            400: BAD_REQUEST,
+            **STAFF_ONLY,
+        },
+        summary="Export the orders of a range of days as CSV, in the background.",
+        description="Records the export and its job, `jobs.export_orders` (queue `bulk`), in "
+        "one transaction. Follow the job's `progress` at GET /api/jobs/<id>; cancel it while it "
+        "runs with POST /api/ops/jobs/<id>/cancel (202). Staff download the finished file "
+        "from the exports page, /ops/exports.",
+    )
+    def post(self, request: Request) -> Response:
+        form = s.OrderExportInput(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            export = services.request_order_export(by=operator(request.user), **form.validated_data)
+        except services.ExportRejected as exc:
+            return field_errors(exc.errors)
+        body = s.OrderExportWithJobOut({"export": export, "job": export.job})
+        return Response(body.data, status=status.HTTP_202_ACCEPTED)
+
+
 class HealthView(APIView):
     authentication_classes = []
     permission_classes = [permissions.AllowAny]

@@ -1,12 +1,18 @@
 """What a customer and an operator do, in a real browser."""
 
+import csv
+import io
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from shop.models import Product
+from shop import exports
+from shop.models import OrderExport, Product
 from shop.tasks import sync_crm_deal
+from tests.factories import many_orders
 from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.browser
@@ -200,3 +206,65 @@ def test_an_operator_recovers_a_dead_job_from_the_dashboard(
     assert "No open dead letters" in ops.inner_text("body")
     assert "CRM back up" in ops.inner_text("body")  # the audit
     staff.close()
+
+
+def test_staff_export_orders_watch_the_bar_move_download_and_cancel_another(
+    page, live_server, settings, screenshot
+):
+    settings.EXPORT_CHUNK_ROWS = 10
+    settings.EXPORT_CHUNK_DELAY_SECONDS = 0.3  # 20 chunks: about 6 s to watch
+    order_ids = many_orders(200)
+    get_user_model().objects.create_user(
+        username="ops@example.com",
+        email="ops@example.com",
+        password="run-the-shop-1",
+        is_staff=True,
+    )
+    today = timezone.now().date().isoformat()
+    page.goto("/login")
+    page.fill("input[name=username]", "ops@example.com")
+    page.fill("input[name=password]", "run-the-shop-1")
+    page.click("form button[type=submit]")
+    page.click("nav a[href='/ops/exports']")
+
+    page.fill("input[name=start]", today)
+    page.fill("input[name=end]", today)
+    page.click("form.export-form button[type=submit]")
+    assert "started" in page.inner_text(".messages")
+    first = OrderExport.objects.get()
+    bar = f"#export-{first.pk} progress"
+    # The bar moves without a reload: seen part-way, then further on.
+    page.wait_for_function(
+        f"() => {{ const p = document.querySelector('{bar}');"
+        " return p && p.value > 0 && p.value < 200; }"
+    )
+    seen = float(page.get_attribute(bar, "value"))
+    screenshot(page, "order-exports")
+    page.wait_for_function(
+        f"() => {{ const p = document.querySelector('{bar}'); return p && p.value > {seen}; }}"
+    )
+    page.wait_for_selector(f"#export-{first.pk} a.download", timeout=60_000)
+    assert "200 of 200 orders" in page.inner_text(f"#export-{first.pk}")
+    with page.expect_download() as download:
+        page.click(f"#export-{first.pk} a.download")
+    rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert rows[0] == exports.COLUMNS
+    assert [int(row[0]) for row in rows[1:]] == order_ids
+
+    # A second one, cancelled while it runs.
+    page.fill("input[name=start]", today)
+    page.fill("input[name=end]", today)
+    page.click("form.export-form button[type=submit]")
+    second = OrderExport.objects.exclude(pk=first.pk).get()
+    page.wait_for_function(
+        f"() => {{ const p = document.querySelector('#export-{second.pk} progress');"
+        " return p && p.value > 0; }"
+    )
+    page.fill(f"#export-{second.pk} input[name=reason]", "not these days")
+    page.click(f"#export-{second.pk} form.cancel-export button")
+    assert "stopping" in page.inner_text(".messages")
+    page.wait_for_selector(f"#export-{second.pk}[data-state=cancelled]")
+    screenshot(page, "order-exports-cancelled")
+    row = page.inner_text(f"#export-{second.pk}")
+    assert "not these days" in row
+    assert page.locator(f"#export-{second.pk} a.download").count() == 0

@@ -1,11 +1,15 @@
+import random
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
 
 from sandbox.models import WebhookInbox
-from shop.models import Product
+from shop.models import Customer, Order, OrderLine, Product
 from webhooks.models import WebhookEndpoint, new_secret
 
 # sku, name, price, stock, description. Each has its picture at shop/static/shop/products/
@@ -77,8 +81,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--quiet", action="store_true", help="Do not print the credentials.")
+        parser.add_argument(
+            "--orders",
+            type=int,
+            default=0,
+            help="Past orders to have for the staff's order export to work through (topped up "
+            "to this many; written as history, with no jobs).",
+        )
 
-    def handle(self, *args, quiet: bool = False, **options):
+    def handle(self, *args, quiet: bool = False, orders: int = 0, **options):
         for sku, name, price, stock, description in CATALOGUE:
             Product.objects.update_or_create(
                 sku=sku,
@@ -105,9 +116,46 @@ class Command(BaseCommand):
             url=f"{settings.SANDBOX_BASE_URL}/webhooks/demo",
             defaults={"secret": inbox.secret, "description": "the sandbox receiver (demo)"},
         )
+        added = seed_past_orders(orders) if orders else 0
         if not quiet:
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"Seeded {len(CATALOGUE)} products. Staff login: {email} / {password}"
+                    f"Seeded {len(CATALOGUE)} products"
+                    + (f" and {added} past orders" if added else "")
+                    + f". Staff login: {email} / {password}"
                 )
             )
+
+
+HISTORY_EMAIL = "regular@example.com"
+
+
+def seed_past_orders(wanted: int) -> int:
+    """Top the demo's past orders up to `wanted`: paid orders of one regular customer, spread
+    over the last 30 days, for the order export (/ops/exports) to have rows to work through.
+    History, written directly: they had their jobs before the demo started, so none are
+    recorded now (no charge, no email). Returns how many were added."""
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(username=HISTORY_EMAIL, defaults={"email": HISTORY_EMAIL})
+    customer, _ = Customer.objects.get_or_create(user=user, defaults={"name": "A regular"})
+    missing = wanted - Order.objects.filter(customer=customer).count()
+    if missing <= 0:
+        return 0
+    products = list(Product.objects.all())
+    now = timezone.now()
+    pick = random.Random(missing)  # noqa: S311 - demo data, not secrets
+    with transaction.atomic():
+        orders = Order.objects.bulk_create(
+            Order(customer=customer, status=Order.Status.PAID) for _ in range(missing)
+        )
+        lines = []
+        for order in orders:
+            product, quantity = pick.choice(products), pick.randint(1, 3)
+            lines.append(
+                OrderLine(order=order, product=product, quantity=quantity, unit_price=product.price)
+            )
+            order.total = product.price * quantity
+            order.created_at = now - timedelta(seconds=pick.randint(0, 30 * 86_400))
+        OrderLine.objects.bulk_create(lines)
+        Order.objects.bulk_update(orders, ["total", "created_at"], batch_size=500)
+    return missing
