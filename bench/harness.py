@@ -384,6 +384,7 @@ def _environment(workdir: Path, ports: dict[str, int]) -> dict[str, str]:
         "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "true",
         "MEDIA_ROOT": str(workdir / "media"),
         "STATIC_ROOT": str(workdir / "static"),
+        "METRICS_TOKEN": "bench-metrics-token",  # bench.ledger_growth scrapes /metrics
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
