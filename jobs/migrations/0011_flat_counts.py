@@ -14,6 +14,9 @@ IN_FINAL = "(" + ", ".join(f"'{state}'" for state in FINAL) + ")"
 # PostgreSQL: each session adds to its own of this many rows per state (jobs.models.JobCount).
 SHARDS = 8
 
+# SQLite: one row per state. A count is taken from with an UPDATE, not an upsert: its row
+# exists since the job was counted in, unless the count rows were emptied first (Django's
+# flush empties every table in no set order), and then nothing is left to take from.
 SQLITE = [
     f"""CREATE TRIGGER jobs_count_inserted AFTER INSERT ON jobs_job
     WHEN NEW.state IN {IN_FINAL}
@@ -24,8 +27,7 @@ SQLITE = [
     f"""CREATE TRIGGER jobs_count_deleted AFTER DELETE ON jobs_job
     WHEN OLD.state IN {IN_FINAL}
     BEGIN
-        INSERT INTO jobs_jobcount (state, shard, n) VALUES (OLD.state, 0, -1)
-        ON CONFLICT (state, shard) DO UPDATE SET n = n - 1;
+        UPDATE jobs_jobcount SET n = n - 1 WHERE state = OLD.state AND shard = 0;
     END""",
     f"""CREATE TRIGGER jobs_count_entered AFTER UPDATE OF state ON jobs_job
     WHEN NEW.state IS NOT OLD.state AND NEW.state IN {IN_FINAL}
@@ -36,8 +38,7 @@ SQLITE = [
     f"""CREATE TRIGGER jobs_count_left AFTER UPDATE OF state ON jobs_job
     WHEN NEW.state IS NOT OLD.state AND OLD.state IN {IN_FINAL}
     BEGIN
-        INSERT INTO jobs_jobcount (state, shard, n) VALUES (OLD.state, 0, -1)
-        ON CONFLICT (state, shard) DO UPDATE SET n = n - 1;
+        UPDATE jobs_jobcount SET n = n - 1 WHERE state = OLD.state AND shard = 0;
     END""",
 ]
 SQLITE_DROP = [
