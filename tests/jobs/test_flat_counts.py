@@ -14,8 +14,10 @@ from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs import dead_letters, ledger, operations, relay, retention
+from jobs import dead_letters, dispatch, ledger, operations, relay, retention
 from jobs.models import Job, JobCount
+from stack.waiting import wait_until
+from tests.jobs import metrics_tasks
 
 pytestmark = pytest.mark.django_db
 State = Job.State
@@ -188,3 +190,21 @@ def test_emptying_the_counts_before_the_jobs_leaves_none_below_zero():
     assert_counts_right("emptying both tables")
     new_job(state=State.SUCCEEDED)
     assert_counts_right("a job after that")
+
+
+@pytest.mark.integration
+def test_the_counts_agree_with_the_table_once_real_workers_ran_the_jobs(celery_worker):
+    """Success, a retry then success, a failure for good (and the dead letter's own job): the
+    claims and ends a worker writes, counted by the database as it writes them."""
+    for task in (metrics_tasks.succeed, metrics_tasks.fail_once, metrics_tasks.fail_for_good):
+        dispatch.enqueue(task.name)
+
+    def settled() -> bool:
+        return not Job.objects.exclude(state__in=Job.FINAL_STATES).exists() and (
+            Job.objects.count() == 4  # with jobs.record_dead_letter
+        )
+
+    wait_until(settled, timeout=60, message="every job to end")
+    assert_counts_right("real runs")
+    counts = operations.stats().jobs
+    assert (counts[State.SUCCEEDED], counts[State.DEAD]) == (3, 1)
