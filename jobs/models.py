@@ -218,6 +218,15 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-failed_at"]
+        indexes = [
+            # The open letters, newest first (the dashboard) and their count (the stats): a
+            # few rows, however many letters were requeued or discarded over the years.
+            models.Index(
+                fields=["failed_at"],
+                name="deadletter_open",
+                condition=models.Q(status="open"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"dead letter for {self.job}"

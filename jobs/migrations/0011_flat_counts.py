@@ -2,7 +2,8 @@
 """Counts that stay flat as the ledger grows (jobs.models.JobCount): triggers keep how many
 jobs are in each final state, in the statement that moves a job, and the initial counts are
 taken once here. The (state, finished_at) index replaces (finished_at): it serves the
-dashboard's "finished in the last minute" and the purge's batch pick alone."""
+dashboard's "finished in the last minute" and the purge's batch pick alone. The open dead
+letters get an index of their own: the stats count them, the dashboard lists them."""
 
 from django.db import migrations, models
 
@@ -156,6 +157,12 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="job",
             index=models.Index(fields=["state", "finished_at"], name="job_state_finished"),
+        ),
+        migrations.AddIndex(
+            model_name="deadletter",
+            index=models.Index(
+                condition=models.Q(("status", "open")), fields=["failed_at"], name="deadletter_open"
+            ),
         ),
         migrations.RunPython(install, uninstall),
     ]

@@ -152,6 +152,18 @@ def test_the_stats_read_indexes_not_the_table():
                 plan = " / ".join(row[0] for row in cursor.fetchall())
                 whole = re.search(r"Seq Scan on jobs_job\b", plan)
             assert not whole, f"{sql}\n reads the whole table: {plan}"
+        # The open dead letters: counted from their own index, whatever was closed before.
+        letters = [
+            query["sql"] for query in queries.captured_queries if "jobs_deadletter" in query["sql"]
+        ]
+        assert letters
+        for sql in letters:
+            cursor.execute(f"EXPLAIN {'QUERY PLAN ' if connection.vendor == 'sqlite' else ''}{sql}")
+            plan = " / ".join(
+                str(row[-1] if connection.vendor == "sqlite" else row[0])
+                for row in cursor.fetchall()
+            )
+            assert "deadletter_open" in plan, f"{sql}\n reads every letter: {plan}"
 
 
 def test_the_stats_ask_no_worker_and_cost_the_same_queries_however_many_jobs(monkeypatch):
