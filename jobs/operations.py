@@ -96,7 +96,8 @@ def job_counts() -> dict[str, int]:
     finished = JobCount.objects.values_list("state").annotate(total=Sum("n"))
     live = Job.objects.filter(state__in=LIVE_STATES).values_list("state").annotate(n=Count("*"))
     counts = {**dict(finished), **dict(live)}
-    return {state: counts.get(state, 0) for state in State.values}
+    # int(): PostgreSQL sums a bigint column as numeric; the API and the gauges want integers.
+    return {state: int(counts.get(state, 0)) for state in State.values}
 
 
 def stalled_jobs(now: datetime) -> dict[str, int]:

@@ -187,6 +187,7 @@ def test_the_stats_ask_no_worker_and_cost_the_same_queries_however_many_jobs(mon
     assert broadcasts == []  # no ping, no inspect: workers are counted from their heartbeats
     assert len(many.captured_queries) == len(few.captured_queries)
     assert (large.jobs[State.SUCCEEDED], large.jobs[State.QUEUED]) == (50, 50)
+    assert all(type(count) is int for count in large.jobs.values())  # as the API documents them
     assert (large.finished_last_minute, large.failed_last_minute) == (100, 50)
     assert small.workers == large.workers == 0
 
