@@ -122,6 +122,30 @@ def test_the_counts_agree_with_the_table_through_every_state_change(staff):
     assert_counts_right("deleting everything")
 
 
+def test_the_count_triggers_are_on_the_ledger_after_every_migration():
+    """A later migration that makes SQLite rebuild jobs_job (most field changes do: a new table,
+    the rows copied, the old one dropped) drops its triggers with it: it must install them
+    again (jobs/migrations/0011_flat_counts.py has the SQL)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs_job'"
+            )
+            expected = {
+                "jobs_count_inserted",
+                "jobs_count_deleted",
+                "jobs_count_entered",
+                "jobs_count_left",
+            }
+        else:
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger"
+                " WHERE tgrelid = 'jobs_job'::regclass AND NOT tgisinternal"
+            )
+            expected = {"jobs_count_inserted", "jobs_count_deleted", "jobs_count_state_change"}
+        assert {name for (name,) in cursor.fetchall()} >= expected
+
+
 def test_the_counts_kept_are_those_of_the_final_states():
     """A new final state needs the triggers told of it (a migration that replaces them)."""
     for state in Job.FINAL_STATES:
