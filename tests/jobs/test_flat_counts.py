@@ -9,12 +9,13 @@ from datetime import timedelta
 import pytest
 from celery.app.control import Control
 from django.contrib.auth import get_user_model
+from django.core.management.sql import emit_post_migrate_signal
 from django.db import connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs import dead_letters, dispatch, ledger, operations, relay, retention
+from jobs import counts, dead_letters, dispatch, ledger, operations, relay, retention
 from jobs.models import Job, JobCount
 from stack.waiting import wait_until
 from tests.jobs import metrics_tasks
@@ -144,6 +145,21 @@ def test_the_count_triggers_are_on_the_ledger_after_every_migration():
             )
             expected = {"jobs_count_inserted", "jobs_count_deleted", "jobs_count_state_change"}
         assert {name for (name,) in cursor.fetchall()} >= expected
+
+
+def test_triggers_a_later_migration_dropped_come_back_after_it_with_the_counts_taken_again():
+    new_job(state=State.SUCCEEDED)
+    counts.uninstall(connection)  # as SQLite's rebuild of jobs_job for an altered field does
+    new_job(state=State.SUCCEEDED)
+    new_job(state=State.DEAD)
+    assert operations.job_counts() != oracle()  # unkept while the triggers were gone
+
+    emit_post_migrate_signal(verbosity=0, interactive=False, db=connection.alias)
+
+    assert counts.installed(connection) == counts.TRIGGERS[connection.vendor]
+    assert_counts_right("migrate put the triggers back")
+    new_job(state=State.CANCELLED)
+    assert_counts_right("a job after that")
 
 
 def test_the_counts_kept_are_those_of_the_final_states():
