@@ -2,7 +2,8 @@
 
 The same operations are timed against an empty ledger, then against one filled with finished
 jobs (1,000,000 at full size; written by one SQL statement per 100,000 rows, as old history
-would be, not through the ORM), side by side in one run: an order (POST /api/orders), the
+would be, not through the ORM), then against the empty ledger again (the baseline is both
+empty runs together), side by side in one run: an order (POST /api/orders), the
 relay's sweep and the due-jobs sweep (called in this process, as the relay calls them), the
 ops API's stats, the /ops/ dashboard and /metrics. Each filled ÷ empty ratio must stay
 within MAX_RATIO: the figures the dashboard and the metrics show come from counts the database
@@ -35,12 +36,11 @@ def ledger_growth(bench: Bench, size: Size) -> dict:
     bench.set_latencies({})
     timed = _operations(bench)
     samples = SAMPLES[size.name]
-    # A page of recent jobs first, as on any day: the dashboard lists the newest 50, and an
-    # empty one renders less than a filled one, whatever the ledger holds behind it.
-    for _ in range(PAGE_OF_ORDERS):
-        timed["order"]()
-    empty = _measure(timed, samples)
     rows = ROWS[size.name]
+    # Empty, filled, empty again: the empty ledger measured before and after the filled one,
+    # so that a machine that grows busier or quieter over the run (it is shared) does not
+    # pass for the ledger's cost.
+    before = _empty(timed, samples)
     started = time.monotonic()
     _fill(rows)
     fill_s = time.monotonic() - started
@@ -49,12 +49,17 @@ def ledger_growth(bench: Bench, size: Size) -> dict:
     started = time.monotonic()
     bench.purge()
     purge_s = time.monotonic() - started
+    after = _empty(timed, samples)
+    empty = {name: before[name] + after[name] for name in OPERATIONS}
+    bench.purge()
     return {
         "rows": rows,
         "samples": samples,
         "fill_s": fill_s,
         "purge_s": purge_s,
         "empty_ms": {name: statistics.median(times) for name, times in empty.items()},
+        "empty_before_ms": {name: statistics.median(times) for name, times in before.items()},
+        "empty_after_ms": {name: statistics.median(times) for name, times in after.items()},
         "filled_ms": {name: statistics.median(times) for name, times in filled.items()},
         "ratios": {
             name: statistics.median(filled[name]) / statistics.median(empty[name])
@@ -62,6 +67,14 @@ def ledger_growth(bench: Bench, size: Size) -> dict:
         },
         "plans": plans,
     }
+
+
+def _empty(timed: dict[str, Callable[[], object]], samples: int) -> dict[str, list[float]]:
+    # A page of recent jobs first, as on any day: the dashboard lists the newest 50, and an
+    # empty one renders less than a filled one, whatever the ledger holds behind it.
+    for _ in range(PAGE_OF_ORDERS):
+        timed["order"]()
+    return _measure(timed, samples)
 
 
 def _measure(timed: dict[str, Callable[[], object]], samples: int) -> dict[str, list[float]]:
@@ -209,13 +222,16 @@ def _plans() -> dict[str, str]:
 def table(ledger: dict) -> list[str]:
     lines = [
         "",
-        f"8. Ledger growth: empty vs {ledger['rows']:,} finished jobs "
-        f"(medians of {ledger['samples']} calls; filled in {ledger['fill_s']:.0f} s)",
-        f"   {'':24}{'empty':>12}{'filled':>12}{'ratio':>10}",
+        f"8. Ledger growth: empty (before and after) vs {ledger['rows']:,} finished jobs "
+        f"(medians of {ledger['samples']} calls each; filled in {ledger['fill_s']:.0f} s, "
+        f"purged in {ledger['purge_s']:.0f} s)",
+        f"   {'':24}{'empty':>12}{'(before':>10}{'after)':>10}{'filled':>12}{'ratio':>10}",
     ]
     for name in OPERATIONS:
+        before, after = ledger["empty_before_ms"][name], ledger["empty_after_ms"][name]
         lines.append(
             f"   {name.replace('_', ' '):24}{ledger['empty_ms'][name]:>10.1f}ms"
+            f"{before:>10.1f}{after:>10.1f}"
             f"{ledger['filled_ms'][name]:>10.1f}ms{ledger['ratios'][name]:>9.2f}×"
         )
     return lines
