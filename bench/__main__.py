@@ -21,12 +21,12 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("latency", "machinery", "io", "pickup", "spike", "footprint")
+SECTIONS = ("latency", "machinery", "io", "pickup", "spike", "footprint", "ledger")
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-    from bench import report, sections
+    from bench import ledger_growth, report, sections
     from bench.harness import CLIENTS, Bench
     from bench.load import Load
 
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "spike": lambda: sections.spike(bench, size, load),
             "footprint": lambda: sections.footprint(bench, load, orders=50),
+            "ledger": lambda: ledger_growth.ledger_growth(bench, size),
         }
         try:
             for name in only:
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     # With --update, the time of the run that measured the other sections counts too.
     earlier = results.get("duration_s", 0) if args.update else 0
     results["duration_s"] = earlier + time.monotonic() - started
-    results["targets"] = sections.targets(results)
+    results["targets"] = sections.targets(results) + ledger_growth.targets(results)
     print(report.table(results))
     data, chart = report.write(results, args.output, size.name)
     print(f"\nwrote {data} and {chart} in {results['duration_s'] / 60:.1f} min")
@@ -99,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _broken(results: dict) -> bool:
-    """What no benchmark may show, at any size: a lost job or a failed request."""
+    """What no benchmark may show, at any size: a lost job or a failed request; and at full
+    size, a cost that grows with the ledger (bench.ledger_growth)."""
+    from bench import ledger_growth
+
     spike = results.get("spike") or {}
     errors = spike.get("errors", 0) + sum(
         variant["errors"]
@@ -110,13 +114,16 @@ def _broken(results: dict) -> bool:
     lost = spike.get("lost", 0)
     failed = sorted(results.get("errors", {}))
     empty = _measured_nothing(results)
-    if errors or lost or failed or empty:
+    growing = ledger_growth.broken(results)
+    if errors or lost or failed or empty or growing:
         print(
             f"FAILED: {lost} job(s) lost, {errors} request(s) answered with an error, "
             f"sections that broke off: {', '.join(failed) or 'none'}, "
-            f"rates that measured nothing (NaN): {', '.join(empty) or 'none'}"
+            f"rates that measured nothing (NaN): {', '.join(empty) or 'none'}, "
+            f"costs that grew with the ledger over {ledger_growth.MAX_RATIO}×: "
+            f"{', '.join(growing) or 'none'}"
         )
-    return bool(errors or lost or failed or empty)
+    return bool(errors or lost or failed or empty or growing)
 
 
 def _measured_nothing(results: dict) -> list[str]:

@@ -385,6 +385,7 @@ def _environment(workdir: Path, ports: dict[str, int]) -> dict[str, str]:
         "MEDIA_ROOT": str(workdir / "media"),
         "PRIVATE_MEDIA_ROOT": str(workdir / "private"),
         "STATIC_ROOT": str(workdir / "static"),
+        "METRICS_TOKEN": "bench-metrics-token",  # bench.ledger_growth scrapes /metrics
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }

@@ -181,6 +181,11 @@ def table(results: dict) -> str:
                 f"(before: {spike['worker_rss_before'] / 2**20:,.0f} MiB)"
             )
 
+    if results.get("ledger"):
+        from bench.ledger_growth import table as ledger_table
+
+        lines.extend(ledger_table(results["ledger"]))
+
     out("")
     out("Targets")
     for row in results["targets"]:

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.module_loading import autodiscover_modules
 
 
@@ -14,3 +15,8 @@ class JobsConfig(AppConfig):
         # the tasks declared under those names, not only the workers, where Celery's own
         # discovery (config/celery.py) imports them. As the admin finds each app's admin.py.
         autodiscover_modules("tasks")
+
+        # The job counts' triggers, back after a migration that rebuilt the ledger's table.
+        from jobs.counts import ensure_installed
+
+        post_migrate.connect(ensure_installed, sender=self, dispatch_uid="jobs.counts")

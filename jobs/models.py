@@ -125,8 +125,10 @@ class Job(models.Model):
             models.Index(fields=["state", "published_at"], name="job_state_published"),
             models.Index(fields=["state", "eta"], name="job_state_eta"),
             models.Index(fields=["state", "lease_until"], name="job_state_lease"),
-            # The dashboard's "finished in the last minute".
-            models.Index(fields=["finished_at"], name="job_finished_at"),
+            # The purge's batch pick (oldest succeeded first) and the dashboard's "finished in
+            # the last minute" (succeeded and dead): range scans of this index alone, whatever
+            # the size of the ledger.
+            models.Index(fields=["state", "finished_at"], name="job_state_finished"),
             # Stalled jobs are few: the dashboard and the metrics count them from this.
             models.Index(
                 fields=["stalled_reason"],
@@ -172,6 +174,37 @@ class Job(models.Model):
         return ""
 
 
+# The states whose rows the ledger keeps piling up: their counts come from JobCount. The
+# others are few whatever the ledger's size (a backlog), and are counted through an index.
+COUNTED_STATES = tuple(str(state) for state in Job.FINAL_STATES)
+LIVE_STATES = tuple(state for state in Job.State.values if state not in COUNTED_STATES)
+
+
+class JobCount(models.Model):
+    """How many jobs are in each final state, kept by triggers on the ledger's table (migration
+    0011_flat_counts) in the statement that moves a job, whatever moves it: the ORM, plain SQL,
+    the admin, a purge. The dashboard and the metrics read these few rows instead of counting
+    a table that grows with every job.
+
+    Counted: a state's count is the sum of its rows. On PostgreSQL each database session adds
+    to a row of its own (`shard`, from its backend's pid): workers finishing jobs at once do
+    not queue on one row's lock. On SQLite (one writer at a time) there is one row per state.
+    The live states (scheduled, queued, running, retrying) are counted through an index on
+    state: their rows are few, and keeping them here would add a write to every claim."""
+
+    state = models.CharField(max_length=12)
+    shard = models.SmallIntegerField(default=0)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["state", "shard"], name="jobcount_state_shard")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.state}[{self.shard}]: {self.n}"
+
+
 class DeadLetter(models.Model):
     """A job that failed for good: what it was, why, and what an operator did about it."""
 
@@ -195,6 +228,15 @@ class DeadLetter(models.Model):
 
     class Meta:
         ordering = ["-failed_at"]
+        indexes = [
+            # The open letters, newest first (the dashboard) and their count (the stats): a
+            # few rows, however many letters were requeued or discarded over the years.
+            models.Index(
+                fields=["failed_at"],
+                name="deadletter_open",
+                condition=models.Q(status="open"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"dead letter for {self.job}"

@@ -17,13 +17,13 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
-from django.db.models import Count, F, Min, QuerySet
+from django.db.models import Count, F, Min, QuerySet, Sum
 from django.utils import timezone
 
 from jobs import broker, health, pauses, signals
 from jobs.base import HOUSEKEEPING_JOBS
 from jobs.dispatch import cancellable_while_running, ledger_job_names, publisher
-from jobs.models import DeadLetter, Job, OperatorAction, PausedQueue
+from jobs.models import LIVE_STATES, DeadLetter, Job, JobCount, OperatorAction, PausedQueue
 
 State = Job.State
 
@@ -72,21 +72,34 @@ def stats() -> Stats:
         )
         for queue in settings.QUEUES
     ]
-    counts = dict(Job.objects.values_list("state").annotate(n=Count("pk")))
     recent = dict(
-        Job.objects.filter(finished_at__gte=now - timedelta(minutes=1))
+        # Two range scans of the (state, finished_at) index, as long as the last minute's.
+        Job.objects.filter(
+            state__in=[State.SUCCEEDED, State.DEAD], finished_at__gte=now - timedelta(minutes=1)
+        )
         .values_list("state")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))
     )
     return Stats(
         queues=queues,
-        jobs={state: counts.get(state, 0) for state in State.values},
+        jobs=job_counts(),
         dead_letters_open=DeadLetter.objects.filter(status=DeadLetter.Status.OPEN).count(),
         finished_last_minute=recent.get(State.SUCCEEDED, 0) + recent.get(State.DEAD, 0),
         failed_last_minute=recent.get(State.DEAD, 0),
         workers=health.workers_online(),
         stalled=stalled_jobs(now),
     )
+
+
+def job_counts() -> dict[str, int]:
+    """Jobs in the ledger by state, at a cost that does not grow with the ledger: the final
+    states from the counts the database keeps (JobCount), the live ones through the index on
+    state (their rows are few: a backlog, not the history)."""
+    finished = JobCount.objects.values_list("state").annotate(total=Sum("n"))
+    live = Job.objects.filter(state__in=LIVE_STATES).values_list("state").annotate(n=Count("*"))
+    counts = {**dict(finished), **dict(live)}
+    # int(): PostgreSQL sums a bigint column as numeric; the API and the gauges want integers.
+    return {state: int(counts.get(state, 0)) for state in State.values}
 
 
 def stalled_jobs(now: datetime) -> dict[str, int]:

@@ -17,17 +17,21 @@ MAX_BATCHES_PER_RUN = 50  # at most 50,000 rows a run: the rest waits for the ne
 def purge_old_records() -> dict[str, int]:
     """Delete finished jobs and task results older than JOBS_RETENTION_DAYS.
 
-    Rows are picked through an index (finished_at, date_done) a batch at a time, never with
-    one unbounded DELETE. Only succeeded jobs go: dead ones keep their dead letter and the
-    audit of what operators did with it.
+    A batch at a time, never one unbounded DELETE, each batch the oldest rows in the order of
+    an index: jobs by (state, finished_at), the ledger's job_state_finished, and task results
+    by date_done. A batch reads its thousand index entries and stops, whatever the size of the
+    table (in the model's default order, by creation time, it read every succeeded row for
+    each batch). Only succeeded jobs go: dead ones keep their dead letter and the audit of
+    what operators did with it. The job counts (jobs.models.JobCount) follow the DELETE.
     """
     cutoff = timezone.now() - timedelta(days=settings.JOBS_RETENTION_DAYS)
-    old_jobs = Job.objects.filter(finished_at__lt=cutoff, state=Job.State.SUCCEEDED)
+    old_jobs = Job.objects.filter(state=Job.State.SUCCEEDED, finished_at__lt=cutoff).order_by(
+        "state", "finished_at"
+    )
+    old_results = TaskResult.objects.filter(date_done__lt=cutoff).order_by("date_done")
     return {
         "jobs": _delete_in_batches(Job, old_jobs),
-        "task_results": _delete_in_batches(
-            TaskResult, TaskResult.objects.filter(date_done__lt=cutoff)
-        ),
+        "task_results": _delete_in_batches(TaskResult, old_results),
     }
 
 
