@@ -279,3 +279,18 @@ def test_a_run_that_loses_its_job_stops_and_the_next_resumes_after_its_last_chun
     with exports.exports_storage().open(name) as written:
         rows = list(csv.reader(io.StringIO(written.read().decode())))
     assert [int(row[0]) for row in rows[1:]] == order_ids
+
+
+def test_a_range_its_job_could_not_count_is_refused_not_accepted_to_die(api_client, staff):
+    # The last day a date can be: the orders "before the next day" cannot be asked for, and
+    # an export accepted for it would only fail in its job.
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(staff)}")
+
+    response = api_client.post(
+        "/api/ops/exports", {"start": "9999-12-31", "end": "9999-12-31"}, format="json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == ["end"]
+    assert not OrderExport.objects.exists()
+    assert not Job.objects.exists()
