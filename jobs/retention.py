@@ -11,7 +11,11 @@ from django_celery_results.models import TaskResult
 from jobs.models import Job
 
 BATCH = 1_000
-MAX_BATCHES_PER_RUN = 50  # at most 50,000 rows a run: the rest waits for the next hour
+MAX_BATCHES_PER_RUN = 50  # at most 50,000 rows a run (per state): the rest waits an hour
+# A skip or a decline is a run that ended well, as a success is (before issue 12 they were
+# `succeeded`, and purged): kept for good, every order's skipped text message or declined
+# charge would grow the ledger without bound.
+PURGED_STATES = (Job.State.SUCCEEDED, Job.State.SKIPPED, Job.State.DECLINED)
 
 
 def purge_old_records() -> dict[str, int]:
@@ -21,16 +25,24 @@ def purge_old_records() -> dict[str, int]:
     an index: jobs by (state, finished_at), the ledger's job_state_finished, and task results
     by date_done. A batch reads its thousand index entries and stops, whatever the size of the
     table (in the model's default order, by creation time, it read every succeeded row for
-    each batch). Only succeeded jobs go: dead ones keep their dead letter and the audit of
-    what operators did with it. The job counts (jobs.models.JobCount) follow the DELETE.
+    each batch). Only jobs whose run ended well go (succeeded, skipped, declined): dead ones
+    keep their dead letter, cancelled ones the audit of what operators did with them. The job
+    counts (jobs.models.JobCount) follow the DELETE.
     """
     cutoff = timezone.now() - timedelta(days=settings.JOBS_RETENTION_DAYS)
-    old_jobs = Job.objects.filter(state=Job.State.SUCCEEDED, finished_at__lt=cutoff).order_by(
-        "state", "finished_at"
+    # One state at a time: each batch pick stays one range of the (state, finished_at) index.
+    purged_jobs = sum(
+        _delete_in_batches(
+            Job,
+            Job.objects.filter(state=state, finished_at__lt=cutoff).order_by(
+                "state", "finished_at"
+            ),
+        )
+        for state in PURGED_STATES
     )
     old_results = TaskResult.objects.filter(date_done__lt=cutoff).order_by("date_done")
     return {
-        "jobs": _delete_in_batches(Job, old_jobs),
+        "jobs": purged_jobs,
         "task_results": _delete_in_batches(TaskResult, old_results),
     }
 

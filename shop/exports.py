@@ -74,14 +74,21 @@ def render(rows: Iterable[list[str]]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def as_text(value: str) -> str:
+    """A customer's own words as a spreadsheet's text, never its formula: a cell that starts
+    with = + - @ (or a tab or a carriage return) is run as one when staff open the file
+    (CSV injection); a leading apostrophe keeps it text."""
+    return f"'{value}" if value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
+
+
 def row(order: Order) -> list[str]:
     items = "; ".join(f"{line.product.sku} x{line.quantity}" for line in order.lines.all())
     return [
         str(order.pk),
         order.created_at.isoformat(),
         order.status,
-        order.customer.user.email,
-        order.customer.name,
+        as_text(order.customer.user.email),
+        as_text(order.customer.name),
         items,
         str(order.total),
         order.currency,

@@ -456,6 +456,9 @@ def request_order_export(*, by: AbstractBaseUser, start: date, end: date) -> Ord
     errors: dict[str, list[str]] = {}
     if end < start:
         errors["end"] = ["The end must be on or after the start."]
+    elif end == date.max:
+        # The job asks for the orders placed before the day after the end, which has no date.
+        errors["end"] = [f"The end must be before {date.max.isoformat()}."]
     elif (end - start).days + 1 > settings.EXPORT_MAX_DAYS:
         errors["end"] = [
             f"An export spans at most {settings.EXPORT_MAX_DAYS} days; "

@@ -325,7 +325,11 @@ class CancelOrderView(APIView):
         except services.OrderNotCancellable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         order = result.order
-        return Response(s.OrderWithJobsOut({"order": order, "jobs": order.jobs.all()}).data)
+        # As GET answers: the machinery's own jobs about it (a dead letter's record) are not
+        # the customer's.
+        jobs = [job for job in order.jobs.all() if job.name not in HOUSEKEEPING_JOBS]
+        context = {"request": request}
+        return Response(s.OrderWithJobsOut({"order": order, "jobs": jobs}, context=context).data)
 
 
 class JobDetailView(APIView):

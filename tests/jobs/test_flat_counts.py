@@ -261,3 +261,14 @@ def test_the_counts_agree_with_the_table_once_real_workers_ran_the_jobs(celery_w
     assert_counts_right("real runs")
     counts = operations.stats().jobs
     assert (counts[State.SUCCEEDED], counts[State.DEAD]) == (3, 1)
+
+
+def test_a_run_that_ended_skipped_or_declined_counts_as_finished_in_the_last_minute():
+    """Before the business outcomes, a skip or a decline was a success and counted in the
+    throughput; a run that ended so is still a run that finished. A cancel is not a run."""
+    for state in (State.SUCCEEDED, State.SKIPPED, State.DECLINED, State.DEAD, State.CANCELLED):
+        new_job(state=state, finished_at=timezone.now())
+
+    stats = operations.stats()
+
+    assert (stats.finished_last_minute, stats.failed_last_minute) == (4, 1)

