@@ -75,7 +75,7 @@ def database_outage() -> Iterator[None]:
 
 
 def every_job_final() -> bool:
-    """Every job succeeded or dead (the delayed review reminders wait, as they should)."""
+    """Every job ended (the delayed review reminders wait, as they should)."""
     from jobs.models import Job
 
-    return not Job.objects.exclude(state__in=["succeeded", "dead", "scheduled"]).exists()
+    return not Job.objects.exclude(state__in=[*Job.FINAL_STATES, Job.State.SCHEDULED]).exists()

@@ -36,7 +36,9 @@ def test_a_job_waiting_in_a_thread_is_handed_back_at_once(stack, catalogue):
     # well past the soft shutdown.
     app = stack(CRM_RATE_LIMIT="1/minute")
     app.start_web(), app.start_mail(), app.start_relay()
-    app.start_worker("io", pool="threads", concurrency=4, queues="critical,default,bulk,webhooks")
+    app.start_worker(
+        "io", pool="threads", concurrency=4, queues="critical,default,bulk,webhooks,media"
+    )
     worker = app.start_worker("crm", pool="threads", concurrency=4, queues="crm")
     customer = app.sign_up("deploy@example.com")
     contact = Customer.objects.get(pk=customer["customer"]["id"]).jobs.get(
