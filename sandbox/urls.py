@@ -7,7 +7,7 @@ urlpatterns = [
     path("", views.control_panel, name="control_panel"),
     path("mailbox/", views.mailbox_view, name="mailbox"),
     path("switches/<str:service>", views.switch_api, name="switch_api"),
-    path("payments/charges", views.create_charge, name="create_charge"),
+    path("payments/charges", views.charges, name="charges"),
     path("payments/refunds", views.create_refund, name="create_refund"),
     # A CRM keys contacts by email, and an email may hold a slash: the client escapes it
     # (%2F), and a real CRM reads the escaped slash as part of the key. Django decodes %2F

@@ -100,7 +100,35 @@ def _unavailable(request: HttpRequest, service: str) -> JsonResponse:
 
 
 @csrf_exempt
-@require_http_methods(["POST"])
+@require_http_methods(["GET", "POST"])
+def charges(request: HttpRequest) -> JsonResponse:
+    """POST: charge a card (create_charge). GET ?reference=…: the charges made for a
+    reference, as a gateway's list endpoint answers, charging nothing: how a client that
+    cannot tell whether an earlier attempt charged finds out without charging again."""
+    if request.method == "GET":
+        return list_charges(request)
+    return create_charge(request)
+
+
+def list_charges(request: HttpRequest) -> JsonResponse:
+    if should_fail("payments"):
+        return _unavailable(request, "payments")
+    reference = request.GET.get("reference", "")
+    if not reference:
+        return _answer(request, "payments", 400, {"detail": "reference is required"})
+    found = Charge.objects.filter(reference=reference).order_by("pk")
+    data = [
+        {
+            "id": f"ch_{c.pk}",
+            "amount": str(c.amount),
+            "currency": c.currency,
+            "reference": reference,
+        }
+        for c, ref in ((c, reference) for c in found)
+    ]
+    return _answer(request, "payments", 200, {"data": data})
+
+
 def create_charge(request: HttpRequest) -> JsonResponse:
     if should_fail("payments"):
         return _unavailable(request, "payments")

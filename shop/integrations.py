@@ -4,6 +4,8 @@ Every call carries a key that the receiver deduplicates on, so a job that runs t
 effect: the payment's Idempotency-Key, the CRM's natural key (PUT), the analytics event id.
 """
 
+from typing import NoReturn
+
 from django.db import transaction
 
 from jobs.dispatch import enqueue_all, new_job
@@ -26,10 +28,7 @@ def charge_order(*, order_id: int) -> str:
     if order is None:
         raise PermanentError(f"order {order_id} is gone")
     if order.status == Order.Status.CANCELLED:
-        if not _charge_in_doubt(order):
-            raise Skip("order cancelled")
-        # An earlier run may have charged before the cancel: ask again with the same key (the
-        # gateway answers with that charge, if any), and refund below.
+        _settle_cancelled(order)  # raises Skip: a cancelled order is never charged now
     elif order.status in Order.PAID_STATUSES:
         return order.status
     # A failed order is asked again: a run that ended before the ledger heard of its decline
@@ -79,6 +78,22 @@ def charge_order(*, order_id: int) -> str:
     if refunded:
         raise Skip("order cancelled while it was being charged: the charge is refunded")
     return Order.Status.PAID
+
+
+def _settle_cancelled(order: Order) -> NoReturn:
+    """The charge job of an order cancelled before it was paid: charge nothing. If an earlier
+    run may have charged the card before the cancel (a timeout after the gateway charged, a
+    worker lost mid-call), ask the gateway whether it did, by the order's reference; never by
+    charging again with the key, which would charge a card the earlier run never did (a
+    processing error, a 5xx, charges nothing). What it did charge is refunded."""
+    if _charge_in_doubt(order):
+        charge_id = payments.find_charge(reference=f"order-{order.pk}")
+        if charge_id is not None:
+            with transaction.atomic():
+                refunded = _refund_if_cancelled(order, charge_id=charge_id)
+            if refunded:
+                raise Skip("order cancelled after its card was charged: the charge is refunded")
+    raise Skip("order cancelled")
 
 
 def _charge_in_doubt(order: Order) -> bool:

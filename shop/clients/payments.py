@@ -1,5 +1,6 @@
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.conf import settings
 
@@ -53,6 +54,16 @@ def charge(
     if response.status_code == DECLINED:
         return ChargeOutcome(charge_id=None, declined_reason=body.get("detail", "declined"))
     return ChargeOutcome(charge_id=body["id"])
+
+
+def find_charge(*, reference: str) -> str | None:
+    """The id of the charge made for `reference`, or None if there is none; charges nothing.
+    For a charge in doubt that must not be made now (its order was cancelled): retrying with
+    the Idempotency-Key would charge the card if the earlier attempt never did."""
+    query = urlencode({"reference": reference})
+    response = call("GET", f"{settings.PAYMENTS_URL}/charges?{query}")
+    found = response.json()["data"]
+    return str(found[0]["id"]) if found else None
 
 
 @dataclass(frozen=True)

@@ -161,3 +161,31 @@ def test_a_charge_at_the_gateway_when_the_order_is_cancelled_is_refunded(
     assert Product.objects.get(sku="MUG-001").stock == 5  # given back once
     assert not Job.objects.filter(name="jobs.send_order_confirmation").exists()
     assert not WebhookDelivery.objects.filter(event="order.paid").exists()
+
+
+def test_an_order_cancelled_while_its_charge_waits_to_retry_is_never_charged(
+    celery_worker, customer_api, settings
+):
+    # The card whose first charge meets the gateway's processing error (a 5xx, nothing
+    # charged): the charge job waits for its retry. The customer cancels meanwhile.
+    settings.JOBS_RETRY_BACKOFF_SECONDS = 3
+    placed = customer_api.post(
+        "/api/orders",
+        {"items": [{"sku": "MUG-001", "quantity": 2}], "card_number": "4000 0000 0000 0119"},
+        format="json",
+    )
+    assert placed.status_code == 201, placed.content
+    order_id = placed.json()["order"]["id"]
+    wait_until(
+        lambda: job(order_id, "jobs.charge_payment").state == "retrying",
+        message="the charge to meet the processing error",
+    )
+
+    cancel(customer_api, order_id)
+    wait_until(lambda: finished(order_id, "jobs.charge_payment"), message="the charge's retry")
+
+    charge = job(order_id, "jobs.charge_payment")
+    assert (charge.state, charge.outcome_reason) == ("skipped", "order cancelled")
+    # Asked, not charged: the gateway holds no charge for the order, so nothing to refund.
+    assert not Charge.objects.filter(reference=f"order-{order_id}").exists()
+    assert not Job.objects.filter(name="jobs.refund_payment").exists()

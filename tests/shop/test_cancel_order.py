@@ -206,8 +206,13 @@ def test_two_cancels_at_once_cancel_once_and_give_the_stock_back_once(transactio
 class Gateway:
     """Charges or declines; `meanwhile` runs while the charge is "at the gateway"."""
 
-    def __init__(self, *, declines: bool = False, meanwhile=None) -> None:
+    def __init__(self, *, declines: bool = False, meanwhile=None, charged: str | None = None):
         self.declines, self.meanwhile, self.asked = declines, meanwhile, 0
+        self.charged, self.looked_up = charged, 0
+
+    def find_charge(self, *, reference: str) -> str | None:
+        self.looked_up += 1
+        return self.charged
 
     def charge(
         self, *, amount: Decimal, currency: str, reference: str, idempotency_key: str, source: str
@@ -260,19 +265,20 @@ def test_a_charge_that_lands_on_an_order_cancelled_meanwhile_is_refunded(monkeyp
 def test_a_retried_charge_of_a_cancelled_order_refunds_what_an_earlier_attempt_charged(
     monkeypatch,
 ):
-    """Its first attempt timed out, maybe after the gateway charged; the customer cancelled
-    while it waited for its retry. The retry asks the gateway again with the same key, which
-    answers with that charge, and refunds it."""
+    """Its first attempt timed out after the gateway charged; the customer cancelled while it
+    waited for its retry. The retry looks the charge up by the order's reference (it never
+    charges a cancelled order) and refunds it."""
     order = place()
     services.cancel_order(order_id=order.pk, by=order.customer.user)
     Job.objects.filter(name="jobs.charge_payment").update(attempts=2)
-    gateway = Gateway()
+    gateway = Gateway(charged="ch_42")
     monkeypatch.setattr(payments, "charge", gateway.charge)
+    monkeypatch.setattr(payments, "find_charge", gateway.find_charge)
 
     with pytest.raises(Skip, match="the charge is refunded"):
         integrations.charge_order(order_id=order.pk)
 
-    assert gateway.asked == 1
+    assert (gateway.looked_up, gateway.asked) == (1, 0)
     assert Payment.objects.get(order=order).gateway_charge_id == "ch_42"
     assert Job.objects.filter(name="jobs.refund_payment").count() == 1
 
