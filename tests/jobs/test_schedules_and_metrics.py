@@ -8,7 +8,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
 from jobs import retention, schedules
-from jobs.dispatch import enqueue
+from jobs.dispatch import enqueue, publisher
 from jobs.models import DeadLetter, Job, ScheduleRun
 from stack.waiting import wait_until
 from tests.factories import CustomerFactory
@@ -111,6 +111,7 @@ def test_metrics_need_the_token_and_report_depth_lag_and_states(client, settings
     with transaction.atomic():
         for _ in range(3):
             enqueue("jobs.sync_crm_contact", concerning=customer, customer_id=customer.pk)
+    assert publisher.flush()  # sent from the publisher's thread: wait for it, not race it
 
     assert client.get("/metrics").status_code == 403  # no token set, not in debug mode
     settings.METRICS_TOKEN = "scrape-me"
