@@ -40,6 +40,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.utils import timezone
 
 from jobs import dispatch, heartbeat, ledger, metrics, pauses, shutdown, signals
+from jobs.clock import DbNow
 from jobs.errors import CancelRequested, Ended, TransientError
 from jobs.models import Job
 
@@ -138,7 +139,8 @@ class LedgerTask(Task[Any, Any]):
         if claim.attempt == 1 and claim.due_at is not None:
             # The first run only: a retry waits by design, a requeue or a lost run's rescue
             # would count the time of the runs before it.
-            waited = (timezone.now() - claim.due_at).total_seconds()
+            # Both by the database's clock (jobs.clock), not this host's.
+            waited = ((claim.started_at or timezone.now()) - claim.due_at).total_seconds()
             metrics.PICKUP_LATENCY.labels(queue=self.queue_name).observe(max(0.0, waited))
         heartbeat.hold(job_id, attempt=claim.attempt, node=str(request.hostname))
         try:
@@ -232,7 +234,8 @@ class LedgerTask(Task[Any, Any]):
                     str(self.request.id),
                     attempt=attempt,
                     error=describe(exc) if exc else "",
-                    next_attempt_at=when,
+                    # Due by the database's clock, which the relay reads (jobs.clock).
+                    next_attempt_at=eta or DbNow(countdown or 0),
                 )
             except DatabaseError:
                 # The ledger cannot say it: send the retry as Celery would, a countdown the

@@ -36,10 +36,9 @@ from celery import Task, current_app
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, models, transaction
 from django.db.models import F
-from django.utils import timezone
 from kombu import Producer
 
-from jobs import ledger, log_context, metrics
+from jobs import clock, ledger, log_context, metrics
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -263,7 +262,9 @@ def publish_all(
     if broker_pause.active() and not force:
         return 0
     ids = [job.pk for job in jobs]
-    stamped_at = timezone.now()
+    # The database's clock (jobs.clock): the relay compares the stamp with it. Read once per
+    # batch, for the exact value to take back if the broker refuses the batch.
+    stamped_at = clock.db_now()
     Job.objects.filter(pk__in=ids, published_at__isnull=True).update(
         published_at=stamped_at, publishes=F("publishes") + 1
     )

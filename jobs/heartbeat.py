@@ -18,15 +18,14 @@ import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Q
-from django.utils import timezone
 
+from jobs.clock import DbNow
 from jobs.models import Job, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -66,10 +65,10 @@ def held() -> dict[str, Hold]:
         return dict(_holds)
 
 
-def renew(now: datetime | None = None) -> int:
+def renew() -> int:
     """Renew the leases of this process's runs; how many were renewed. Fenced by attempt and
-    holder: a run that another has taken over keeps nothing."""
-    now = now or timezone.now()
+    holder: a run that another has taken over keeps nothing. Until when is the database's
+    clock's (jobs.clock), never this host's."""
     fresh = time.monotonic() - settings.CELERY_TASK_TIME_LIMIT
     runs = [(job_id, h) for job_id, h in held().items() if h.started > fresh]
     if not runs:
@@ -77,7 +76,7 @@ def renew(now: datetime | None = None) -> int:
     mine = Q()
     for job_id, h in runs:
         mine |= Q(pk=job_id, attempts=h.attempt, lease_holder=h.holder)
-    until = now + timedelta(seconds=settings.JOBS_LEASE_SECONDS)
+    until = DbNow(settings.JOBS_LEASE_SECONDS)
     return Job.objects.filter(mine, state=Job.State.RUNNING).update(lease_until=until)
 
 
@@ -122,13 +121,13 @@ def _every_heartbeat(
 def beat_worker(hostname: str, *, queues: str = "") -> None:
     WorkerHeartbeat.objects.update_or_create(
         hostname=hostname,
-        defaults={"pid": os.getpid(), "queues": queues, "seen_at": timezone.now()},
+        defaults={"pid": os.getpid(), "queues": queues, "seen_at": DbNow()},
     )
 
 
 def workers_online() -> int:
     """Workers whose main process wrote its heartbeat lately."""
-    recent = timezone.now() - timedelta(seconds=3 * settings.JOBS_HEARTBEAT_SECONDS)
+    recent = DbNow(-3 * settings.JOBS_HEARTBEAT_SECONDS)
     return WorkerHeartbeat.objects.filter(seen_at__gte=recent).count()
 
 

@@ -24,14 +24,14 @@ ledger turns that into "at most one run at a time, and never again once finished
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from jobs import clock
+from jobs.clock import DbNow
 from jobs.models import Job, OperatorAction, PausedQueue
 
 State = Job.State
@@ -56,6 +56,8 @@ class Claim:
     due_at: datetime | None = None
     concerning_type_id: int | None = None
     concerning_id: str = ""
+    # With RUN: when it started, by the database's clock (jobs.clock), as due_at is.
+    started_at: datetime | None = None
 
 
 def claim(
@@ -72,11 +74,13 @@ def claim(
 
     `on_give_up(job)` runs in the transaction that gives the job up, so that what it records
     (the dead letter) commits with it or not at all.
+
+    Every time here is the database's (jobs.clock): a worker whose host clock runs ahead does
+    not take a live run's lease for run out, nor one whose clock is behind a dead one's for
+    held.
     """
-    now = timezone.now()
-    lease_until = now + timedelta(seconds=lease_seconds)
     taken = _take_if_current(
-        job_id, retries=retries, epoch=epoch, holder=holder, now=now, until=lease_until
+        job_id, retries=retries, epoch=epoch, holder=holder, lease_seconds=lease_seconds
     )
     if taken is not None:
         return taken
@@ -96,10 +100,12 @@ def claim(
             "concerning_id",
             "queue",
         )
+        .annotate(db_now=DbNow())  # the database's clock, read with the row
         .first()
     )
     if job is None or job.epoch != epoch:
         return Claim(Outcome.STALE)
+    now: datetime = job.db_now  # type: ignore[attr-defined]  # annotated above
     if job.state in Job.FINAL_STATES:  # succeeded, dead, or cancelled by an operator
         return Claim(Outcome.FINISHED)
     # What this message would run (as the UPDATE's condition says, or a dead run's job)...
@@ -121,8 +127,13 @@ def claim(
         return Claim(Outcome.BUSY)
 
     # The lease ran out and the job is still running: the run that held it died.
+    # Its lease still run out when the update runs, by the database's clock.
     held_by_the_dead = Job.objects.filter(
-        pk=job_id, state=State.RUNNING, epoch=epoch, attempts=job.attempts
+        Q(lease_until__isnull=True) | Q(lease_until__lte=DbNow()),
+        pk=job_id,
+        state=State.RUNNING,
+        epoch=epoch,
+        attempts=job.attempts,
     )
     lost_runs = job.lost_runs + 1
     if lost_runs >= max_lost_runs:
@@ -130,10 +141,10 @@ def claim(
             gave_up = held_by_the_dead.update(
                 state=State.DEAD,
                 lost_runs=lost_runs,
-                finished_at=now,
+                finished_at=DbNow(),
                 lease_until=None,
                 last_error=f"WorkerLost: the worker running this job died {lost_runs} times",
-                first_failed_at=Coalesce("first_failed_at", now),
+                first_failed_at=Coalesce("first_failed_at", DbNow()),
             )
             if gave_up:
                 on_give_up(Job.objects.get(pk=job_id))
@@ -142,8 +153,8 @@ def claim(
         "state": State.RUNNING,
         "attempts": F("attempts") + 1,
         "retries": retries,
-        "started_at": now,
-        "lease_until": lease_until,
+        "started_at": DbNow(),
+        "lease_until": DbNow(lease_seconds),
         "lease_holder": holder,
         "next_attempt_at": None,
         "stalled_reason": "",
@@ -155,12 +166,13 @@ def claim(
             due_at=job.eta or job.created_at,
             concerning_type_id=job.concerning_type_id,
             concerning_id=job.concerning_id,
+            started_at=now,
         )
     return Claim(Outcome.STALE)  # another delivery took it over first
 
 
 def _take_if_current(
-    job_id: str, *, retries: int, epoch: int, holder: str, now: datetime, until: datetime
+    job_id: str, *, retries: int, epoch: int, holder: str, lease_seconds: float
 ) -> Claim | None:
     """Take the job if this message is its current one: the claim of a run, or None.
 
@@ -172,25 +184,29 @@ def _take_if_current(
     Plain SQL for RETURNING, which the ORM's update() lacks (SQLite 3.35+ and PostgreSQL
     have it): every job starts with this claim, and reading the attempt number back in a
     second query cost as much again (bench/, "Job machinery"). What the metrics and the
-    job's watchers need of the row comes back with it, for the same reason.
+    job's watchers need of the row comes back with it, for the same reason. The start and the
+    lease are the database's clock, in the statement itself (jobs.clock).
     """
     ops = connection.ops
+    started_sql, started_params = clock.sql()
+    until_sql, until_params = clock.sql(lease_seconds)
     jobs, paused = ops.quote_name(Job._meta.db_table), ops.quote_name(PausedQueue._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {jobs}"  # noqa: S608 - names, not input
-            " SET state = %s, attempts = attempts + 1, retries = %s, started_at = %s,"
-            " lease_until = %s, lease_holder = %s, next_attempt_at = NULL, stalled_reason = ''"
+            " SET state = %s, attempts = attempts + 1, retries = %s,"
+            f" started_at = {started_sql}, lease_until = {until_sql}, lease_holder = %s,"
+            " next_attempt_at = NULL, stalled_reason = ''"
             " WHERE id = %s AND epoch = %s"
             " AND (state = %s OR (state IN (%s, %s) AND retries < %s))"
             # Not while its queue is paused (a unique index: one lookup in a table of a few rows).
             f" AND NOT EXISTS (SELECT 1 FROM {paused} WHERE {paused}.queue = {jobs}.queue)"
-            " RETURNING attempts, created_at, eta, concerning_type_id, concerning_id",
+            " RETURNING attempts, created_at, eta, concerning_type_id, concerning_id, started_at",
             [
                 State.RUNNING,
                 retries,
-                ops.adapt_datetimefield_value(now),
-                ops.adapt_datetimefield_value(until),
+                *started_params,
+                *until_params,
                 holder,
                 Job._meta.pk.get_db_prep_value(job_id, connection),
                 epoch,
@@ -203,23 +219,15 @@ def _take_if_current(
         row = cursor.fetchone()
     if row is None:
         return None
-    attempt, created_at, eta, concerning_type_id, concerning_id = row
+    attempt, created_at, eta, concerning_type_id, concerning_id, started_at = row
     return Claim(
         Outcome.RUN,
         attempt=attempt,
-        due_at=_from_db(eta) or _from_db(created_at),
+        due_at=clock.from_db(eta) or clock.from_db(created_at),
         concerning_type_id=concerning_type_id,
         concerning_id=concerning_id or "",
+        started_at=clock.from_db(started_at),
     )
-
-
-def _from_db(value: datetime | str | None) -> datetime | None:
-    """A datetime read by plain SQL: SQLite gives text in UTC, PostgreSQL an aware datetime."""
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
-    return value
 
 
 def _held(job_id: str, attempt: int) -> QuerySet[Job]:
@@ -238,7 +246,7 @@ def mark_succeeded(job_id: str, *, attempt: int) -> bool:
     return bool(
         finished.update(
             state=State.SUCCEEDED,
-            finished_at=timezone.now(),
+            finished_at=DbNow(),
             last_error="",
             lease_until=None,
             lease_holder="",
@@ -261,7 +269,7 @@ def mark_ended(job_id: str, *, attempt: int, state: str, reason: str) -> bool:
         ended.update(
             state=state,
             outcome_reason=reason,
-            finished_at=timezone.now(),
+            finished_at=DbNow(),
             last_error="",
             lease_until=None,
             lease_holder="",
@@ -302,12 +310,11 @@ def cancel_reason(job_id: str) -> str:
 
 
 def mark_retrying(
-    job_id: str, *, attempt: int, error: str, next_attempt_at: datetime | None
+    job_id: str, *, attempt: int, error: str, next_attempt_at: datetime | DbNow | None
 ) -> bool:
     """Record a retry, due at `next_attempt_at`: the relay publishes it then (jobs.relay), so
     no worker holds a countdown that a crash or a broker restart would lose. False if this run
     no longer holds the job."""
-    now = timezone.now()
     return bool(
         _held(job_id, attempt).update(
             state=State.RETRYING,
@@ -315,22 +322,21 @@ def mark_retrying(
             next_attempt_at=next_attempt_at,
             lease_until=None,
             lease_holder="",
-            first_failed_at=Coalesce("first_failed_at", now),
+            first_failed_at=Coalesce("first_failed_at", DbNow()),
         )
     )
 
 
 def mark_dead(job_id: str, *, attempt: int, error: str) -> Job | None:
     """Move a failed job to DEAD; returns it, or None if this run no longer held it."""
-    now = timezone.now()
     moved = _held(job_id, attempt).update(
         state=State.DEAD,
         last_error=error,
-        finished_at=now,
+        finished_at=DbNow(),
         next_attempt_at=None,
         lease_until=None,
         lease_holder="",
-        first_failed_at=Coalesce("first_failed_at", now),
+        first_failed_at=Coalesce("first_failed_at", DbNow()),
     )
     return Job.objects.get(pk=job_id) if moved else None
 
@@ -346,10 +352,10 @@ _HANDED_BACK = {
 def hand_back(job_id: str, *, attempt: int) -> bool:
     """This run stops unfinished (its worker is stopping): the job is queued again, for any
     worker to take as it would a first run; not a lost run. False if the run held nothing."""
-    return bool(_held(job_id, attempt).update(**_HANDED_BACK, published_at=timezone.now()))
+    return bool(_held(job_id, attempt).update(**_HANDED_BACK, published_at=DbNow()))
 
 
 def hand_back_held_by(*, node: str) -> int:
     """Hand back every job that the processes of worker `node` hold; how many."""
     held_here = Job.objects.filter(state=State.RUNNING, lease_holder__startswith=f"{node}:")
-    return held_here.update(**_HANDED_BACK, published_at=timezone.now())
+    return held_here.update(**_HANDED_BACK, published_at=DbNow())

@@ -29,7 +29,6 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.db.models import F, Min, Q
-from django.utils import timezone
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     Counter,
@@ -41,6 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from jobs.clock import db_now
 from jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -173,8 +173,9 @@ class LevelsCollector(Collector):
 
 def oldest_unpublished_age_s() -> float:
     """Age of the oldest job the relay should have put on the broker; what "the relay is
-    behind" is measured by. Each part reads an index (state, published_at / eta)."""
-    now = timezone.now()
+    behind" is measured by. Each part reads an index (state, published_at / eta). By the
+    database's clock, as the times it compares are written (jobs.clock)."""
+    now = db_now()
     due_since = [
         Job.objects.filter(state=Job.State.QUEUED, published_at__isnull=True).aggregate(
             at=Min("created_at")

@@ -324,3 +324,22 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} (pid {self.pid}) seen at {self.seen_at:%H:%M:%S}"
+
+
+class ScheduleRun(models.Model):
+    """A run of one of beat's schedules, by its name and due time (jobs.schedules.claim_run):
+    the unique pair lets a second beat, on another host, see that the run is taken and send
+    nothing, so that beat may run on two hosts and every schedule still runs once."""
+
+    name = models.CharField(max_length=200)
+    due_at = models.DateTimeField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "due_at"], name="schedule_run_once"),
+        ]
+        indexes = [models.Index(fields=["sent_at"], name="schedule_run_sent")]
+
+    def __str__(self) -> str:
+        return f"{self.name} due {self.due_at:%Y-%m-%d %H:%M:%S}"

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from jobs import broker, health, pauses, signals
 from jobs.base import HOUSEKEEPING_JOBS
+from jobs.clock import DbNow, db_now
 from jobs.dispatch import cancellable_while_running, ledger_job_names, publisher
 from jobs.models import LIVE_STATES, DeadLetter, Job, JobCount, OperatorAction, PausedQueue
 
@@ -55,7 +56,7 @@ class Stats:
 
 
 def stats() -> Stats:
-    now = timezone.now()
+    now = db_now()  # ages and "the last minute" by the clock the ledger's times are written by
     depths = broker.queue_depths()
     # Lag: how long the oldest job published to each queue has waited without starting.
     oldest = dict(
@@ -225,7 +226,7 @@ def cancel(job_id: str, *, by: AbstractBaseUser, reason: str) -> Job:
         cancelled = cancellable.update(
             state=Job.State.CANCELLED,
             outcome_reason=reason,
-            finished_at=timezone.now(),
+            finished_at=DbNow(),
             next_attempt_at=None,
             stalled_reason="",
         )
@@ -286,7 +287,7 @@ def cancel_waiting(*, concerning: models.Model, names: Collection[str], reason: 
     waiting.filter(pk__in=ids).update(
         state=Job.State.CANCELLED,
         outcome_reason=reason,
-        finished_at=timezone.now(),
+        finished_at=DbNow(),
         next_attempt_at=None,
         stalled_reason="",
     )

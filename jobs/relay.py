@@ -7,15 +7,15 @@ relay process is what makes them punctual. The relay is what makes the
 ledger the recovery clock, not the broker's visibility timeout: docs/guarantees.md says what
 bounds each recovery. Both sweeps claim each row with
 a conditional update before publishing it, so two of them running at once publish it once.
+Every time compared here is the database's clock (jobs.clock), so a relay on a host whose
+clock is off neither leaves a dead run's job sitting nor publishes a live one's.
 """
-
-from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F, Q
-from django.utils import timezone
 
 from jobs import broker
+from jobs.clock import DbNow
 from jobs.dispatch import publish
 from jobs.models import Job
 
@@ -25,7 +25,7 @@ SWEEP_LIMIT = 500
 def publish_due(*, limit: int = SWEEP_LIMIT) -> int:
     """Publish scheduled jobs whose due time has come. Returns how many were published."""
     published = 0
-    due = Job.objects.filter(state=Job.State.SCHEDULED, eta__lte=timezone.now()).order_by("eta")
+    due = Job.objects.filter(state=Job.State.SCHEDULED, eta__lte=DbNow()).order_by("eta")
     for job in due[:limit]:
         # The conditional update is the claim: two sweeps cannot both publish a due job.
         # Unpublished, it is left to the relay like any other.
@@ -52,10 +52,10 @@ def relay(*, limit: int = SWEEP_LIMIT) -> int:
     Each row is claimed by a conditional update first, so two relays publish it once; a
     second copy of a message is harmless anyway (jobs.ledger.claim).
     """
-    now = timezone.now()
+    now = DbNow()
     published = publish_due(limit=limit)
-    grace = now - timedelta(seconds=settings.JOBS_RELAY_AFTER_SECONDS)
-    stalled = now - timedelta(seconds=settings.JOBS_STALLED_AFTER_SECONDS)
+    grace = DbNow(-settings.JOBS_RELAY_AFTER_SECONDS)
+    stalled = DbNow(-settings.JOBS_STALLED_AFTER_SECONDS)
     State = Job.State
     sweeps: list[tuple[Q, str]] = [
         (Q(state=State.QUEUED, published_at__isnull=True, created_at__lte=grace), ""),
@@ -89,7 +89,7 @@ def relay(*, limit: int = SWEEP_LIMIT) -> int:
         )
     for due, reason in sweeps:
         for job in Job.objects.filter(due).order_by("created_at")[:limit]:
-            if not _claim_for_relay(job, now, reason=reason):
+            if not _claim_for_relay(job, reason=reason):
                 continue
             # A retry's message is one retry further than the run that failed.
             retries = job.retries + 1 if job.state == State.RETRYING else job.retries
@@ -102,7 +102,7 @@ def relay(*, limit: int = SWEEP_LIMIT) -> int:
     return published
 
 
-def _claim_for_relay(job: Job, now: datetime, *, reason: str) -> bool:
+def _claim_for_relay(job: Job, *, reason: str) -> bool:
     """Stamp the row as published now (and why, if it was found stalled), if nobody else has
     touched it since we read it."""
     stall = {"stalled_reason": reason} if reason else {}
@@ -113,5 +113,5 @@ def _claim_for_relay(job: Job, now: datetime, *, reason: str) -> bool:
             published_at=job.published_at,
             retries=job.retries,
             lease_until=job.lease_until,
-        ).update(published_at=now, publishes=F("publishes") + 1, **stall)
+        ).update(published_at=DbNow(), publishes=F("publishes") + 1, **stall)
     )

@@ -8,6 +8,7 @@ from django.db.models import Model, QuerySet
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
+from jobs import schedules
 from jobs.models import Job
 
 BATCH = 1_000
@@ -44,6 +45,8 @@ def purge_old_records() -> dict[str, int]:
     return {
         "jobs": purged_jobs,
         "task_results": _delete_in_batches(TaskResult, old_results),
+        # A few rows a day (jobs.schedules.claim_run): one DELETE.
+        "schedule_runs": schedules.forget_old_runs(days=settings.JOBS_RETENTION_DAYS),
     }
 
 

@@ -10,13 +10,28 @@ tasks"; beat (DatabaseScheduler) picks changes up without a restart.
 A database seeded by an earlier release holds that release's defaults. A row still exactly as
 an earlier release seeded it was never edited, so seeding moves it to today's default, or
 deletes it if its schedule was retired; a row an operator edited stays as it is.
+
+Beat may run on more than one host (a standby that is already running when the other's host
+dies): before sending a schedule's task, each beat claims the run by the schedule's name and
+due time (`claim_run`), a row whose pair is unique, and sends nothing if another beat has it.
+The due time is reckoned from the database's clock (jobs.clock), so that two beats whose host
+clocks differ name the same run alike.
 """
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from celery import schedules as celery_schedules
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from jobs.clock import DbNow, db_now
+from jobs.models import ScheduleRun
+
+# How far apart two beats' clocks may be (or the moments they tick) and still name a crontab
+# run alike: half the gap between its runs, at most this.
+CRONTAB_TOLERANCE = timedelta(minutes=30)
 
 # The defaults of earlier releases, by schedule name.
 FORMER_DEFAULTS: dict[str, list[dict[str, Any]]] = {
@@ -84,3 +99,43 @@ def _schedule(entry: dict[str, Any]) -> dict[str, Any]:
         month_of_year="*",
     )
     return {"crontab": crontab, "interval": None}
+
+
+def claim_run(name: str, schedule: Any) -> bool:
+    """Take the run of the schedule `name` that is due now, for this beat to send; False if
+    another beat has taken it already."""
+    due_at = due_time(schedule, now=db_now())
+    try:
+        with transaction.atomic():
+            ScheduleRun.objects.create(name=name, due_at=due_at, sent_at=DbNow())
+    except IntegrityError:
+        return False
+    return True
+
+
+def due_time(schedule: Any, *, now: datetime) -> datetime:
+    """The due time of the run of `schedule` that is due at `now`, the same for every beat
+    that sends it within the tolerance: an interval's runs are the multiples of its period
+    (since 1970); a crontab's run is its first time after `now` less half its gap (at most
+    CRONTAB_TOLERANCE): a beat whose clock is ahead, or behind, by less names the same."""
+    if isinstance(schedule, celery_schedules.crontab):
+        first = _next_cron(schedule, now - CRONTAB_TOLERANCE)
+        gap = _next_cron(schedule, first) - first
+        return _next_cron(schedule, now - min(CRONTAB_TOLERANCE, gap / 2))
+    every = schedule.run_every.total_seconds() if hasattr(schedule, "run_every") else 1.0
+    period = max(every, 1.0)
+    slot = int(now.timestamp() // period) * period
+    return datetime.fromtimestamp(slot, tz=UTC)
+
+
+def _next_cron(schedule: celery_schedules.crontab, after: datetime) -> datetime:
+    """The crontab's first time strictly after `after`."""
+    start, delta, _ = schedule.remaining_delta(after.replace(second=0, microsecond=0))
+    nxt: datetime = start + delta
+    return nxt.astimezone(UTC)
+
+
+def forget_old_runs(*, days: int) -> int:
+    """Delete the record of schedule runs older than `days` (jobs.retention)."""
+    deleted, _ = ScheduleRun.objects.filter(sent_at__lt=DbNow(-days * 86400)).delete()
+    return deleted

@@ -8,8 +8,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
 from jobs import retention, schedules
-from jobs.dispatch import enqueue
-from jobs.models import DeadLetter, Job
+from jobs.dispatch import enqueue, publisher
+from jobs.models import DeadLetter, Job, ScheduleRun
 from stack.waiting import wait_until
 from tests.factories import CustomerFactory
 
@@ -95,8 +95,12 @@ def test_purge_deletes_old_finished_rows_in_batches_and_keeps_open_dead_letters(
     TaskResult.objects.create(task_id="old", status="SUCCESS")
     TaskResult.objects.filter(task_id="old").update(date_done=long_ago)
     TaskResult.objects.create(task_id="new", status="SUCCESS")
+    # Beat's claims of its runs (jobs.schedules.claim_run): a few a day, purged alike.
+    ScheduleRun.objects.create(name="old", due_at=long_ago, sent_at=long_ago)
+    ScheduleRun.objects.create(name="new", due_at=timezone.now(), sent_at=timezone.now())
 
-    assert retention.purge_old_records() == {"jobs": 250, "task_results": 1}
+    assert retention.purge_old_records() == {"jobs": 250, "task_results": 1, "schedule_runs": 1}
+    assert list(ScheduleRun.objects.values_list("name", flat=True)) == ["new"]
     assert set(Job.objects.values_list("pk", flat=True)) == {recent.pk, kept_dead.pk}
     assert list(TaskResult.objects.values_list("task_id", flat=True)) == ["new"]
 
@@ -107,6 +111,7 @@ def test_metrics_need_the_token_and_report_depth_lag_and_states(client, settings
     with transaction.atomic():
         for _ in range(3):
             enqueue("jobs.sync_crm_contact", concerning=customer, customer_id=customer.pk)
+    assert publisher.flush()  # sent from the publisher's thread: wait for it, not race it
 
     assert client.get("/metrics").status_code == 403  # no token set, not in debug mode
     settings.METRICS_TOKEN = "scrape-me"
@@ -184,3 +189,30 @@ def test_purge_deletes_old_skipped_and_declined_jobs_as_it_did_when_they_were_su
 
     assert retention.purge_old_records()["jobs"] == 9
     assert list(Job.objects.values_list("pk", flat=True)) == [kept_dead.pk]
+
+
+def test_two_beats_whose_clocks_differ_name_a_run_alike_and_only_one_sends_it(db):
+    """The weekly report's crontab (Mondays 06:00) and the backstop's interval: a beat that
+    ticks minutes early or late (its host clock off) names the same due time, and the second
+    claim of a run is refused (jobs.schedules.claim_run)."""
+    from datetime import UTC, datetime
+
+    from celery.schedules import crontab, schedule
+
+    weekly = crontab(minute="0", hour="6", day_of_week="1")
+    monday_six = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    for off in (-25, -3, 0, 0.5, 4, 25):  # minutes
+        when = monday_six + timedelta(minutes=off)
+        assert schedules.due_time(weekly, now=when) == monday_six, off
+    hourly = crontab(minute="17")
+    at = datetime(2026, 12, 7, 9, 17, tzinfo=UTC)
+    assert schedules.due_time(hourly, now=at - timedelta(minutes=2)) == at
+    assert schedules.due_time(hourly, now=at + timedelta(minutes=2)) == at
+    every_300 = schedule(timedelta(seconds=300))
+    slot = datetime(2026, 12, 7, 9, 15, tzinfo=UTC)
+    assert schedules.due_time(every_300, now=slot + timedelta(seconds=10)) == slot
+    assert schedules.due_time(every_300, now=slot + timedelta(seconds=290)) == slot
+
+    assert schedules.claim_run("weekly sales report", weekly)
+    assert not schedules.claim_run("weekly sales report", weekly)  # the other beat
+    assert ScheduleRun.objects.filter(name="weekly sales report").count() == 1
