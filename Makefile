@@ -76,7 +76,7 @@ migrate: install
 # after each chunk of DEMO_EXPORT_CHUNK_ROWS orders (docs/operations.md, "Order exports").
 DEMO_ORDERS ?= 3000
 DEMO_EXPORT_CHUNK_ROWS ?= 100
-DEMO_EXPORT_CHUNK_DELAY ?= 0.25
+DEMO_EXPORT_CHUNK_DELAY ?= 1
 
 seed: migrate
 	$(MANAGE) seed_demo --orders $(DEMO_ORDERS)
