@@ -63,7 +63,7 @@ def send_welcome_email(*, customer_id: int, job_id: str | None = None) -> bool:
         to=customer.email,
         subject="Welcome to the shop",
         template="shop/emails/welcome.txt",
-        context={"customer": customer},
+        context={"customer": customer, "catalogue_url": settings.SITE_URL + reverse("catalogue")},
     )
 
 

@@ -53,6 +53,8 @@ def test_signup_runs_every_job_once_and_reaches_every_third_party(
     welcome = [m for m in mailbox() if m.to == "ada@example.com"]
     assert len(welcome) == 1
     assert "Welcome" in welcome[0].subject
+    # A link the customer can follow, to where the shop is served (SITE_URL).
+    assert f"{settings.SITE_URL}/\n" in welcome[0].body
     assert duplicates_suppressed() == 0  # the mailbox files a resent Message-ID aside
 
     customer_id = body["customer"]["id"]
