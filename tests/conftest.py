@@ -1,3 +1,4 @@
+import gc
 import logging
 import shutil
 import threading
@@ -103,6 +104,9 @@ def running_worker() -> Iterator[WorkController]:
         finally:
             stop.set()
             relay_thread.join()
+    # The pool's threads have ended, but their database connections wait for the garbage
+    # collector: on PostgreSQL a suite's worth of them used up max_connections (100).
+    gc.collect()
 
 
 @pytest.fixture
