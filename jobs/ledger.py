@@ -237,28 +237,13 @@ def _held(job_id: str, attempt: int) -> QuerySet[Job]:
 def mark_succeeded(job_id: str, *, attempt: int) -> bool:
     """Record the run's success; also when its stopping worker handed the job back a moment
     before it finished (then the message put back finds the job done)."""
-    handed_back_unclaimed = Q(
-        pk=job_id, state=State.QUEUED, attempts=attempt, stalled_reason=Job.Stall.HANDED_BACK
-    )
-    finished = Job.objects.filter(
-        Q(pk=job_id, state=State.RUNNING, attempts=attempt) | handed_back_unclaimed
-    )
-    return bool(
-        finished.update(
-            state=State.SUCCEEDED,
-            finished_at=DbNow(),
-            last_error="",
-            lease_until=None,
-            lease_holder="",
-            stalled_reason="",
-        )
-    )
+    return mark_ended(job_id, attempt=attempt, state=State.SUCCEEDED, reason="")
 
 
 def mark_ended(job_id: str, *, attempt: int, state: str, reason: str) -> bool:
-    """Record that the run ended its job as `skipped`, `declined` or (asked by an operator)
-    `cancelled` (jobs.errors.Ended), with why; also when its stopping worker had just handed
-    the job back (as mark_succeeded)."""
+    """Record that the run ended its job: `succeeded`, or `skipped`, `declined` or (asked by an
+    operator) `cancelled` (jobs.errors.Ended), with why; also when its stopping worker had just
+    handed the job back. False if this run no longer holds the job."""
     handed_back_unclaimed = Q(
         pk=job_id, state=State.QUEUED, attempts=attempt, stalled_reason=Job.Stall.HANDED_BACK
     )
