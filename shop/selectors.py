@@ -80,6 +80,12 @@ def order_of_user(order_id: int, *, user: User) -> Order | None:
     )
 
 
+def jobs_for_customer(order: Order) -> list[Job]:
+    """The order's jobs as its customer's API answers show them: not the machinery's own (a
+    dead letter's record), which are staff's."""
+    return [job for job in order.jobs.all() if job.name not in HOUSEKEEPING_JOBS]
+
+
 def recent_orders(customer: Customer, *, limit: int = 10) -> QuerySet[Order]:
     return Order.objects.filter(customer=customer).order_by("-created_at")[:limit]
 

@@ -16,7 +16,6 @@ from rest_framework.views import APIView
 
 from jobs import health
 from jobs.api import STAFF_ONLY
-from jobs.base import HOUSEKEEPING_JOBS
 from jobs.operations import operator
 from jobs.serializers import (
     BAD_CREDENTIALS_THROTTLED,
@@ -215,8 +214,7 @@ class OrderDetailView(APIView):
         order = selectors.order_of_user(order_id, user=request.user)
         if order is None:
             raise Http404
-        # The machinery's own jobs about it (a dead letter's record) are not the customer's.
-        jobs = [job for job in order.jobs.all() if job.name not in HOUSEKEEPING_JOBS]
+        jobs = selectors.jobs_for_customer(order)
         context = {"request": request}
         return Response(s.OrderWithJobsOut({"order": order, "jobs": jobs}, context=context).data)
 
@@ -325,9 +323,7 @@ class CancelOrderView(APIView):
         except services.OrderNotCancellable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         order = result.order
-        # As GET answers: the machinery's own jobs about it (a dead letter's record) are not
-        # the customer's.
-        jobs = [job for job in order.jobs.all() if job.name not in HOUSEKEEPING_JOBS]
+        jobs = selectors.jobs_for_customer(order)  # as GET answers
         context = {"request": request}
         return Response(s.OrderWithJobsOut({"order": order, "jobs": jobs}, context=context).data)
 
