@@ -137,8 +137,16 @@ def _operations(bench: Bench) -> dict[str, Callable[[], object]]:
     order = json.dumps({"items": [{"sku": SKU, "quantity": 1}]}).encode()
 
     def call(method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> None:
-        web.request(method, path, body=body, headers=headers)
-        response = web.getresponse()
+        try:
+            web.request(method, path, body=body, headers=headers)
+            response = web.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # gunicorn closes a connection idle for its keep-alive (a few seconds): the fill and
+            # the purge take longer on PostgreSQL. Connect again (http.client does, once
+            # closed) and send the request again; nothing was taken.
+            web.close()
+            web.request(method, path, body=body, headers=headers)
+            response = web.getresponse()
         response.read()
         if response.status >= 300:
             raise RuntimeError(f"{method} {path} answered {response.status}")
