@@ -347,6 +347,7 @@ class Cluster:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_S3_REGION_NAME": "us-east-1",
+            "AWS_S3_ADDRESSING_STYLE": "path",  # an address, no per-bucket host names
             **FAST_CLOCKS,
             **self.overrides,
         }
@@ -520,6 +521,13 @@ class Cluster:
             aws_secret_access_key="testing",  # noqa: S106 (moto's, it checks nothing)
             region_name="us-east-1",
         )
+
+    def media_on_s3(self) -> bool:
+        """Whether the app's settings put the media in the bucket (django-storages)."""
+        probe = "from django.core.files.storage import storages; "
+        probe += "print(type(storages['default']).__module__)"
+        answer = self.run("web", str(BIN / "python"), str(ROOT / "manage.py"), "shell", "-c", probe)
+        return answer.strip().startswith("storages")
 
     def bucket_keys(self) -> list[str]:
         listed = self.s3().list_objects_v2(Bucket=BUCKET)

@@ -32,6 +32,9 @@ pytestmark = pytest.mark.heavy
 BROKER_CUT_SECONDS = float(os.environ.get("HOSTS_BROKER_CUT_SECONDS", "60"))
 DB_CUT_SECONDS = float(os.environ.get("HOSTS_DB_CUT_SECONDS", "30"))
 RECOVERY_TIMEOUT = 120
+# The stream goes on this long after the heal, so that the healed host serves orders again
+# (every kind of job, the CRM's included) before the counts.
+AFTER_HEAL_SECONDS = 15
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,7 @@ def under_fault(
                 message=f"{healed_host} to run jobs again after the heal",
             )
             back = f"; {healed_host} ran jobs again {time.monotonic() - healed_at:.1f} s after it"
+        time.sleep(max(0.0, healed_at + AFTER_HEAL_SECONDS - time.monotonic()))
     wait_until(
         lambda: not unfinished_jobs(cluster) and not unpaid(cluster, all_orders(cluster)),
         timeout=RECOVERY_TIMEOUT,
