@@ -527,7 +527,8 @@ class Cluster:
         probe = "from django.core.files.storage import storages; "
         probe += "print(type(storages['default']).__module__)"
         answer = self.run("web", str(BIN / "python"), str(ROOT / "manage.py"), "shell", "-c", probe)
-        return answer.strip().startswith("storages")
+        # The last line: Django's shell may first say what it imported.
+        return answer.strip().splitlines()[-1].startswith("storages")
 
     def bucket_keys(self) -> list[str]:
         listed = self.s3().list_objects_v2(Bucket=BUCKET)

@@ -109,11 +109,16 @@ def under_fault(
         timeout=RECOVERY_TIMEOUT,
         message="the orders placed after the heal to settle",
     )
+    during_fault = (
+        f"held {held:.0f} s; {paid_during} of {len(during)} orders placed during the fault"
+        " paid before the heal; "
+        if hold
+        else ""
+    )
     print(
-        f"\n{label}: held {held:.0f} s;"
-        f" {len(stream.accepted)} orders accepted, {len(stream.refused)} refused;"
-        f" {paid_during} of {len(during)} placed during the fault paid before the heal;"
-        f" recovered {recovered:.1f} s after the heal{back}"
+        f"\n{label}: {during_fault}{len(stream.accepted)} orders accepted,"
+        f" {len(stream.refused)} refused; recovered {recovered:.1f} s after the"
+        f" {'heal' if hold else 'fault'}{back}"
     )
     return stream, recovered
 
