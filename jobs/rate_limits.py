@@ -12,7 +12,10 @@ from functools import cache
 
 from django.conf import settings
 from limits import parse, storage, strategies
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from jobs.errors import TransientError
 from jobs.shutdown import checkpoint
 
 # A thread never waits longer than this in one go; then it asks again.
@@ -30,7 +33,13 @@ def wait_for_turn(service: str, limit: str) -> None:
     """Return once a call to `service` fits within `limit` ("10/second"), counting it."""
     item = parse(limit)
     limiter = _limiter()
-    while not limiter.hit(item, service):
-        checkpoint()  # a safe point: a stopping worker hands the job back while it waits
-        window = limiter.get_window_stats(item, service)
-        time.sleep(min(LONGEST_NAP_SECONDS, max(0.01, window.reset_time - time.time())))
+    try:
+        while not limiter.hit(item, service):
+            checkpoint()  # a safe point: a stopping worker hands the job back while it waits
+            window = limiter.get_window_stats(item, service)
+            time.sleep(min(LONGEST_NAP_SECONDS, max(0.01, window.reset_time - time.time())))
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        # The count's Redis away, or a pooled connection a network partition broke (a worker
+        # host cut off from the broker, healed: tests/hosts). No call was made: a retry, not a
+        # dead letter; redis-py drops the broken connection, so the retry gets a fresh one.
+        raise TransientError(f"the {service} rate limit's count is unreachable: {error}") from error
