@@ -12,7 +12,9 @@ from functools import cache
 
 from django.conf import settings
 from limits import parse, storage, strategies
+from limits.errors import StorageError
 
+from jobs.errors import TransientError
 from jobs.shutdown import checkpoint
 
 # A thread never waits longer than this in one go; then it asks again.
@@ -22,15 +24,23 @@ LONGEST_NAP_SECONDS = 1.0
 @cache
 def _limiter() -> strategies.MovingWindowRateLimiter:
     return strategies.MovingWindowRateLimiter(
-        storage.storage_from_string(settings.RATE_LIMITS_STORAGE_URL)
+        storage.storage_from_string(
+            settings.RATE_LIMITS_STORAGE_URL,
+            # The store's own errors (redis-py's, say) as one StorageError, told apart below.
+            wrap_exceptions=True,
+            **settings.RATE_LIMITS_STORAGE_OPTIONS,
+        )
     )
 
 
 def wait_for_turn(service: str, limit: str) -> None:
     """Return once a call to `service` fits within `limit` ("10/second"), counting it."""
     item = parse(limit)
-    limiter = _limiter()
-    while not limiter.hit(item, service):
-        checkpoint()  # a safe point: a stopping worker hands the job back while it waits
-        window = limiter.get_window_stats(item, service)
-        time.sleep(min(LONGEST_NAP_SECONDS, max(0.01, window.reset_time - time.time())))
+    try:
+        limiter = _limiter()
+        while not limiter.hit(item, service):
+            checkpoint()  # a safe point: a stopping worker hands the job back while it waits
+            window = limiter.get_window_stats(item, service)
+            time.sleep(min(LONGEST_NAP_SECONDS, max(0.01, window.reset_time - time.time())))
+    except StorageError as exc:
+        raise TransientError(f"the rate limit of {service} cannot be counted now: {exc}") from exc
