@@ -13,6 +13,8 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from jobs import sentinel
+
 # Django's generic classes subscriptable at run time as in the type checker: ModelAdmin[Job].
 django_stubs_ext.monkeypatch()
 
@@ -294,12 +296,47 @@ CELERY_BROKER_URL = env(
     "CELERY_BROKER_URL",
     default=env("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_BROKER_PORT}/0"),
 )
+# A broker behind Redis Sentinel (docs/deployment.md, "Broker failover with Sentinel"): the
+# URL names the sentinels, kombu's way (`sentinel://host:26379;sentinel://host:26380;...`, the
+# primary's password and database in the first), and BROKER_SENTINEL_MASTER the primary they
+# watch. Every client of the broker's Redis asks them for the primary: Celery (the transport
+# option below), the rate limits, the throttles' cache, the health check (jobs.sentinel).
+BROKER_SENTINEL = sentinel.is_sentinel_url(CELERY_BROKER_URL)
+BROKER_SENTINEL_MASTER = env("BROKER_SENTINEL_MASTER", default="")
+# The sentinels' own password, if they have one (a sentinel without one refuses an AUTH).
+BROKER_SENTINEL_PASSWORD = env("BROKER_SENTINEL_PASSWORD", default="")
+if BROKER_SENTINEL and not BROKER_SENTINEL_MASTER:
+    raise ImproperlyConfigured(
+        "CELERY_BROKER_URL names sentinels: set BROKER_SENTINEL_MASTER to the name of the "
+        "primary they monitor (`sentinel monitor <name> ...` in their configuration)."
+    )
+_BROKER_SOCKET_OPTIONS = {
+    # Without a socket timeout a broker that accepts connections but never answers hangs the
+    # publishing request forever (kombu's redis transport docs).
+    "socket_timeout": env.float("BROKER_SOCKET_TIMEOUT", default=2.0),
+    "socket_connect_timeout": env.float("BROKER_CONNECTION_TIMEOUT", default=1.0),
+}
+_SENTINEL_KWARGS = sentinel.sentinel_kwargs(
+    password=BROKER_SENTINEL_PASSWORD, **_BROKER_SOCKET_OPTIONS
+)
 # The CRM's API limit, counted across every worker (jobs.rate_limits) in Redis: the
 # broker's unless said otherwise ("memory://" counts per process, for a non-Redis broker).
 CRM_RATE_LIMIT = env("CRM_RATE_LIMIT", default="10/second")
 RATE_LIMITS_STORAGE_URL = env(
     "RATE_LIMITS_STORAGE_URL",
-    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "memory://",
+    default=(
+        sentinel.limits_url(CELERY_BROKER_URL, master_name=BROKER_SENTINEL_MASTER)
+        if BROKER_SENTINEL
+        else CELERY_BROKER_URL
+        if CELERY_BROKER_URL.startswith("redis")
+        else "memory://"
+    ),
+)
+# Behind Sentinel, the window is read and written on the primary alone: a replica's copy lags.
+RATE_LIMITS_STORAGE_OPTIONS = (
+    {"use_replicas": False, "sentinel_kwargs": _SENTINEL_KWARGS, **_BROKER_SOCKET_OPTIONS}
+    if RATE_LIMITS_STORAGE_URL.startswith("redis+sentinel")
+    else {}
 )
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
@@ -368,10 +405,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Look for timed-out messages every N seconds (kombu's default sweep is ~100 s).
     "unacked_restore_interval": env.int("BROKER_RESTORE_INTERVAL_SECONDS", default=10),
     "unacked_restore_throttle": 1,
-    # Without a socket timeout a broker that accepts connections but never answers hangs the
-    # publishing request forever (kombu's redis transport docs).
-    "socket_timeout": env.float("BROKER_SOCKET_TIMEOUT", default=2.0),
-    "socket_connect_timeout": env.float("BROKER_CONNECTION_TIMEOUT", default=1.0),
+    **_BROKER_SOCKET_OPTIONS,
+    # kombu's sentinel transport asks the sentinels for this primary at every connection.
+    **(
+        {"master_name": BROKER_SENTINEL_MASTER, "sentinel_kwargs": _SENTINEL_KWARGS}
+        if BROKER_SENTINEL
+        else {}
+    ),
 }
 # Requests must not hang when the broker is down: fail the publish fast and leave the job in
 # the ledger, where the relay picks it up (jobs.dispatch). After a failure, publishing is not
@@ -452,18 +492,33 @@ THROTTLE_RATES = (
 # that does not answer costs a request half a second, then the throttle lets it through.
 CACHE_URL = env("CACHE_URL", default=CELERY_BROKER_URL)
 CACHE_TIMEOUT_SECONDS = env.float("CACHE_TIMEOUT_SECONDS", default=0.5)
+_CACHE_SOCKET_OPTIONS = {
+    "socket_connect_timeout": CACHE_TIMEOUT_SECONDS,
+    "socket_timeout": CACHE_TIMEOUT_SECONDS,
+}
 CACHES = {
     "default": (
         {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "cache",
-            "OPTIONS": {
-                "socket_connect_timeout": CACHE_TIMEOUT_SECONDS,
-                "socket_timeout": CACHE_TIMEOUT_SECONDS,
-            },
+            "OPTIONS": _CACHE_SOCKET_OPTIONS,
         }
         if CACHE_URL.startswith("redis")
+        else {
+            # The primary behind the broker's sentinels (same primary name): one URL in a list,
+            # or Django would split it at its `;` into servers of its own.
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": [CACHE_URL],
+            "KEY_PREFIX": "cache",
+            "OPTIONS": {
+                "pool_class": "jobs.sentinel.SentinelPool",
+                "master_name": BROKER_SENTINEL_MASTER,
+                "sentinel_password": BROKER_SENTINEL_PASSWORD,
+                **_CACHE_SOCKET_OPTIONS,
+            },
+        }
+        if sentinel.is_sentinel_url(CACHE_URL)
         # A broker that is not Redis: each process counts for itself.
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -4,9 +4,12 @@ Redis accepts connections and never answers them)."""
 
 from typing import Any
 
+import redis
 from celery import current_app
 from django.conf import settings
 from kombu.exceptions import ChannelError, OperationalError
+
+from jobs import sentinel
 
 # Short, and far shorter than the publishing path's: a probe that gets no answer in this
 # time says "down" and the page goes on.
@@ -17,13 +20,16 @@ def queue_depths() -> dict[str, int | None]:
     """Messages waiting in each queue (not those taken by a worker), as the broker counts
     them; None for every queue when the broker does not answer."""
     depths: dict[str, int | None] = dict.fromkeys(settings.QUEUES)
+    probe = {
+        "socket_timeout": PROBE_TIMEOUT_SECONDS,
+        "socket_connect_timeout": PROBE_TIMEOUT_SECONDS,
+    }
+    options: dict[str, Any] = {**probe, "max_retries": 0}
+    sentinel_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("sentinel_kwargs")
+    if sentinel_options is not None:  # the sentinels are asked first, as briefly
+        options["sentinel_kwargs"] = {**sentinel_options, **probe}
     connection = current_app.connection_for_read(
-        connect_timeout=PROBE_TIMEOUT_SECONDS,
-        transport_options={
-            "socket_timeout": PROBE_TIMEOUT_SECONDS,
-            "socket_connect_timeout": PROBE_TIMEOUT_SECONDS,
-            "max_retries": 0,
-        },
+        connect_timeout=PROBE_TIMEOUT_SECONDS, transport_options=options
     )
     # What the transport raises when its server is away (redis-py's own errors, for Redis).
     unreachable: tuple[type[BaseException], ...] = (
@@ -54,3 +60,17 @@ def load_transport() -> None:
 def answers() -> bool:
     """Does the broker answer a question now (within PROBE_TIMEOUT_SECONDS or so)?"""
     return any(depth is not None for depth in queue_depths().values())
+
+
+def redis_client(**options: Any) -> redis.Redis:
+    """A plain redis-py client of the broker's Redis (its primary, behind Sentinel): for looking
+    at queues as kombu left them (the tests, the fault stack). `options` are redis-py's."""
+    url = settings.CELERY_BROKER_URL
+    if sentinel.is_sentinel_url(url):
+        return sentinel.master_client(
+            url,
+            master_name=settings.BROKER_SENTINEL_MASTER,
+            sentinel_password=settings.BROKER_SENTINEL_PASSWORD,
+            **options,
+        )
+    return redis.Redis.from_url(url, **options)

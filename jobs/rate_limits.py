@@ -12,8 +12,7 @@ from functools import cache
 
 from django.conf import settings
 from limits import parse, storage, strategies
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from limits.errors import StorageError
 
 from jobs.errors import TransientError
 from jobs.shutdown import checkpoint
@@ -25,21 +24,26 @@ LONGEST_NAP_SECONDS = 1.0
 @cache
 def _limiter() -> strategies.MovingWindowRateLimiter:
     return strategies.MovingWindowRateLimiter(
-        storage.storage_from_string(settings.RATE_LIMITS_STORAGE_URL)
+        storage.storage_from_string(
+            settings.RATE_LIMITS_STORAGE_URL,
+            # The store's own errors (redis-py's, say) as one StorageError, told apart below.
+            wrap_exceptions=True,
+            **settings.RATE_LIMITS_STORAGE_OPTIONS,
+        )
     )
 
 
 def wait_for_turn(service: str, limit: str) -> None:
     """Return once a call to `service` fits within `limit` ("10/second"), counting it."""
     item = parse(limit)
-    limiter = _limiter()
     try:
+        limiter = _limiter()
         while not limiter.hit(item, service):
             checkpoint()  # a safe point: a stopping worker hands the job back while it waits
             window = limiter.get_window_stats(item, service)
             time.sleep(min(LONGEST_NAP_SECONDS, max(0.01, window.reset_time - time.time())))
-    except (RedisConnectionError, RedisTimeoutError) as error:
-        # The count's Redis away, or a pooled connection a network partition broke (a worker
-        # host cut off from the broker, healed: tests/hosts). No call was made: a retry, not a
-        # dead letter; redis-py drops the broken connection, so the retry gets a fresh one.
-        raise TransientError(f"the {service} rate limit's count is unreachable: {error}") from error
+    except StorageError as exc:
+        # The broker's Redis restarting or failing over, or a pooled connection a partition
+        # broke (a worker host cut off from the broker, healed: tests/hosts). No call was
+        # made: a retry, not a dead letter.
+        raise TransientError(f"the rate limit of {service} cannot be counted now: {exc}") from exc

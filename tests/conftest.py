@@ -15,6 +15,7 @@ from django.db import close_old_connections
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from jobs import broker as broker_module
 from jobs import relay
 from sandbox import mailbox as sandbox_mailbox
 from sandbox.mailbox import MaildirHandler
@@ -35,8 +36,9 @@ def api_client() -> APIClient:
 
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
-    """A plain client of the test broker, to look at queues as Celery left them."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    """A plain client of the test broker (its primary, behind Sentinel), to look at queues as
+    Celery left them."""
+    client = broker_module.redis_client()
     yield client
     client.close()
 

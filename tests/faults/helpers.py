@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from django.db import connection
 
 from stack.processes import BIN, ROOT, Stack
+from stack.sentinel import SentinelStack
 
 
 class FaultStack(Stack):
@@ -27,6 +28,10 @@ class FaultStack(Stack):
         if check_exit is not None:
             assert done.returncode == check_exit, done.stdout + done.stderr
         return done
+
+
+class SentinelFaultStack(SentinelStack, FaultStack):
+    """A fault stack whose broker is a primary, a replica and three sentinels."""
 
 
 @contextmanager

@@ -79,10 +79,9 @@ def take_and_die(queue: str, count: str) -> None:
     import json
     import time
 
-    import redis
-    from django.conf import settings
+    from jobs.broker import redis_client
 
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client = redis_client()
     for _ in range(int(count)):
         popped = client.brpop([queue], timeout=10)
         assert popped, f"nothing to take on {queue}"

@@ -33,18 +33,18 @@ def test_calls_from_many_threads_stay_within_the_limit_and_all_get_through() -> 
     assert started[-1] - started[0] >= 1.5  # twelve calls at five a second take two windows
 
 
-def test_an_unreachable_count_is_a_transient_error_not_a_failure(monkeypatch) -> None:
-    # A Redis nobody listens on, as a worker host cut off from the broker sees it: the job
-    # that waits for its turn is retried later, instead of ending as a dead letter.
-    from limits import storage, strategies
-
+def test_a_window_store_that_does_not_answer_is_a_transient_error(settings) -> None:
+    """The broker's Redis restarting or failing over to its replica: the CRM job is retried
+    later (TransientError), not dead (any other exception)."""
     from jobs import rate_limits
     from jobs.errors import TransientError
     from stack.waiting import free_port
 
-    unreachable = strategies.MovingWindowRateLimiter(
-        storage.storage_from_string(f"redis://127.0.0.1:{free_port()}/0")
-    )
-    monkeypatch.setattr(rate_limits, "_limiter", lambda: unreachable)
-    with pytest.raises(TransientError, match="rate limit's count is unreachable"):
-        wait_for_turn(f"test-{uuid.uuid4().hex}", "5/second")
+    settings.RATE_LIMITS_STORAGE_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing there
+    settings.RATE_LIMITS_STORAGE_OPTIONS = {}
+    rate_limits._limiter.cache_clear()
+    try:
+        with pytest.raises(TransientError, match="rate limit of crm"):
+            wait_for_turn("crm", "5/second")
+    finally:
+        rate_limits._limiter.cache_clear()
