@@ -45,7 +45,8 @@ def _file_system_parts(export_id: int) -> list[str]:
         return []
 
 
-@pytest.fixture(params=["file system", "object store"])
+# The object store's run adds its own server to the stack's processes: a minute more, once.
+@pytest.fixture(params=["file system", pytest.param("object store", marks=pytest.mark.heavy)])
 def exports_storage(request, tmp_path) -> Iterator[ExportsStorage]:
     if request.param == "file system":
         yield ExportsStorage(
