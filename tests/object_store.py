@@ -2,6 +2,7 @@
 loopback port (the app reaches it over HTTP as it would reach MinIO or S3), and the settings
 that point the app's media at one bucket of it (config.media)."""
 
+import socket
 import subprocess
 import sys
 import uuid
@@ -12,7 +13,7 @@ from typing import Any
 
 import boto3
 
-from stack.waiting import free_port, port_open, wait_until
+from stack.waiting import free_port, wait_until
 
 # moto takes any pair; the app must still send one (boto3 signs every request).
 ACCESS_KEY = "test-access-key"
@@ -58,17 +59,18 @@ class ObjectStore:
 
 
 @contextmanager
-def moto_server() -> Iterator[ObjectStore]:
-    """moto's S3 server on a free loopback port, stopped (by its pid) at the end."""
+def moto_server(host: str = "127.0.0.1") -> Iterator[ObjectStore]:
+    """moto's S3 server on a free port of `host` (loopback, or an address of a network
+    namespace the test made), stopped (by its pid) at the end."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: port_open(port), timeout=30, message="moto's S3 server")
-        yield ObjectStore(endpoint_url=f"http://127.0.0.1:{port}")
+        wait_until(lambda: _answers(host, port), timeout=30, message="moto's S3 server")
+        yield ObjectStore(endpoint_url=f"http://{host}:{port}")
     finally:
         process.terminate()
         try:
@@ -76,3 +78,11 @@ def moto_server() -> Iterator[ObjectStore]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
