@@ -13,6 +13,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from config.media import media_origins, object_storages
 from jobs import sentinel
 
 # Django's generic classes subscriptable at run time as in the type checker: ModelAdmin[Job].
@@ -204,6 +205,31 @@ STORAGES = {
         "OPTIONS": {"location": str(EXPORTS_ROOT), "base_url": None},
     },
 }
+# Media on S3-compatible object storage (django-storages, its own setting names): with a
+# bucket named, the public media, the invoices and the exports are objects under media/,
+# invoices/ and exports/ of that bucket, so that web and worker hosts share no disk. Unset,
+# the file system above (the demo's). Credentials left unset fall to boto3's own chain (an
+# instance role, ~/.aws); the endpoint is for a store that is not AWS (MinIO, moto).
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", default="")
+AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default=None)
+AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default=None)
+AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID", default=None)
+AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default=None)
+# Path-style addressing (endpoint/bucket/key) for stores that have no per-bucket host names.
+AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", default=None)
+# The public media's links: signed and expiring by default, so the bucket itself stays private;
+# false with a bucket (or a CDN, AWS_S3_CUSTOM_DOMAIN) that serves media/ to anyone.
+AWS_QUERYSTRING_AUTH = env.bool("AWS_QUERYSTRING_AUTH", default=True)
+AWS_S3_CUSTOM_DOMAIN = env("AWS_S3_CUSTOM_DOMAIN", default=None)
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES.update(object_storages())
+    # The account page's thumbnail is an image from the store's (or the CDN's) host.
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] += media_origins(
+        bucket=AWS_STORAGE_BUCKET_NAME,
+        endpoint_url=AWS_S3_ENDPOINT_URL,
+        region=AWS_S3_REGION_NAME,
+        custom_domain=AWS_S3_CUSTOM_DOMAIN,
+    )
 
 # --- Uploads and orders -----------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, ImageCms, ImageOps
 
 from jobs import effects
-from jobs.errors import PermanentError
-from shop.models import Customer
+from jobs.errors import PermanentError, TransientError
+from shop.models import STORAGE_ERRORS, Customer
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
@@ -122,11 +122,17 @@ def make_thumbnails(*, customer_id: int, job_id: str | None = None) -> dict[str,
 
 def _write_thumbnails(customer: Customer) -> dict[str, str]:
     customer_id = customer.pk
+    # Read, then decoded: a storage that does not answer now (an object store's hiccup) may
+    # later, an avatar that is gone or not an image never will.
     try:
-        with (
-            customer.avatar.open("rb") as source,
-            Image.open(source, formats=ACCEPTED_FORMATS) as image,
-        ):
+        with customer.avatar.open("rb") as source:
+            content = source.read()
+    except FileNotFoundError as exc:
+        raise PermanentError(f"avatar of customer {customer_id} is gone") from exc
+    except STORAGE_ERRORS as exc:
+        raise TransientError(f"avatar storage: {exc}") from exc
+    try:
+        with Image.open(BytesIO(content), formats=ACCEPTED_FORMATS) as image:
             image.load()
             original = image.convert("RGBA")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -139,8 +145,11 @@ def _write_thumbnails(customer: Customer) -> dict[str, str]:
         buffer = BytesIO()
         thumbnail.save(buffer, format="PNG")  # re-encoding also drops any metadata
         name = f"avatars/thumbs/{customer_id}-{size}.png"
-        if default_storage.exists(name):
-            default_storage.delete(name)
-        thumbnails[str(size)] = default_storage.save(name, ContentFile(buffer.getvalue()))
+        try:
+            if default_storage.exists(name):
+                default_storage.delete(name)
+            thumbnails[str(size)] = default_storage.save(name, ContentFile(buffer.getvalue()))
+        except STORAGE_ERRORS as exc:
+            raise TransientError(f"thumbnail storage: {exc}") from exc
     Customer.objects.filter(pk=customer_id).update(avatar_thumbnails=thumbnails)
     return thumbnails

@@ -2,10 +2,11 @@
 `jobs.export_orders` job (shop.tasks) in chunks, with its progress in the ledger.
 
 Each chunk of EXPORT_CHUNK_ROWS orders, by ascending id, is a file of its own in the exports
-storage (Django's storage API: no appending, no local path assumed). Once a chunk's file is
-written, the run records the checkpoint (the chunk's number, the rows written, the last order
-id) together with the job's progress, in one transaction and fenced by the run's attempt: a
-run that no longer holds its job records nothing. A run that takes over after a lost one (its
+storage (Django's storage API: no appending, no local path assumed, so a file system or an
+object store alike, config.media). Once a chunk's file is written, the run records the
+checkpoint (the chunk's number, the rows written, the last order id) together with the job's
+progress, in one transaction and fenced by the run's attempt: a run that no longer holds its
+job records nothing. A run that takes over after a lost one (its
 worker was killed) starts after the last recorded chunk, overwriting a chunk file the lost run
 may have written past it, so that no order is written twice or left out. The last run joins
 the chunks under a header into the export's file and deletes them.
@@ -35,7 +36,7 @@ from django.utils import timezone
 
 from jobs import shutdown
 from jobs.errors import CancelRequested, PermanentError, TransientError
-from shop.models import Order, OrderExport, exports_storage
+from shop.models import STORAGE_ERRORS, Order, OrderExport, exports_storage
 
 COLUMNS = [
     "order_id",
@@ -110,6 +111,16 @@ def write_export(*, export_id: int, report: Reporter) -> str | None:
     except CancelRequested:
         _delete_parts(storage, export.pk)
         raise
+    except STORAGE_ERRORS as exc:
+        # A full disk, an object store that did not answer: the retry resumes from the
+        # checkpoint, like a run after a lost one.
+        raise TransientError(f"export storage: {exc}") from exc
+
+
+def open_export(export: OrderExport) -> File:
+    """The finished export's CSV, opened for reading from the exports storage (as it is now,
+    not as the model field found it: shop.models.invoice_storage says why)."""
+    return exports_storage().open(export.file.name, "rb")
 
 
 def _checkpoint(export: OrderExport, report: Reporter, *, total: int, **fields: object) -> bool:
@@ -206,9 +217,13 @@ def _save_as(storage: Storage, name: str, content: bytes) -> None:
 
 def _delete_parts(storage: Storage, export_id: int) -> None:
     folder = f"parts/{export_id}"
-    if not storage.exists(folder):
+    # Listed, not asked whether it exists: an object store has no folders, only names that
+    # start alike, and says a folder does not exist when files are in it.
+    try:
+        names = storage.listdir(folder)[1]
+    except FileNotFoundError:  # a file system's folder, never made
         return
-    for name in storage.listdir(folder)[1]:
+    for name in names:
         storage.delete(f"{folder}/{name}")
     with suppress(OSError):  # a file system's folder (other storages have none to delete)
         storage.delete(folder)

@@ -15,7 +15,7 @@ from fpdf import FPDF
 from fpdf.errors import FPDFException
 
 from jobs.errors import PermanentError, Skip, TransientError
-from shop.models import Order, Payment
+from shop.models import STORAGE_ERRORS, Order, Payment, invoice_storage
 
 CENT = Decimal("0.01")
 # Order.card_brand is a code (shop.cards.brand_of); the invoice prints the brand's name.
@@ -55,7 +55,7 @@ def open_invoice(order: Order) -> File | None:
     if not order.invoice:
         return None
     try:
-        return order.invoice.storage.open(order.invoice.name, "rb")
+        return invoice_storage().open(order.invoice.name, "rb")
     except FileNotFoundError:
         return None
 
@@ -173,13 +173,13 @@ def make_invoice(*, order_id: int) -> str:
         card_last4=order.card_last4,
     )
     name = file_name(order)
-    storage = order.invoice.storage
+    storage = invoice_storage()
     try:
         # Replaced, not saved beside: a storage never overwrites, it finds a free name instead.
         if storage.exists(name):
             storage.delete(name)
         stored = storage.save(name, ContentFile(pdf))
-    except OSError as exc:  # a full disk, an object store that did not answer: try later
+    except STORAGE_ERRORS as exc:  # a full disk, an object store that did not answer: try later
         raise TransientError(f"invoice storage: {exc}") from exc
     Order.objects.filter(pk=order.pk).update(invoice=stored)
     return stored

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
@@ -96,6 +97,15 @@ class Product(models.Model):
         return self.image or self.PLACEHOLDER_IMAGE
 
 
+# What a storage raises when it does not take or give back a file: a file system's OSError, an
+# object store's botocore errors (no answer, a refusal). The jobs that write files retry them.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, BotoCoreError, ClientError)
+
+
+# Read and write through these, not through the field's `.storage`: a FileField calls its
+# storage callable once, when the model is defined, and keeps what it got; these follow
+# STORAGES as it is now (a test that moves the media to an object store, tests/integration/
+# test_s3_media.py).
 def invoice_storage() -> Storage:
     """The private storage the invoices are kept in (settings.STORAGES["invoices"])."""
     return storages["invoices"]

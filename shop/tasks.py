@@ -11,6 +11,7 @@ from celery import Task
 
 from jobs import dispatch
 from jobs.base import LedgerTask, beat_task, job
+from jobs.errors import TransientError
 from shop import avatars, emails, exports, integrations, invoices, reports, services
 
 # --- emails (SMTP) -----------------------------------------------------------------------------
@@ -79,8 +80,9 @@ def sync_crm_deal(*, order_id: int) -> dict[str, bool]:
 # --- CPU-bound ---------------------------------------------------------------------------------
 
 
-# Nothing to retry: an image that cannot be read now will not be readable later.
-@job("jobs.make_avatar_thumbnails", queue="media", autoretry_for=(), bind=True)
+# Only the storage is retried (shop.avatars raises its failures as TransientError: an object
+# store that did not answer); an image that cannot be decoded now will not be later.
+@job("jobs.make_avatar_thumbnails", queue="media", autoretry_for=(TransientError,), bind=True)
 def make_avatar_thumbnails(self: Task, *, customer_id: int) -> dict[str, dict[str, str]]:
     thumbnails = avatars.make_thumbnails(customer_id=customer_id, job_id=self.request.id)
     return {"thumbnails": thumbnails}

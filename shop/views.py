@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from jobs import operations
 from jobs.models import Job
 from jobs.views import staff_only
-from shop import avatars, invoices, selectors, services, timeline
+from shop import avatars, exports, invoices, selectors, services, timeline
 from shop.cards import TEST_CARDS
 from shop.forms import (
     EmailAuthenticationForm,
@@ -454,7 +454,7 @@ def download_order_export(request: HttpRequest, export_id: int) -> HttpResponseB
     if export is None:
         raise Http404("No such export, or not finished.")
     return FileResponse(
-        export.file.open("rb"),
+        exports.open_export(export),
         as_attachment=True,
         filename=export.download_name,
         content_type="text/csv",

@@ -1,10 +1,14 @@
 """A long export whose worker is killed mid-way is taken up again from its last finished
-chunk: nothing written twice, nothing left out."""
+chunk: nothing written twice, nothing left out; on the file system and on an S3-compatible
+object store (moto's server), where the web and the worker share no disk."""
 
 import csv
 import io
 import os
 import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,6 +21,7 @@ from shop.tokens import issue_token
 from stack.processes import children_of
 from stack.waiting import wait_until
 from tests.factories import many_orders
+from tests.object_store import moto_server
 
 pytestmark = pytest.mark.faults
 
@@ -24,8 +29,54 @@ ORDERS = 1200
 CHUNK_ROWS = 100  # 12 chunks
 
 
-def test_an_export_whose_worker_is_killed_resumes_from_its_last_finished_chunk(stack):
+@dataclass
+class ExportsStorage:
+    """Where the processes keep the exports, and how the test reads them back."""
+
+    read: Callable[[str], bytes]
+    leftover_parts: Callable[[int], list[str]]
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def _file_system_parts(export_id: int) -> list[str]:
+    try:
+        return exports.exports_storage().listdir(f"parts/{export_id}")[1]
+    except FileNotFoundError:
+        return []
+
+
+# The object store's run adds its own server to the stack's processes: a minute more, once.
+@pytest.fixture(params=["file system", pytest.param("object store", marks=pytest.mark.heavy)])
+def exports_storage(request, tmp_path) -> Iterator[ExportsStorage]:
+    if request.param == "file system":
+        yield ExportsStorage(
+            read=lambda name: exports.exports_storage().open(name).read(),
+            leftover_parts=_file_system_parts,
+        )
+        return
+    # Each process is given local media directories that must never be made: whatever it
+    # writes, another host would not find.
+    local = tmp_path / "local-media"
+    with moto_server() as store:
+        bucket = store.new_bucket()
+        yield ExportsStorage(
+            read=lambda name: store.read(bucket, f"exports/{name}"),
+            leftover_parts=lambda export_id: store.keys(bucket, f"exports/parts/{export_id}/"),
+            environment={
+                **store.environment(bucket),
+                "MEDIA_ROOT": str(local / "media"),
+                "PRIVATE_MEDIA_ROOT": str(local / "private"),
+                "EXPORTS_ROOT": str(local / "exports"),
+            },
+        )
+    assert not Path(local).exists()
+
+
+def test_an_export_whose_worker_is_killed_resumes_from_its_last_finished_chunk(
+    stack, exports_storage
+):
     app = stack(
+        **exports_storage.environment,
         EXPORT_CHUNK_ROWS=CHUNK_ROWS,
         # About 4 s for the whole export: time to kill it in the middle.
         EXPORT_CHUNK_DELAY_SECONDS=0.3,
@@ -68,8 +119,8 @@ def test_an_export_whose_worker_is_killed_resumes_from_its_last_finished_chunk(s
     assert export.chunks_done == ORDERS // CHUNK_ROWS
     assert export.rows_written == ORDERS  # no chunk counted twice
     assert job.progress == {"done": ORDERS, "total": ORDERS}
-    with exports.exports_storage().open(export.file.name) as written:
-        rows = list(csv.reader(io.StringIO(written.read().decode())))
+    rows = list(csv.reader(io.StringIO(exports_storage.read(export.file.name).decode())))
     assert rows[0] == exports.COLUMNS
     assert [int(row[0]) for row in rows[1:]] == order_ids  # every order once, in order
+    assert exports_storage.leftover_parts(export_id) == []  # the chunks, joined, are gone
     assert not DeadLetter.objects.exists()
