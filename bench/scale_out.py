@@ -360,7 +360,8 @@ def table(section: dict) -> list[str]:
         return lines
     lines.append(
         f"     {section['concurrency']} threads per host, {section['jobs_per_host']} analytics "
-        f"jobs per host per step, {section['rounds']} round(s); sandbox gunicorn "
+        f"jobs per host per step, {section['rounds']} round(s); PostgreSQL 15, Valkey and "
+        f"the sandbox on hosts of their own, sandbox gunicorn "
         f"{section['sandbox']['workers']} × {section['sandbox']['threads']} threads"
     )
     lines.append(
@@ -410,7 +411,9 @@ def draw(axis: Any, section: dict) -> None:
     axis.set_xticks(hosts)
     axis.set_xlabel("worker hosts")
     axis.set_ylabel("jobs/s")
-    title = f"{section['concurrency']} threads per host, third parties at 200 ms"
+    title = (
+        f"Jobs/s by worker hosts ({section['concurrency']} threads each), third parties at 200 ms"
+    )
     if "efficiency" in section:
         title += f"\nefficiency {section['efficiency']['median']:.2f}"
     axis.set_title(title)
