@@ -21,12 +21,12 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-SECTIONS = ("latency", "machinery", "io", "pickup", "spike", "footprint", "ledger")
+SECTIONS = ("latency", "machinery", "io", "pickup", "spike", "footprint", "ledger", "hosts")
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
-    from bench import ledger_growth, report, sections
+    from bench import ledger_growth, report, scale_out, sections
     from bench.harness import CLIENTS, Bench
     from bench.load import Load
 
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             "spike": lambda: sections.spike(bench, size, load),
             "footprint": lambda: sections.footprint(bench, load, orders=50),
             "ledger": lambda: ledger_growth.ledger_growth(bench, size),
+            # Its own stack: separate hosts in network namespaces (bench.scale_out).
+            "hosts": lambda: scale_out.hosts_section(size.name),
         }
         try:
             for name in only:
@@ -92,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     # With --update, the time of the run that measured the other sections counts too.
     earlier = results.get("duration_s", 0) if args.update else 0
     results["duration_s"] = earlier + time.monotonic() - started
-    results["targets"] = sections.targets(results) + ledger_growth.targets(results)
+    results["targets"] = (
+        sections.targets(results) + ledger_growth.targets(results) + scale_out.targets(results)
+    )
     print(report.table(results))
     data, chart = report.write(results, args.output, size.name)
     print(f"\nwrote {data} and {chart} in {results['duration_s'] / 60:.1f} min")
@@ -143,7 +147,7 @@ def _measured_nothing(results: dict) -> list[str]:
             for index, item in enumerate(value):
                 visit(item, f"{path}[{index}]")
 
-    for section in ("machinery", "io"):
+    for section in ("machinery", "io", "hosts"):
         visit(results.get(section), section)
     return found
 

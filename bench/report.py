@@ -186,6 +186,11 @@ def table(results: dict) -> str:
 
         lines.extend(ledger_table(results["ledger"]))
 
+    if results.get("hosts"):
+        from bench.scale_out import table as hosts_table
+
+        lines.extend(hosts_table(results["hosts"]))
+
     out("")
     out("Targets")
     for row in results["targets"]:
@@ -243,6 +248,8 @@ def chart(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [key for key in ("spike", "latency", "machinery") if results.get(key)]
+    if (results.get("hosts") or {}).get("rows"):
+        panels.append("hosts")
     if not panels:
         return
     figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), squeeze=False)
@@ -267,6 +274,10 @@ def chart(results: dict, path: Path) -> None:
             axis.set_title("POST /api/orders p50, 1 client")
             for n, value in enumerate(values):
                 axis.annotate(_ms(value), (n, value), ha="center", va="bottom")
+        elif key == "hosts":
+            from bench.scale_out import draw
+
+            draw(axis, results["hosts"])
         else:
             rates = results["machinery"]["rates"]
             ways = [

@@ -157,6 +157,14 @@ class Cluster:
     io_workers: int = 2
     overrides: dict[str, str] = field(default_factory=dict)
     sandbox_env: dict[str, str] = field(default_factory=dict)
+    # The sandbox's gunicorn: enough threads for every worker thread's call at once (a
+    # benchmark that scales worker hosts must not find the third parties' server the limit).
+    sandbox_workers: int = 1
+    sandbox_threads: int = 16
+    # False: the io1..ioN hosts are made but run nothing until start_io_worker (a benchmark
+    # adds and removes worker hosts step by step, stop_host); without_s3: no S3 server.
+    start_io_workers: bool = True
+    without_s3: bool = False
     suffix: str = field(default_factory=lambda: secrets.token_hex(3))
     hosts: dict[str, Host] = field(default_factory=dict)
     _made_links: list[str] = field(default_factory=list)
@@ -190,7 +198,7 @@ class Cluster:
             started = [
                 pool.submit(self.start_database),
                 pool.submit(self.start_broker),
-                pool.submit(self.start_s3),
+                *([] if self.without_s3 else [pool.submit(self.start_s3)]),
                 pool.submit(self.start_sandbox),
             ]
             for future in started:
@@ -199,7 +207,7 @@ class Cluster:
         self.start_web()
         self.start_relay()
         self.start_beat()
-        workers = [f"io{n}" for n in range(1, self.io_workers + 1)]
+        workers = [f"io{n}" for n in range(1, self.io_workers + 1) if self.start_io_workers]
         procs = [
             self.start_worker(name, queues=IO_QUEUES, pool="threads", concurrency=8, wait=False)
             for name in workers
@@ -561,7 +569,10 @@ class Cluster:
         self.spawn("sandbox", "mail", str(BIN / "python"), str(ROOT / "manage.py"),
                    "mail_sandbox", env=env)  # fmt: skip
         self.spawn(
-            "sandbox", "gunicorn", *self._gunicorn("sandbox", workers=1, threads=16), env=env
+            "sandbox",
+            "gunicorn",
+            *self._gunicorn("sandbox", workers=self.sandbox_workers, threads=self.sandbox_threads),
+            env=env,
         )
         self._wait_port("sandbox", SMTP_PORT, "the sandbox SMTP server")
         self._wait_port("sandbox", SANDBOX_PORT, "the sandbox third parties")
@@ -627,6 +638,20 @@ class Cluster:
         if wait:
             self.wait_ready(proc)
         return proc
+
+    def start_io_worker(self, host: str, *, concurrency: int = 8, wait: bool = True) -> Proc:
+        """A worker on the I/O queues on one of the io hosts, as start() runs them."""
+        return self.start_worker(
+            host, queues=IO_QUEUES, pool="threads", concurrency=concurrency, wait=wait
+        )
+
+    def stop_host(self, name: str, timeout: float = 30) -> None:
+        """Stop the host's processes as a deploy does (SIGTERM; SIGKILL if they linger), and
+        forget them: the host can run new ones."""
+        host = self.hosts[name]
+        for proc in host.procs:
+            proc.stop(timeout)
+        host.procs.clear()
 
     def wait_ready(self, worker: Proc) -> None:
         wait_until(
