@@ -269,7 +269,7 @@ def mark_ended(job_id: str, *, attempt: int, state: str, reason: str) -> bool:
                 Job.Stall.HANDED_BACK,
             ],
         )
-        return cursor.rowcount > 0
+        return bool(cursor.rowcount > 0)
 
 
 class Progress(enum.Enum):
