@@ -154,7 +154,9 @@ class Bench:
         for name, queues in self.idle_queues.items():
             hostname = f"{name}@{socket.gethostname()}"
             for queue in queues.split(","):
-                replies = control.add_consumer(queue, destination=[hostname], reply=True)
+                replies = control.add_consumer(
+                    queue, destination=[hostname], reply=True, timeout=10
+                )
                 if not replies:
                     raise RuntimeError(f"worker {hostname} did not take up queue {queue}")
         self.idle_queues = {}
