@@ -45,6 +45,8 @@ SERVICES = tuple(REALISTIC_MS)
 SKU = "BENCH-1"
 PASSWORD = "bench-password-1"
 CLIENTS = 8
+# What a worker started idle consumes until it is told its queues: nothing is ever sent there.
+IDLE_QUEUE = "bench-idle"
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Bench:
     stack: Any = None  # a stack.processes.Stack, once running
     customers: list[Customer] = field(default_factory=list)
     workers: list = field(default_factory=list)
+    idle_queues: dict[str, str] = field(default_factory=dict)  # started idle: name -> queues
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -137,14 +140,36 @@ class Bench:
 
     # --- workers ---------------------------------------------------------------------------
 
-    def start_worker(self, name: str, **options) -> None:
+    def start_worker(self, name: str, *, idle: bool = False, **options) -> None:
+        """Start a worker; with `idle`, consuming nothing until consume() tells it its queues."""
         options.setdefault("loglevel", "WARNING")
+        if idle:
+            self.idle_queues[name] = options["queues"]
+            options["queues"] = IDLE_QUEUE
         self.workers.append(self.stack.start_worker(name, **options))
 
-    def start_io_workers(self, count: int = 1) -> None:
+    def consume(self) -> None:
+        """Idle workers take up their queues now (Celery's add_consumer, with replies)."""
+        control = self.stack.control()
+        for name, queues in self.idle_queues.items():
+            hostname = f"{name}@{socket.gethostname()}"
+            for queue in queues.split(","):
+                replies = control.add_consumer(
+                    queue, destination=[hostname], reply=True, timeout=10
+                )
+                if not replies:
+                    raise RuntimeError(f"worker {hostname} did not take up queue {queue}")
+        self.idle_queues = {}
+
+    def workers_cpu_seconds(self) -> float:
+        """User and system CPU time of the running workers' processes and their children."""
+        return sum(worker.cpu_seconds() for worker in self.workers)
+
+    def start_io_workers(self, count: int = 1, *, idle: bool = False) -> None:
         for n in range(count):
             self.start_worker(
                 f"io{n}",
+                idle=idle,
                 pool="threads",
                 concurrency=IO_CONCURRENCY,
                 queues=",".join(settings.JOBS_WORKER_QUEUES["io"]),
@@ -157,12 +182,13 @@ class Bench:
         self.start_worker("crm", pool="threads", concurrency=CRM_CONCURRENCY, queues="crm")
         self.start_worker("media", pool="prefork", concurrency=MEDIA_CONCURRENCY, queues="media")
 
-    def start_bare_workers(self, count: int) -> None:
+    def start_bare_workers(self, count: int, *, idle: bool = False) -> None:
         from bench import bare
 
         for n in range(count):
             self.start_worker(
                 f"bare{n}",
+                idle=idle,
                 app="bench.bare",
                 pool="threads",
                 concurrency=IO_CONCURRENCY,
@@ -175,6 +201,7 @@ class Bench:
         for worker in self.workers:
             worker.stop()
         self.workers = []
+        self.idle_queues = {}
 
     def workers_rss(self) -> int:
         return sum(worker.rss_bytes() for worker in self.workers)

@@ -13,6 +13,16 @@ def _ms(value: float) -> str:
     return f"{value:,.1f} ms" if value < 100 else f"{value:,.0f} ms"
 
 
+# Section 2's CPU per job, in the order printed.
+CPU_WAYS = (
+    ("app_noop", "the app, no-op jobs"),
+    ("bare", "bare Celery, no-op jobs"),
+    ("common_noop", "the common way, no-op jobs"),
+    ("app", "the app, the analytics job"),
+    ("common", "the common way, the analytics job"),
+)
+
+
 def _spread(spread: dict, unit: str = "") -> str:
     median, low, high = spread["median"], spread["low"], spread["high"]
     if spread["rounds"] == 1:
@@ -81,6 +91,15 @@ def table(results: dict) -> str:
         out("     the analytics job (posts to the sandbox collector):")
         out(f"     {'  the app':40} {_spread(rates['app'], '/s')}")
         out(f"     {'  the app ÷ bare Celery no-ops':40} {_spread(machinery['app_vs_bare'], '×')}")
+        cpu = machinery.get("cpu_ms_per_job")  # measured since 2026-12-06
+        if cpu:
+            out("     CPU per job in the worker processes (user + system, ms):")
+            for way, name in CPU_WAYS:
+                out(f"     {'  ' + name:40} {_spread(cpu[way], ' ms')}")
+            ratio = machinery["app_noop_cpu_vs_bare"]
+            out(f"     {'  the app ÷ bare Celery, no-op jobs':40} {_spread(ratio, '×')}")
+            ratio = machinery["app_noop_cpu_vs_common_noop"]
+            out(f"     {'  the app ÷ the common way, no-op jobs':40} {_spread(ratio, '×')}")
         broker = machinery["broker"]
         out(
             f"     raw broker, one client: LPUSH {broker['push_per_s']:,.0f}/s, BRPOP "

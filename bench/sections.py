@@ -157,6 +157,7 @@ def job_machinery(bench: Bench, size: Size) -> dict:
     processes = CORES
     shuffle = random.Random(7)
     rates: dict[str, list[float]] = {way: [] for way in MACHINERY_WAYS}
+    cpu: dict[str, list[float]] = {way: [] for way in MACHINERY_WAYS}
     message = b""
     for round_ in range(size.rounds):
         order = list(rates)
@@ -164,29 +165,34 @@ def job_machinery(bench: Bench, size: Size) -> dict:
         for way in order:
             n = size.drain_jobs
             prefix = f"{way}{round_}"
+            # The workers start idle, and take up their queues once all of them are ready: the
+            # CPU they spend from then until the queue is empty is what the jobs cost them
+            # (their start, Django's and Celery's, is not counted, and every process drains).
             if way in ("app", "app_noop"):
                 task = ledger_noop if way == "app_noop" else None
                 bench.record_analytics_jobs(n, prefix=prefix, task=task)
                 message = message or bench.sample_message("bulk")
-                start = partial(bench.start_io_workers, processes)
+                bench.start_io_workers(processes, idle=True)
             elif way == "bare":
                 bench.publish_plain(bare.noop, n, prefix=prefix)
-                start = partial(bench.start_bare_workers, processes)
+                bench.start_bare_workers(processes, idle=True)
             else:
                 task = common_noop if way == "common_noop" else common_track
                 bench.publish_plain(task, n, prefix=prefix)
                 # Celery's defaults: prefork, one child process per core.
-                start = partial(
-                    bench.start_worker,
+                bench.start_worker(
                     "common",
+                    idle=True,
                     app="bench.common_way",
                     pool="prefork",
                     concurrency=CORES,
                     queues="celery",
                 )
-            samples = bench.drain(start, bench.broker_depth, timeout=60 + n / 5)
+            before = bench.workers_cpu_seconds()
+            samples = bench.drain(bench.consume, bench.broker_depth, timeout=60 + n / 5)
             if way.startswith("app"):
                 bench.watch(bench.ledger_backlog, timeout=60)
+            cpu[way].append((bench.workers_cpu_seconds() - before) / n * 1000)
             rates[way].append(drain_rate(samples, n))
             bench.stop_workers()
             bench.purge()
@@ -197,11 +203,16 @@ def job_machinery(bench: Bench, size: Size) -> dict:
         "jobs": size.drain_jobs,
         "message_bytes": len(message),
         "rates": {way: Spread.of(values).as_dict() for way, values in rates.items()},
+        # CPU time (user and system) of the worker processes and their children per job, in
+        # milliseconds: far steadier than a rate on a shared machine, and what limits it.
+        "cpu_ms_per_job": {way: Spread.of(values).as_dict() for way, values in cpu.items()},
         # Ratios round by round: each pair was measured minutes apart at most.
         "app_noop_vs_bare": _ratios(rates["app_noop"], rates["bare"]),
         "app_noop_vs_common_noop": _ratios(rates["app_noop"], rates["common_noop"]),
         "app_vs_bare": _ratios(rates["app"], rates["bare"]),
         "app_vs_common": _ratios(rates["app"], rates["common"]),
+        "app_noop_cpu_vs_bare": _ratios(cpu["app_noop"], cpu["bare"]),
+        "app_noop_cpu_vs_common_noop": _ratios(cpu["app_noop"], cpu["common_noop"]),
         "broker": broker,
         "app_noop_vs_broker_push": Spread.of(rates["app_noop"]).median / broker["push_per_s"],
     }

@@ -243,24 +243,33 @@ def mark_succeeded(job_id: str, *, attempt: int) -> bool:
 def mark_ended(job_id: str, *, attempt: int, state: str, reason: str) -> bool:
     """Record that the run ended its job: `succeeded`, or `skipped`, `declined` or (asked by an
     operator) `cancelled` (jobs.errors.Ended), with why; also when its stopping worker had just
-    handed the job back. False if this run no longer holds the job."""
-    handed_back_unclaimed = Q(
-        pk=job_id, state=State.QUEUED, attempts=attempt, stalled_reason=Job.Stall.HANDED_BACK
-    )
-    ended = Job.objects.filter(
-        Q(pk=job_id, state=State.RUNNING, attempts=attempt) | handed_back_unclaimed
-    )
-    return bool(
-        ended.update(
-            state=state,
-            outcome_reason=reason,
-            finished_at=DbNow(),
-            last_error="",
-            lease_until=None,
-            lease_holder="",
-            stalled_reason="",
+    handed the job back. False if this run no longer holds the job.
+
+    Plain SQL, as the claim: every job ends here, and building this UPDATE with the ORM (its
+    two alternative conditions as Q objects) cost the worker's CPU more than the claim and
+    the database's work together, about 0.5 ms a job (bench/, "Job machinery")."""
+    finished_sql, finished_params = clock.sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {connection.ops.quote_name(Job._meta.db_table)}"  # noqa: S608 - names
+            " SET state = %s, outcome_reason = %s,"
+            f" finished_at = {finished_sql}, last_error = '', lease_until = NULL,"
+            " lease_holder = '', stalled_reason = ''"
+            " WHERE id = %s AND attempts = %s"
+            # Its run holds it, or handed it back a moment ago and nothing claimed it since.
+            " AND (state = %s OR (state = %s AND stalled_reason = %s))",
+            [
+                state,
+                reason,
+                *finished_params,
+                Job._meta.pk.get_db_prep_value(job_id, connection),
+                attempt,
+                State.RUNNING,
+                State.QUEUED,
+                Job.Stall.HANDED_BACK,
+            ],
         )
-    )
+        return bool(cursor.rowcount > 0)
 
 
 class Progress(enum.Enum):

@@ -106,6 +106,17 @@ class Proc:
             self.signal_group(signal.SIGKILL)
             self.wait(10)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the process (all its threads) and of its children, those
+        alive (a prefork pool's processes) and those it has reaped."""
+        total = 0
+        for n, pid in enumerate([self.pid, *children_of(self.pid)]):
+            with suppress(OSError, IndexError, ValueError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                # utime, stime; and the parent's cutime, cstime (children it has waited for)
+                total += sum(int(f) for f in fields[11 : 15 if n == 0 else 13])
+        return total / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         """Resident memory of the process and its children (a prefork pool's processes)."""
         total = 0
