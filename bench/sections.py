@@ -356,7 +356,10 @@ def pickup(bench: Bench, size: Size, load: Load, machinery: dict) -> dict:
 
     Two probes on the app's workers: like for like with bare Celery, one no-op ledger job at
     a time, recorded and published in its own transaction; and real orders posted to the
-    API, whose three jobs (payment, analytics, webhook) arrive together and do their work.
+    API, whose jobs about the order do their work: the charge and the analytics event, which
+    arrive together from the web process, then the confirmation email and the invoice, which
+    the charge records on a worker (not the CRM deal, which waits for its rate limit by
+    design, nor the webhook delivery, which is about no order).
     """
     bench.set_latencies({})
     figures: dict = {}

@@ -12,11 +12,11 @@ A job is recorded as a ledger row in the caller's transaction; its message is pu
 once that transaction commits (`transaction.on_commit`), so a rolled-back request publishes
 nothing. `enqueue_all` records several jobs with one INSERT; the process's publisher sends
 them from a thread of its own, batched with other requests' jobs in one round trip to the
-broker (kombu's publish batch, a Redis pipeline), so the request never waits for the broker.
-If the broker is down, or the process dies before the publisher sends them, the rows stay
-unpublished and the relay (jobs.relay, run by `manage.py relay_outbox` and by beat)
-publishes them. Nothing else in the code base calls `.delay()` or `.apply_async()` for a
-ledger job.
+broker (kombu's publish batch, a Redis pipeline), so the request never waits for the broker,
+and stamps them published afterwards. If the broker is down, or the process dies before the
+publisher stamps them, the rows stay unpublished and the relay (jobs.relay, run by `manage.py
+relay_outbox` and by beat) publishes them. Nothing else in the code base calls `.delay()` or
+`.apply_async()` for a ledger job.
 """
 
 import atexit
@@ -115,6 +115,9 @@ def new_job(
         state=Job.State.SCHEDULED if eta else Job.State.QUEUED,
         eta=eta,
         request_id=log_context.request_id.get(),
+        # Given, not left to the column's db_default: bulk_create resolves a DatabaseDefault
+        # expression for every row, a sixth of the INSERT's Python time (pyinstrument).
+        outcome_reason="",
     )
     if concerning is not None:
         job.concerning = concerning
@@ -139,18 +142,25 @@ class _Publisher:
     """Sends committed jobs from a thread of its own, in batches across requests.
 
     A request never waits for the broker, slow or away: it commits and answers, and a busy
-    web process sends one batch for many requests. A process that exits waits a moment for
-    what it handed over (`flush`, at exit); jobs not sent when a process dies are in the
+    web process sends one batch for many requests. The rows are stamped published after the
+    send, and the stamps of what was sent within STAMP_SECONDS go in one UPDATE: the way from
+    a commit to a worker holds no database write, and the process writes once per interval,
+    not once per request, beside its requests' own transactions (on SQLite, every write
+    queues for one lock). A process that exits waits a moment for what it handed over
+    (`flush`, at exit); jobs not sent, or sent and not stamped, when a process dies are in the
     ledger, unpublished, and the relay publishes them.
     """
 
     BATCH = 500
     FLUSH_SECONDS = 5.0
+    # Well under JOBS_RELAY_AFTER_SECONDS, after which the relay takes an unstamped row for
+    # stranded and publishes it again.
+    STAMP_SECONDS = 0.1
 
     def __init__(self) -> None:
         self._pending: queue.SimpleQueue[list[Job]] = queue.SimpleQueue()
         self._pid: int | None = None
-        self._unsent = 0  # jobs handed over and not yet sent (or given up on)
+        self._unsent = 0  # jobs handed over and not yet sent and stamped (or given up on)
         self._lock = threading.Condition()
 
     def submit(self, jobs: list[Job]) -> None:
@@ -164,33 +174,56 @@ class _Publisher:
             self._pending.put(jobs)
 
     def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
-        """Wait until everything handed over was sent (or left to the relay); False if it
-        took longer than `timeout`."""
+        """Wait until everything handed over was sent and stamped (or left to the relay);
+        False if it took longer than `timeout`."""
         with self._lock:
             return self._lock.wait_for(lambda: self._unsent == 0, timeout=timeout)
 
     def _run(self) -> None:
         pending = self._pending
+        sent: list[Job] = []  # sent, to be stamped at `stamp_at`
+        stamp_at = 0.0
         while True:
-            batch = pending.get()
-            while len(batch) < self.BATCH:
+            try:
+                wait = max(0.0, stamp_at - time.monotonic()) if sent else None
+                batch = pending.get(timeout=wait)
+            except queue.Empty:
+                batch = []
+            while batch and len(batch) < self.BATCH:
                 try:
                     batch = batch + pending.get_nowait()
                 except queue.Empty:
                     break
-            try:
-                publish_all(batch)
-            except Exception:
-                # The database refused the stamp, or something unforeseen: never let this
-                # thread die, or the process would stop publishing. The rows are committed;
-                # the relay publishes what is not marked published.
-                logger.exception("publisher: %d job(s) left to the relay", len(batch))
-            finally:
-                with self._lock:
-                    self._unsent -= len(batch)
-                    self._lock.notify_all()
-                with suppress(DatabaseError):
-                    close_old_connections()
+            if batch:
+                try:
+                    # During a broker outage, not even a try (_BrokerPause): the relay's turn.
+                    ok = not broker_pause.active() and _send_all(batch, retries=0, source="commit")
+                except Exception:  # never let this thread die: the process would stop publishing
+                    logger.exception("publisher: %d job(s) left to the relay", len(batch))
+                    ok = False
+                if not ok:
+                    self._done(len(batch))
+                    continue
+                if not sent:
+                    stamp_at = time.monotonic() + self.STAMP_SECONDS
+                sent += batch
+            if sent and (time.monotonic() >= stamp_at or len(sent) >= self.BATCH):
+                try:
+                    stamp_published(sent)
+                except Exception:
+                    # The database refused the stamp: the messages are sent, and the relay
+                    # publishes the rows again (a second copy, which the claim turns away).
+                    logger.exception("publisher: %d job(s) left to the relay", len(sent))
+                finally:
+                    self._done(len(sent))
+                    sent = []
+                    with suppress(DatabaseError):
+                        close_old_connections()
+
+    def _done(self, count: int) -> None:
+        with self._lock:
+            self._unsent -= count
+            self._lock.notify_all()
 
 
 publisher = _Publisher()
@@ -249,11 +282,17 @@ def publish_all(
     `source` says who sends them, for the metrics: "commit" (the publisher, after the
     recording transaction), "relay" or "due" (jobs.relay).
 
-    Rows not stamped yet are stamped published first, so that the relay does not take them
-    for stranded while their messages are on the way; if the broker refuses them, the stamp
-    is taken back and the relay publishes them later. (A process that dies between the stamp
-    and the send leaves a row that says published and a message that never was: the relay
-    finds it as a lost message, jobs.relay.)
+    Freshly committed rows (source "commit") are sent first and stamped published after: the
+    way from a commit to a worker holds no database write, which on SQLite would queue for
+    the write lock behind every worker's claims and finishes (docs/performance.md). The relay
+    leaves them alone meanwhile: it takes an unpublished row for stranded only
+    JOBS_RELAY_AFTER_SECONDS after its commit. If the broker refuses them, nothing was
+    stamped and the relay publishes them; a process that dies between the send and the stamp
+    leaves rows the relay publishes again, a second copy that the claim turns away.
+
+    The relay's rows (unpublished, due, or found stalled) are stamped first, as the relay's
+    claim, so that two relays at once publish a row once; if the broker refuses them, the
+    stamp is taken back.
 
     Safe to repeat: each message carries its job's id as task id and the retry count it is
     for, and a worker runs a job only if its ledger row says this message is the current one
@@ -261,6 +300,11 @@ def publish_all(
     """
     if broker_pause.active() and not force:
         return 0
+    if source == "commit":
+        if not _send_all(jobs, retries=retries, source=source):
+            return 0
+        stamp_published(jobs)
+        return len(jobs)
     ids = [job.pk for job in jobs]
     # The database's clock (jobs.clock): the relay compares the stamp with it. Read once per
     # batch, for the exact value to take back if the broker refuses the batch.
@@ -268,6 +312,28 @@ def publish_all(
     Job.objects.filter(pk__in=ids, published_at__isnull=True).update(
         published_at=stamped_at, publishes=F("publishes") + 1
     )
+    if not _send_all(jobs, retries=retries, source=source):
+        Job.objects.filter(pk__in=ids, published_at=stamped_at).update(
+            published_at=None, publishes=F("publishes") - 1
+        )
+        return 0
+    return len(jobs)
+
+
+def stamp_published(jobs: list[Job]) -> None:
+    """Mark the sent jobs published, now by the database's clock, those not marked yet:
+    whatever state a worker has moved them to meanwhile, since the relay reads a running or
+    retrying row's stamp too (a lease's rescue, a retry's message)."""
+    for start in range(0, len(jobs), _Publisher.BATCH):
+        ids = [job.pk for job in jobs[start : start + _Publisher.BATCH]]
+        Job.objects.filter(pk__in=ids, published_at__isnull=True).update(
+            published_at=clock.DbNow(), publishes=F("publishes") + 1
+        )
+
+
+def _send_all(jobs: list[Job], *, retries: int, source: str) -> bool:
+    """Send the jobs' messages in one round trip; False (logged, counted, and the process's
+    publishing paused) if the broker did not take them."""
     try:
         with current_app.producer_or_acquire() as producer:
             # Give up on a broker that is down as soon as send_task would (its retry policy),
@@ -279,9 +345,6 @@ def publish_all(
     except Exception:
         # The rows are committed: the relay will publish them. (A batch that failed half-way
         # may have delivered some messages: publishing them again is harmless, see above.)
-        Job.objects.filter(pk__in=ids, published_at=stamped_at).update(
-            published_at=None, publishes=F("publishes") - 1
-        )
         broker_pause.start()
         metrics.PUBLISH_FAILURES.labels(source=source).inc()
         logger.warning(
@@ -289,11 +352,11 @@ def publish_all(
             len(jobs),
             ", ".join(sorted({job.name for job in jobs})),
         )
-        return 0
+        return False
     broker_pause.end()
     for queue_name, sent in collections.Counter(job.queue for job in jobs).items():
         metrics.PUBLISHED.labels(queue=queue_name, source=source).inc(sent)
-    return len(jobs)
+    return True
 
 
 _declared_queues: set[str] = set()

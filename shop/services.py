@@ -232,8 +232,11 @@ def place_order(
                 card=card,
             )
             jobs = enqueue_all(order_jobs(order))
-            order.placed_job_ids = [str(job.pk) for job in jobs]
-            order.save(update_fields=["placed_job_ids"])
+            if idempotency_key:
+                # Only an order placed with a key is ever answered again (`_replay`): without
+                # one, this would be a write in every order for nothing.
+                order.placed_job_ids = [str(job.pk) for job in jobs]
+                order.save(update_fields=["placed_job_ids"])
             selectors.with_lines(order)
     except IntegrityError:
         # The same key raced in from a second request; the first one's order is the answer.
@@ -298,6 +301,9 @@ def create_order(
         raise OrderRejected({"items": [f"Unknown sku: {', '.join(unknown)}."]})
 
     card = card or default_card()
+    # The total from the prices read above, so that the order is written once (an UPDATE of
+    # its total after the lines was one more write in every order).
+    total = sum((products[item["sku"]].price * item["quantity"] for item in items), Decimal("0.00"))
     order = Order.objects.create(
         customer=customer,
         card_brand=card.brand,
@@ -306,8 +312,8 @@ def create_order(
         currency=products[skus[0]].currency,
         idempotency_key=idempotency_key or None,
         request_digest=digest,
+        total=total,
     )
-    total = Decimal("0.00")
     lines = []
     for item in items:
         product = products[item["sku"]]
@@ -322,10 +328,7 @@ def create_order(
                 order=order, product=product, quantity=item["quantity"], unit_price=product.price
             )
         )
-        total += product.price * item["quantity"]
     OrderLine.objects.bulk_create(lines)
-    order.total = total
-    order.save(update_fields=["total"])
     return order
 
 

@@ -34,8 +34,7 @@ def test_requests_while_the_broker_is_down_are_answered_and_their_jobs_run_once_
     assert health.status_code == 503
     assert health.json()["broker"] == "down"
     assert Job.objects.filter(state="queued").count() == 18  # 3 x (3 signup + 3 order) jobs
-    # None reached a broker: a publisher stamps its rows as it sends, and takes the stamp back
-    # when the broker refuses them.
+    # None reached a broker: a publisher stamps its rows only once the broker has taken them.
     wait_until(
         lambda: not Job.objects.filter(published_at__isnull=False).exists(),
         timeout=5,

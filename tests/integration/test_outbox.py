@@ -1,11 +1,13 @@
 """Jobs are published after commit, and never for a transaction that rolled back."""
 
+import threading
 import time
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
+from jobs.dispatch import new_job, publisher
 from jobs.models import Job
 from shop import services
 from stack.waiting import wait_until
@@ -37,9 +39,8 @@ def test_a_committed_signup_publishes_its_jobs_to_their_queues(empty_queues):
         email="kept@example.com", name="Kept", password="committed-for-good-1"
     )
     jobs = Job.objects.filter(pk__in=[job.pk for job in result.jobs])
-    # Sent by the process's publisher thread, not by the request: wait for the messages. (Not
-    # for the rows' stamp: the publisher stamps a row before it sends, so that the relay does
-    # not take it for stranded meanwhile.)
+    # Sent by the process's publisher thread, not by the request: wait for the messages, and
+    # then for the rows' stamp, which the publisher writes once the broker has them.
     expected = {
         "critical": 1,
         "default": 0,
@@ -50,6 +51,39 @@ def test_a_committed_signup_publishes_its_jobs_to_their_queues(empty_queues):
         "dead_letter": 0,
     }
     wait_until(lambda: queue_lengths(empty_queues) == expected, message="the messages")
+    wait_until(lambda: not jobs.filter(published_at__isnull=True).exists(), message="the stamps")
 
-    assert not jobs.filter(published_at__isnull=True).exists()
     assert {job.publishes for job in jobs} == {1}  # one message each
+
+
+def test_a_job_goes_out_while_its_row_is_locked_and_is_stamped_after(empty_queues):
+    # The way from a commit to a worker holds no database write: the message goes out while
+    # another transaction holds the row (on SQLite, the database's one write lock, as a
+    # worker's claim or finish does), and the row is stamped published once it lets go.
+    job = new_job("jobs.track_analytics_event", event_id="held", name="held", properties={})
+    Job.objects.bulk_create([job])  # committed, as a request's would be, not handed over yet
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Job.objects.filter(pk=job.pk).update(request_id="held")
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        publisher.submit([job])
+        wait_until(lambda: empty_queues.llen("bulk") == 1, timeout=5, message="the message")
+        assert Job.objects.get(pk=job.pk).published_at is None  # not stamped yet ...
+    finally:
+        release.set()
+        holder.join()
+    assert publisher.flush()
+    job.refresh_from_db()
+    assert job.published_at is not None  # ... and stamped once the lock was let go
+    assert job.publishes == 1
