@@ -619,6 +619,10 @@ class Cluster:
     def start_worker(
         self, host: str, *, queues: str, pool: str, concurrency: int, wait: bool = True
     ) -> Proc:
+        # The host's worker log is appended to: a worker started again on the host finds the
+        # last one's " ready." there, so ready is one more of those lines than before.
+        log = self.hosts[host].workdir / "logs" / "worker.log"
+        earlier = log.read_text(errors="replace").count(" ready.") if log.exists() else 0
         proc = self.spawn(
             host,
             "worker",
@@ -636,7 +640,7 @@ class Cluster:
             env=self.host_env(host),
         )
         if wait:
-            self.wait_ready(proc)
+            self.wait_ready(proc, earlier=earlier)
         return proc
 
     def start_io_worker(self, host: str, *, concurrency: int = 8, wait: bool = True) -> Proc:
@@ -653,9 +657,10 @@ class Cluster:
             proc.stop(timeout)
         host.procs.clear()
 
-    def wait_ready(self, worker: Proc) -> None:
+    def wait_ready(self, worker: Proc, *, earlier: int = 0) -> None:
+        """Until the worker says it is ready: `earlier` such lines were in its log before."""
         wait_until(
-            lambda: not worker.alive() or " ready." in worker.output(),
+            lambda: not worker.alive() or worker.output().count(" ready.") > earlier,
             timeout=120,
             message=f"worker {worker.name} to be ready",
         )
