@@ -38,7 +38,7 @@ def test_requests_while_the_broker_is_down_are_answered_and_their_jobs_run_once_
     wait_until(
         lambda: not Job.objects.filter(published_at__isnull=False).exists(),
         timeout=5,
-        message="every stamp taken back",
+        message="no row stamped published",
     )
 
     app.start_broker()  # same port, same append-only file
