@@ -278,30 +278,39 @@ class Cluster:
     def ip(self, name: str) -> str:
         return self.hosts[name].ip
 
-    def cut(self, host: str, other: str) -> None:
-        """Drop every packet `host` sends to `other` (a blackhole route in host's namespace)."""
+    def cut(self, host: str, other: str, *, silent: bool = False) -> None:
+        """Drop every packet between `host` and `other`'s address, one way: a blackhole route.
+
+        Not silent: the route is in `host`'s namespace, so `host`'s own sends to `other` fail
+        at once ("Invalid argument"), as on a host whose link is down. Silent: the route is in
+        `other`'s namespace, back to `host`: `host`'s packets reach `other` and every answer
+        vanishes, as in a partition; `host` sees no error, its connections hang (TCP
+        retransmits with a growing back-off) until their own timeouts, or the heal.
+        """
+        where, to = (other, host) if silent else (host, other)
         _sh(
             "ip",
             "-n",
-            self.hosts[host].namespace,
+            self.hosts[where].namespace,
             "route",
             "add",
             "blackhole",
-            f"{self.ip(other)}/32",
+            f"{self.ip(to)}/32",
         )
-        self._routes.add((host, other))
+        self._routes.add((where, to))
 
-    def heal(self, host: str, other: str) -> None:
+    def heal(self, host: str, other: str, *, silent: bool = False) -> None:
+        where, to = (other, host) if silent else (host, other)
         _sh(
             "ip",
             "-n",
-            self.hosts[host].namespace,
+            self.hosts[where].namespace,
             "route",
             "del",
             "blackhole",
-            f"{self.ip(other)}/32",
+            f"{self.ip(to)}/32",
         )
-        self._routes.discard((host, other))
+        self._routes.discard((where, to))
 
     def isolate(self, host: str) -> None:
         """Cut a host off from every other: its veth on the bridge goes down."""

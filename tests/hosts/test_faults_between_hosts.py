@@ -1,7 +1,6 @@
 """Faults between hosts, each under a steady stream of orders over HTTP (stack/hosts.py):
 
-- a worker host cut off from the broker for HOSTS_BROKER_CUT_SECONDS (60 s, as issue 15 asks),
-  then healed;
+- a worker host cut off from the broker for HOSTS_BROKER_CUT_SECONDS (60 s), then healed;
 - a worker host cut off from the database for HOSTS_DB_CUT_SECONDS (30 s), then healed;
 - a whole worker host killed (SIGKILL to every process of it), never restarted.
 
@@ -31,6 +30,9 @@ pytestmark = pytest.mark.heavy
 
 BROKER_CUT_SECONDS = float(os.environ.get("HOSTS_BROKER_CUT_SECONDS", "60"))
 DB_CUT_SECONDS = float(os.environ.get("HOSTS_DB_CUT_SECONDS", "30"))
+# Silent cuts, as a partition: the cut-off host's packets go out and the answers vanish, so its
+# connections hang instead of failing (Cluster.cut). HOSTS_CUTS=loud: its sends fail at once.
+SILENT = os.environ.get("HOSTS_CUTS", "silent") == "silent"
 RECOVERY_TIMEOUT = 120
 # The stream goes on this long after the heal, so that the healed host serves orders again
 # (every kind of job, the CRM's included) before the counts.
@@ -140,8 +142,8 @@ def test_a_worker_host_cut_off_from_the_broker_then_healed(cluster: Cluster, tok
         cluster,
         tokens,
         label=f"io1 cut off from the broker for {BROKER_CUT_SECONDS:.0f} s",
-        fault=lambda: cluster.cut("io1", "broker"),
-        heal=lambda: cluster.heal("io1", "broker"),
+        fault=lambda: cluster.cut("io1", "broker", silent=SILENT),
+        heal=lambda: cluster.heal("io1", "broker", silent=SILENT),
         hold=BROKER_CUT_SECONDS,
         healed_host="io1",
     )
@@ -154,8 +156,8 @@ def test_a_worker_host_cut_off_from_the_database_then_healed(cluster: Cluster, t
         cluster,
         tokens,
         label=f"io2 cut off from the database for {DB_CUT_SECONDS:.0f} s",
-        fault=lambda: cluster.cut("io2", "db"),
-        heal=lambda: cluster.heal("io2", "db"),
+        fault=lambda: cluster.cut("io2", "db", silent=SILENT),
+        heal=lambda: cluster.heal("io2", "db", silent=SILENT),
         hold=DB_CUT_SECONDS,
         healed_host="io2",
     )
