@@ -209,7 +209,7 @@ class _Publisher:
                 sent += batch
             if sent and (time.monotonic() >= stamp_at or len(sent) >= self.BATCH):
                 try:
-                    stamp_published(sent)
+                    _stamp_published(sent)
                 except Exception:
                     # The database refused the stamp: the messages are sent, and the relay
                     # publishes the rows again (a second copy, which the claim turns away).
@@ -270,29 +270,22 @@ def run_here(jobs: list[Job]) -> None:
         )
 
 
-def publish(job: Job, *, retries: int = 0, force: bool = False, source: str = "commit") -> bool:
+def publish(job: Job, *, retries: int = 0, force: bool = False, source: str = "relay") -> bool:
     """Send the job's message; True if the broker took it."""
     return publish_all([job], retries=retries, force=force, source=source) == 1
 
 
 def publish_all(
-    jobs: list[Job], *, retries: int = 0, force: bool = False, source: str = "commit"
+    jobs: list[Job], *, retries: int = 0, force: bool = False, source: str = "relay"
 ) -> int:
-    """Send the jobs' messages in one round trip; how many the broker took (all or none).
-    `source` says who sends them, for the metrics: "commit" (the publisher, after the
-    recording transaction), "relay" or "due" (jobs.relay).
+    """Publish rows already in the ledger again, as the relay does; how many the broker took
+    (all or none). `source` says who sends them, for the metrics: "relay" or "due"
+    (jobs.relay). Freshly committed rows go through the process's publisher instead
+    (`_Publisher`), which sends first and stamps after.
 
-    Freshly committed rows (source "commit") are sent first and stamped published after: the
-    way from a commit to a worker holds no database write, which on SQLite would queue for
-    the write lock behind every worker's claims and finishes (docs/performance.md). The relay
-    leaves them alone meanwhile: it takes an unpublished row for stranded only
-    JOBS_RELAY_AFTER_SECONDS after its commit. If the broker refuses them, nothing was
-    stamped and the relay publishes them; a process that dies between the send and the stamp
-    leaves rows the relay publishes again, a second copy that the claim turns away.
-
-    The relay's rows (unpublished, due, or found stalled) are stamped first, as the relay's
-    claim, so that two relays at once publish a row once; if the broker refuses them, the
-    stamp is taken back.
+    The rows (unpublished, due, or found stalled) are stamped first, as the relay's claim, so
+    that two relays at once publish a row once; if the broker refuses them, the stamp is taken
+    back.
 
     Safe to repeat: each message carries its job's id as task id and the retry count it is
     for, and a worker runs a job only if its ledger row says this message is the current one
@@ -300,11 +293,6 @@ def publish_all(
     """
     if broker_pause.active() and not force:
         return 0
-    if source == "commit":
-        if not _send_all(jobs, retries=retries, source=source):
-            return 0
-        stamp_published(jobs)
-        return len(jobs)
     ids = [job.pk for job in jobs]
     # The database's clock (jobs.clock): the relay compares the stamp with it. Read once per
     # batch, for the exact value to take back if the broker refuses the batch.
@@ -320,7 +308,7 @@ def publish_all(
     return len(jobs)
 
 
-def stamp_published(jobs: list[Job]) -> None:
+def _stamp_published(jobs: list[Job]) -> None:
     """Mark the sent jobs published, now by the database's clock, those not marked yet:
     whatever state a worker has moved them to meanwhile, since the relay reads a running or
     retrying row's stamp too (a lease's rescue, a retry's message)."""

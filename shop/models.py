@@ -141,7 +141,8 @@ class Order(models.Model):
     # the webhook deliveries' jobs, which concern no order so that the customer's page and API
     # never show staff's endpoint URLs; finding those again through the deliveries would tie
     # the replay to what each event records. One small column, written in the placing
-    # transaction, is exactly the first answer.
+    # transaction, is exactly the first answer; written only for an order placed with an
+    # Idempotency-Key, the only kind ever replayed (empty for the others).
     placed_job_ids = models.JSONField(default=list, db_default=[], blank=True)
     # The card it is paid with, as a receipt shows it, and the gateway's token for it, which
     # the payment job charges (shop.cards): the card number itself is never stored. Blank on
