@@ -71,7 +71,7 @@ from typing import Any
 
 import requests
 
-from stack.processes import FAST_CLOCKS, Proc
+from stack.processes import FAST_CLOCKS, Proc, gunicorn_argv
 from stack.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,6 @@ class Cluster:
     hosts: dict[str, Host] = field(default_factory=dict)
     _made_links: list[str] = field(default_factory=list)
     _made_namespaces: list[str] = field(default_factory=list)
-    _routes: set[tuple[str, str]] = field(default_factory=set)
     _db: Any = None
 
     # --- the whole thing ------------------------------------------------------------------
@@ -287,30 +286,16 @@ class Cluster:
         vanishes, as in a partition; `host` sees no error, its connections hang (TCP
         retransmits with a growing back-off) until their own timeouts, or the heal.
         """
-        where, to = (other, host) if silent else (host, other)
-        _sh(
-            "ip",
-            "-n",
-            self.hosts[where].namespace,
-            "route",
-            "add",
-            "blackhole",
-            f"{self.ip(to)}/32",
-        )
-        self._routes.add((where, to))
+        self._blackhole("add", host, other, silent=silent)
 
     def heal(self, host: str, other: str, *, silent: bool = False) -> None:
+        self._blackhole("del", host, other, silent=silent)
+
+    def _blackhole(self, action: str, host: str, other: str, *, silent: bool) -> None:
         where, to = (other, host) if silent else (host, other)
-        _sh(
-            "ip",
-            "-n",
-            self.hosts[where].namespace,
-            "route",
-            "del",
-            "blackhole",
-            f"{self.ip(to)}/32",
-        )
-        self._routes.discard((where, to))
+        namespace = self.hosts[where].namespace
+        # Nothing to undo at teardown: the route goes with its namespace.
+        _sh("ip", "-n", namespace, "route", action, "blackhole", f"{self.ip(to)}/32")
 
     def isolate(self, host: str) -> None:
         """Cut a host off from every other: its veth on the bridge goes down."""
@@ -587,22 +572,7 @@ class Cluster:
         self._wait_port("sandbox", SANDBOX_PORT, "the sandbox third parties")
 
     def _gunicorn(self, host: str, *, workers: int, threads: int) -> list[str]:
-        return [
-            str(BIN / "gunicorn"),
-            "--config",
-            str(ROOT / "config" / "gunicorn.conf.py"),
-            "--chdir",
-            str(ROOT),
-            "config.wsgi",
-            "--bind",
-            f"{self.ip(host)}:{WEB_PORT}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--graceful-timeout",
-            "2",
-        ]
+        return gunicorn_argv(bind=f"{self.ip(host)}:{WEB_PORT}", workers=workers, threads=threads)
 
     def _migrate(self) -> None:
         """Once, against the database host, from the web host; and the catalogue."""

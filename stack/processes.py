@@ -52,6 +52,27 @@ FAST_CLOCKS = {
 }
 
 
+def gunicorn_argv(*, bind: str, workers: int, threads: int) -> list[str]:
+    """The web process as the image runs it (config/gunicorn.conf.py), from any directory; a
+    short graceful timeout, since the tests and benchmarks stop it on purpose."""
+    return [
+        str(BIN / "gunicorn"),
+        "--config",
+        str(ROOT / "config" / "gunicorn.conf.py"),
+        "--chdir",
+        str(ROOT),
+        "config.wsgi",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        "2",
+    ]
+
+
 def database_url() -> str:
     """The URL of the test database this test runs on, for the subprocesses."""
     db = connection.settings_dict
@@ -227,19 +248,7 @@ class Stack:
     ) -> Proc:
         port = port or self.web_port
         proc = self.spawn(
-            name,
-            str(BIN / "gunicorn"),
-            "--config",
-            "config/gunicorn.conf.py",
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--graceful-timeout",
-            "2",
+            name, *gunicorn_argv(bind=f"127.0.0.1:{port}", workers=workers, threads=threads)
         )
         wait_until(lambda: port_open(port), timeout=30, message=f"gunicorn {name} to listen")
         return proc
