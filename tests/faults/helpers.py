@@ -8,6 +8,9 @@ from contextlib import contextmanager
 
 from django.db import connection
 
+from jobs.models import DeadLetter
+from sandbox.models import AnalyticsEvent, Charge, CrmRecord
+from shop.models import Order
 from stack.processes import BIN, ROOT, Stack
 from stack.sentinel import SentinelStack
 
@@ -84,3 +87,16 @@ def every_job_final() -> bool:
     from jobs.models import Job
 
     return not Job.objects.exclude(state__in=[*Job.FINAL_STATES, Job.State.SCHEDULED]).exists()
+
+
+def assert_orders_done_once(app: Stack, order_ids: list[int]) -> None:
+    """Every order paid, and each of its effects at the third parties once: the charge, the
+    confirmation email, the analytics event, the CRM deal; and no dead letter."""
+    subjects = [m.subject for m in app.emails()]
+    for order_id in order_ids:
+        assert Order.objects.get(pk=order_id).status == "paid"
+        assert Charge.objects.filter(reference=f"order-{order_id}").count() == 1
+        assert subjects.count(f"Order #{order_id} is paid") == 1
+        assert AnalyticsEvent.objects.filter(event_id=f"order_placed:{order_id}").count() == 1
+        assert CrmRecord.objects.filter(kind="deal", external_key=f"order-{order_id}").count() == 1
+    assert not DeadLetter.objects.exists()

@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from jobs.models import DeadLetter, Job
-from sandbox.models import AnalyticsEvent, Charge, CrmRecord
+from jobs.models import Job
+from sandbox.models import AnalyticsEvent
 from sandbox.switches import set_switch
 from shop.models import Order
 from stack.processes import children_of
 from stack.waiting import wait_until
-from tests.faults.helpers import every_job_final
+from tests.faults.helpers import assert_orders_done_once, every_job_final
 from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.faults
@@ -27,17 +27,6 @@ RECOVERY_SECONDS = 30
 # The default (the fault tests' own clocks shorten everything else): messages a dead worker
 # held come back through it only after 5 minutes, far beyond the 30 s these tests allow.
 PRODUCTION_VISIBILITY = {"BROKER_VISIBILITY_TIMEOUT_SECONDS": 300}
-
-
-def assert_orders_done_once(app, order_ids: list[int]) -> None:
-    subjects = [m.subject for m in app.emails()]
-    for order_id in order_ids:
-        assert Order.objects.get(pk=order_id).status == "paid"
-        assert Charge.objects.filter(reference=f"order-{order_id}").count() == 1
-        assert subjects.count(f"Order #{order_id} is paid") == 1
-        assert AnalyticsEvent.objects.filter(event_id=f"order_placed:{order_id}").count() == 1
-        assert CrmRecord.objects.filter(kind="deal", external_key=f"order-{order_id}").count() == 1
-    assert not DeadLetter.objects.exists()
 
 
 def test_messages_a_dead_worker_had_taken_and_not_started_run_within_30_s(stack, catalogue):
