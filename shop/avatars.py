@@ -12,6 +12,7 @@ from PIL import Image, ImageCms, ImageOps
 
 from jobs import effects
 from jobs.errors import PermanentError, TransientError
+from shop.files import replace_file
 from shop.models import STORAGE_ERRORS, Customer
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -145,11 +146,8 @@ def _write_thumbnails(customer: Customer) -> dict[str, str]:
         buffer = BytesIO()
         thumbnail.save(buffer, format="PNG")  # re-encoding also drops any metadata
         name = f"avatars/thumbs/{customer_id}-{size}.png"
-        try:
-            if default_storage.exists(name):
-                default_storage.delete(name)
-            thumbnails[str(size)] = default_storage.save(name, ContentFile(buffer.getvalue()))
-        except STORAGE_ERRORS as exc:
-            raise TransientError(f"thumbnail storage: {exc}") from exc
+        thumbnails[str(size)] = replace_file(
+            default_storage, name, buffer.getvalue(), what="thumbnail"
+        )
     Customer.objects.filter(pk=customer_id).update(avatar_thumbnails=thumbnails)
     return thumbnails

@@ -28,7 +28,6 @@ from typing import Protocol
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.base import ContentFile
 from django.core.files.storage import Storage
 from django.db import transaction
 from django.db.models import Count, Max, QuerySet
@@ -36,6 +35,7 @@ from django.utils import timezone
 
 from jobs import shutdown
 from jobs.errors import CancelRequested, PermanentError, TransientError
+from shop.files import replace_file
 from shop.models import STORAGE_ERRORS, Order, OrderExport, exports_storage
 
 COLUMNS = [
@@ -207,9 +207,7 @@ def _finish(export: OrderExport, storage: Storage, report: Reporter) -> str | No
 
 def _save_as(storage: Storage, name: str, content: bytes) -> None:
     """Write the file under exactly this name, replacing one a lost run left there."""
-    if storage.exists(name):
-        storage.delete(name)
-    saved = storage.save(name, ContentFile(content))
+    saved = replace_file(storage, name, content, what="export")
     if saved != name:  # written meanwhile by a run that lost the job and does not know yet
         storage.delete(saved)
         raise TransientError(f"{name} was being written by another run")

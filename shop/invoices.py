@@ -10,12 +10,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.files.base import ContentFile, File
+from django.core.files.base import File
 from fpdf import FPDF
 from fpdf.errors import FPDFException
 
-from jobs.errors import PermanentError, Skip, TransientError
-from shop.models import STORAGE_ERRORS, Order, Payment, invoice_storage
+from jobs.errors import PermanentError, Skip
+from shop.files import replace_file
+from shop.models import Order, Payment, invoice_storage
 
 CENT = Decimal("0.01")
 # Order.card_brand is a code (shop.cards.brand_of); the invoice prints the brand's name.
@@ -173,13 +174,6 @@ def make_invoice(*, order_id: int) -> str:
         card_last4=order.card_last4,
     )
     name = file_name(order)
-    storage = invoice_storage()
-    try:
-        # Replaced, not saved beside: a storage never overwrites, it finds a free name instead.
-        if storage.exists(name):
-            storage.delete(name)
-        stored = storage.save(name, ContentFile(pdf))
-    except STORAGE_ERRORS as exc:  # a full disk, an object store that did not answer: try later
-        raise TransientError(f"invoice storage: {exc}") from exc
+    stored = replace_file(invoice_storage(), name, pdf, what="invoice")
     Order.objects.filter(pk=order.pk).update(invoice=stored)
     return stored
