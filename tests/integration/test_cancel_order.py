@@ -15,6 +15,7 @@ from sandbox.switches import set_switch
 from shop.models import Order, Product, Refund
 from stack.waiting import wait_until
 from tests.factories import ProductFactory, customer_with_token
+from tests.helpers import place_order
 from webhooks.models import WebhookDelivery, WebhookEndpoint, new_secret
 
 pytestmark = pytest.mark.integration
@@ -35,12 +36,6 @@ def customer_api(api_client):
     ProductFactory(sku="MUG-001", price="14.00", stock=5)
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return api_client
-
-
-def place(api) -> int:
-    placed = api.post("/api/orders", {"items": [{"sku": "MUG-001", "quantity": 2}]}, format="json")
-    assert placed.status_code == 201, placed.content
-    return placed.json()["order"]["id"]
 
 
 def cancel(api, order_id: int) -> dict:
@@ -67,7 +62,7 @@ def deal_status(order_id: int) -> str | None:
 def test_a_paid_order_cancelled_is_refunded_once_restocked_and_told(
     celery_worker, customer_api, inbox
 ):
-    order_id = place(customer_api)
+    order_id = place_order(customer_api)
     wait_until(lambda: Order.objects.get(pk=order_id).status == "paid", message="payment")
 
     answer = cancel(customer_api, order_id)
@@ -106,7 +101,7 @@ def test_a_paid_order_cancelled_is_refunded_once_restocked_and_told(
 def test_a_refund_job_that_runs_twice_refunds_once(celery_worker, customer_api):
     """A second run of the refund job, as after a run lost between the gateway's answer and
     the ledger's record: the gateway answers its key with the first refund."""
-    order_id = place(customer_api)
+    order_id = place_order(customer_api)
     wait_until(lambda: Order.objects.get(pk=order_id).status == "paid", message="payment")
     cancel(customer_api, order_id)
     wait_until(lambda: finished(order_id, "jobs.refund_payment"), message="the refund")
@@ -138,7 +133,7 @@ def test_a_charge_at_the_gateway_when_the_order_is_cancelled_is_refunded(
     succeeds, finds the order cancelled instead of pending, and records the payment and its
     refund; the charge job ends `skipped`, saying so."""
     set_switch("payments", latency_ms=2500)
-    order_id = place(customer_api)
+    order_id = place_order(customer_api)
     wait_until(
         lambda: job(order_id, "jobs.charge_payment").state == "running", message="the charge"
     )
@@ -169,13 +164,7 @@ def test_an_order_cancelled_while_its_charge_waits_to_retry_is_never_charged(
     # The card whose first charge meets the gateway's processing error (a 5xx, nothing
     # charged): the charge job waits for its retry. The customer cancels meanwhile.
     settings.JOBS_RETRY_BACKOFF_SECONDS = 3
-    placed = customer_api.post(
-        "/api/orders",
-        {"items": [{"sku": "MUG-001", "quantity": 2}], "card_number": "4000 0000 0000 0119"},
-        format="json",
-    )
-    assert placed.status_code == 201, placed.content
-    order_id = placed.json()["order"]["id"]
+    order_id = place_order(customer_api, card_number="4000 0000 0000 0119")
     wait_until(
         lambda: job(order_id, "jobs.charge_payment").state == "retrying",
         message="the charge to meet the processing error",

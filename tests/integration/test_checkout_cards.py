@@ -5,15 +5,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from jobs.models import Job
 from sandbox.models import Charge, ReceivedRequest
-from shop.models import Customer, Order, Product
+from shop.models import Order, Product
 from stack.waiting import wait_until
 from tests.factories import ProductFactory, customer_with_token
-from tests.helpers import png_bytes
+from tests.helpers import sign_up_with_avatar
 
 pytestmark = pytest.mark.integration
 
@@ -69,17 +68,7 @@ def test_each_test_card_ends_its_order_as_the_gateway_says(celery_worker, api_cl
 
 def test_the_account_page_shows_the_avatar_thumbnail_the_media_job_made(celery_worker):
     browser = Client()
-    signed_up = browser.post(
-        "/signup",
-        {
-            "email": "mei@example.com",
-            "name": "Mei",
-            "password": "a-fine-long-password",
-            "avatar": SimpleUploadedFile("mei.png", png_bytes(), content_type="image/png"),
-        },
-    )
-    assert signed_up.status_code == 302
-    customer = Customer.objects.get(user__email="mei@example.com")
+    customer = sign_up_with_avatar(browser)
 
     def thumbnail_shown() -> bool:
         return 'data-final="true"' in browser.get("/account/avatar").content.decode()

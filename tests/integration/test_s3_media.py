@@ -13,7 +13,6 @@ import pytest
 import requests
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 from pypdf import PdfReader
@@ -21,10 +20,10 @@ from pypdf import PdfReader
 from config.media import object_storages
 from jobs.models import Job
 from shop import avatars, exports, services
-from shop.models import Customer, Order, OrderExport
+from shop.models import Order, OrderExport
 from stack.waiting import wait_until
 from tests.factories import ProductFactory, customer_with_token, many_orders
-from tests.helpers import png_bytes
+from tests.helpers import place_order, sign_up_with_avatar
 from tests.object_store import ObjectStore, moto_server
 
 pytestmark = pytest.mark.integration
@@ -67,17 +66,7 @@ def test_an_avatar_and_its_thumbnails_are_objects_linked_from_the_account_page(
     celery_worker, object_store, bucket
 ):
     browser = Client()
-    signed_up = browser.post(
-        "/signup",
-        {
-            "email": "mei@example.com",
-            "name": "Mei",
-            "password": "a-fine-long-password",
-            "avatar": SimpleUploadedFile("mei.png", png_bytes(), content_type="image/png"),
-        },
-    )
-    assert signed_up.status_code == 302
-    customer = Customer.objects.get(user__email="mei@example.com")
+    customer = sign_up_with_avatar(browser)
     wait_until(
         lambda: Job.objects.get(name="jobs.make_avatar_thumbnails").state == "succeeded",
         message="the thumbnails job",
@@ -111,13 +100,7 @@ def test_an_invoice_is_an_object_served_to_its_customer_by_the_app(
     customer, token = customer_with_token()
     ProductFactory(sku="MUG-001", name="Mug", price="14.00", stock=10)
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    placed = api_client.post(
-        "/api/orders",
-        {"items": [{"sku": "MUG-001", "quantity": 2}], "card_number": "4242 4242 4242 4242"},
-        format="json",
-    )
-    assert placed.status_code == 201, placed.content
-    order_id = placed.json()["order"]["id"]
+    order_id = place_order(api_client, card_number="4242 4242 4242 4242")
     wait_until(
         lambda: Order.objects.get(pk=order_id).invoice,
         message="the invoice",
