@@ -264,9 +264,14 @@ class Stack:
         loglevel: str = "INFO",
         env: dict[str, str | None] | None = None,
         include: str = "",
+        supervised: bool = False,
     ) -> Proc:
+        """A Celery worker; `supervised`, under bin/respawn, which starts it again whenever it
+        exits, as a production supervisor does (compose's `restart: unless-stopped`)."""
+        supervisor = [str(ROOT / "bin" / "respawn")] if supervised else []
         proc = self.spawn(
             f"worker-{name}",
+            *supervisor,
             str(BIN / "celery"),
             "-A",
             app,

@@ -69,10 +69,20 @@ def test_a_primary_killed_under_load_fails_over_and_every_accepted_order_runs_on
     app = sentinel_stack
     broker = app.sentinel_broker
     app.start_web(workers=2, threads=8), app.start_mail(), app.start_relay()
-    app.start_worker("io", pool="threads", concurrency=8, queues=ALL_QUEUES.replace(",crm", ""))
+    # Supervised, as in production: a worker can exit in the failover. kombu's close of the
+    # dead connection raises AttributeError (`conninfo.hostname` of a transport already
+    # collected) when it tries to put taken messages back, and Celery takes that for an
+    # unrecoverable error; seen about once in five runs on a loaded machine.
+    app.start_worker(
+        "io",
+        pool="threads",
+        concurrency=8,
+        queues=ALL_QUEUES.replace(",crm", ""),
+        supervised=True,
+    )
     # The CRM worker falls behind (its third party is slow): a backlog on `crm`, so that the
     # messages sent while the replica is cut off are still waiting when the primary dies.
-    app.start_worker("crm", pool="threads", concurrency=1, queues="crm")
+    app.start_worker("crm", pool="threads", concurrency=1, queues="crm", supervised=True)
     set_switch("crm", latency_ms=250)
     customers = [app.sign_up(f"failover{n}@example.com") for n in range(3)]
 
@@ -151,11 +161,15 @@ def test_a_primary_killed_under_load_fails_over_and_every_accepted_order_runs_on
             f"{sorted(pending.values_list('name', 'state'))[:10]}"
         )
     settled = time.monotonic() - killed_at
+    restarts = sum(
+        proc.output().count("respawn: ") for proc in app.procs if proc.name.startswith("worker-")
+    )
     print(
         f"\nfailover: replica promoted {promoted:.1f} s after the kill, health ok after "
         f"{health_back:.1f} s, every job settled after {settled:.1f} s; {len(accepted)} orders, "
         f"{orders_before_kill} before the kill, {len(unreplicated)} messages only on the old "
-        f"primary, {len(never_taken)} of them never taken"
+        f"primary, {len(never_taken)} of them never taken; workers restarted by their "
+        f"supervisor: {restarts}"
     )
 
     assert refused == []
