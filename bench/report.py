@@ -7,6 +7,11 @@ from pathlib import Path
 from bench.harness import CLIENTS
 
 
+def pickup_p50_vs_bare(pickup: dict, probe: str) -> float:
+    """The probe's idle p50 ÷ bare Celery's idle p50 (medians over the rounds)."""
+    return pickup[probe]["idle"]["p50"]["median"] / pickup["bare"]["idle"]["p50"]["median"]
+
+
 def _ms(value: float) -> str:
     if math.isnan(value):
         return "n/a"
@@ -149,9 +154,19 @@ def table(results: dict) -> str:
                     f"  ({row['probes']} jobs)"
                 )
         for way, name in ways[:2]:
+            ratio = pickup_p50_vs_bare(pickup, way)
+            out(f"     p50 ÷ bare Celery's, {name:21} idle       {ratio:.2f} ×")
             for condition in ("idle", "half_load"):
                 ratio = _spread(pickup[f"{way}_vs_bare_p99"][condition], "×")
                 out(f"     p99 ÷ bare Celery's, {name:21} {condition.replace('_', ' '):10} {ratio}")
+        # The order's jobs one by one: which of them waits (older results have no breakdown).
+        for condition in ("idle", "half_load"):
+            by_job = pickup["app_orders"][condition].get("by_job", {})
+            for job, row in sorted(by_job.items()):
+                out(
+                    f"       {job:31} {condition.replace('_', ' '):10} p50 {_ms(row['p50']):>9}"
+                    f"  p99 {_ms(row['p99']):>9}  ({row['n']} jobs)"
+                )
 
     spike = results.get("spike")
     if spike:

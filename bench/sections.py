@@ -363,6 +363,8 @@ def pickup(bench: Bench, size: Size, load: Load, machinery: dict) -> dict:
     """
     bench.set_latencies({})
     figures: dict = {}
+    # The order's jobs one by one, pooled over the rounds: which of them waits.
+    by_job: dict[str, dict[str, list[float]]] = {"idle": {}, "half_load": {}}
     shuffle = random.Random(5)
     processes = machinery["worker_processes"]
     for _ in range(size.pickup_rounds):
@@ -385,7 +387,11 @@ def pickup(bench: Bench, size: Size, load: Load, machinery: dict) -> dict:
             for condition in ("idle", "half_load"):
                 for probe in probes:
                     rate = machinery["rates"][BACKGROUND_RATE[probe]]["median"] / 2
-                    millis = _probe(bench, probe, size, load, rate if condition != "idle" else 0)
+                    timed = _probe(bench, probe, size, load, rate if condition != "idle" else 0)
+                    millis = [ms for _, ms in timed]
+                    if probe == "app_orders":
+                        for job, ms in timed:
+                            by_job[condition].setdefault(job, []).append(ms)
                     runs = figures.setdefault(probe, {}).setdefault(condition, [])
                     p50, p99 = percentile(millis, 50), percentile(millis, 99)
                     runs.append({"p50": p50, "p99": p99, "n": len(millis)})
@@ -405,6 +411,11 @@ def pickup(bench: Bench, size: Size, load: Load, machinery: dict) -> dict:
         }
         for probe, conditions in figures.items()
     }
+    for condition, jobs in by_job.items():
+        results["app_orders"][condition]["by_job"] = {
+            job: {"p50": percentile(ms, 50), "p99": percentile(ms, 99), "n": len(ms)}
+            for job, ms in jobs.items()
+        }
     for probe in ("app", "app_orders"):
         results[f"{probe}_vs_bare_p99"] = {
             condition: _ratios(
@@ -423,8 +434,11 @@ PICKUP_PROBES = {"app": ("app", "app_orders"), "bare": ("bare",)}
 BACKGROUND_RATE = {"app": "app_noop", "app_orders": "app", "bare": "bare"}
 
 
-def _probe(bench: Bench, probe: str, size: Size, load: Load, per_second: float) -> list[float]:
-    """Pickup latencies (ms) of probes sent every 100 ms, with background jobs meanwhile."""
+def _probe(
+    bench: Bench, probe: str, size: Size, load: Load, per_second: float
+) -> list[tuple[str, float]]:
+    """Pickup latencies (job name, ms) of probes sent every 100 ms, with background jobs
+    meanwhile."""
     from django.contrib.contenttypes.models import ContentType
     from django.db import transaction
 
@@ -461,7 +475,9 @@ def _probe(bench: Bench, probe: str, size: Size, load: Load, per_second: float) 
     feeder.join()
     if probe == "bare":
         bench.watch(lambda: bench.broker_depth(("bare",)), timeout=120)
-        return [float(v) * 1000 for v in client.lrange(bare.PICKUPS_KEY, 0, -1)]
+        return [
+            (bare.note_pickup.name, float(v) * 1000) for v in client.lrange(bare.PICKUPS_KEY, 0, -1)
+        ]
     bench.watch(bench.ledger_backlog, timeout=120)
     if probe == "app":
         jobs = Job.objects.filter(name=ledger_noop.name, kwargs__event_id__startswith="probe")
@@ -474,7 +490,7 @@ def _probe(bench: Bench, probe: str, size: Size, load: Load, per_second: float) 
             started_at__isnull=False,
         ).exclude(queue="crm")
     return [
-        (j.started_at - j.created_at).total_seconds() * 1000
+        (j.name, (j.started_at - j.created_at).total_seconds() * 1000)
         for j in bench_jobs
         if j.started_at is not None
     ]
@@ -708,11 +724,14 @@ def targets(results: dict) -> list[dict]:
         add("I/O queues ÷ Little's-law limit", share, "≥ 0.7", share >= 0.7)
     pickup_ = results.get("pickup")
     if pickup_:
+        from bench.report import pickup_p50_vs_bare
+
+        # As the issue words them: the p50 of an idle stack, and the p99 at half load.
         for probe, what in (("app", "one ledger job"), ("app_orders", "an order's jobs")):
-            for condition in ("idle", "half_load"):
-                ratio = pickup_[f"{probe}_vs_bare_p99"][condition]["median"]
-                name = f"pickup p99 ÷ bare Celery's, {what}, {condition.replace('_', ' ')}"
-                add(name, ratio, "≤ 2", ratio <= 2)
+            ratio = pickup_p50_vs_bare(pickup_, probe)
+            add(f"pickup p50 ÷ bare Celery's, {what}, idle", ratio, "≤ 2", ratio <= 2)
+            ratio = pickup_[f"{probe}_vs_bare_p99"]["half_load"]["median"]
+            add(f"pickup p99 ÷ bare Celery's, {what}, half load", ratio, "≤ 2", ratio <= 2)
     spike_ = results.get("spike")
     if spike_:
         ratio = spike_["burst"]["p99"] / spike_["idle"]["p99"]
