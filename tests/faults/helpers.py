@@ -89,6 +89,30 @@ def every_job_final() -> bool:
     return not Job.objects.exclude(state__in=[*Job.FINAL_STATES, Job.State.SCHEDULED]).exists()
 
 
+def open_jobs() -> str:
+    """What every_job_final still waits for, counted by job and state, for a failure message:
+    "12 jobs.sync_crm_deal queued (3 published, 0 stalled), ..."."""
+    from django.db.models import Count, Q
+
+    from jobs.models import Job
+
+    rows = (
+        Job.objects.exclude(state__in=[*Job.FINAL_STATES, Job.State.SCHEDULED])
+        .values("name", "state")
+        .annotate(
+            total=Count("id"),
+            published=Count("id", filter=Q(published_at__isnull=False)),
+            stalled=Count("id", filter=~Q(stalled_reason="")),
+        )
+        .order_by("-total")
+    )
+    return ", ".join(
+        f"{r['total']} {r['name']} {r['state']} "
+        f"({r['published']} published, {r['stalled']} stalled)"
+        for r in rows
+    )
+
+
 def assert_orders_done_once(app: Stack, order_ids: list[int]) -> None:
     """Every order paid, and each of its effects at the third parties once: the charge, the
     confirmation email, the analytics event, the CRM deal; and no dead letter."""

@@ -17,7 +17,12 @@ from sandbox.switches import set_switch
 from stack.processes import ALL_QUEUES
 from stack.sentinel import MASTER_NAME, server_binary
 from stack.waiting import wait_until
-from tests.faults.helpers import SentinelFaultStack, assert_orders_done_once, every_job_final
+from tests.faults.helpers import (
+    SentinelFaultStack,
+    assert_orders_done_once,
+    every_job_final,
+    open_jobs,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.heavy]
 
@@ -158,7 +163,7 @@ def test_a_primary_killed_under_load_fails_over_and_every_accepted_order_runs_on
         pytest.fail(
             f"{pending.count()} jobs stuck {SETTLED_WITHIN_SECONDS} s after the failover, "
             f"{pending.filter(pk__in=unreplicated).count()} of them only on the old primary: "
-            f"{sorted(pending.values_list('name', 'state'))[:10]}"
+            f"{open_jobs()}"
         )
     settled = time.monotonic() - killed_at
     restarts = app.logs_of_workers().count("respawn: ")
