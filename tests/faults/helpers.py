@@ -6,13 +6,16 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from django.db import connection
+from django.db.models import Count, Q, QuerySet
 
-from jobs.models import DeadLetter
+from jobs.models import DeadLetter, Job
 from sandbox.models import AnalyticsEvent, Charge, CrmRecord
 from shop.models import Order
 from stack.processes import BIN, ROOT, Stack
 from stack.sentinel import SentinelStack
+from stack.waiting import wait_until
 
 
 class FaultStack(Stack):
@@ -82,22 +85,21 @@ def database_outage() -> Iterator[None]:
             admin.execute(f'ALTER DATABASE "{db["NAME"]}" WITH ALLOW_CONNECTIONS true')
 
 
-def every_job_final() -> bool:
-    """Every job ended (the delayed review reminders wait, as they should)."""
-    from jobs.models import Job
+def unfinished_jobs() -> QuerySet[Job]:
+    """The jobs not ended yet, but for those due later (the delayed review reminders wait, as
+    they should)."""
+    return Job.objects.exclude(state__in=[*Job.FINAL_STATES, Job.State.SCHEDULED])
 
-    return not Job.objects.exclude(state__in=[*Job.FINAL_STATES, Job.State.SCHEDULED]).exists()
+
+def every_job_final() -> bool:
+    return not unfinished_jobs().exists()
 
 
 def open_jobs() -> str:
-    """What every_job_final still waits for, counted by job and state, for a failure message:
+    """The unfinished jobs counted by job and state, for a failure message:
     "12 jobs.sync_crm_deal queued (3 published, 0 stalled), ..."."""
-    from django.db.models import Count, Q
-
-    from jobs.models import Job
-
     rows = (
-        Job.objects.exclude(state__in=[*Job.FINAL_STATES, Job.State.SCHEDULED])
+        unfinished_jobs()
         .values("name", "state")
         .annotate(
             total=Count("id"),
@@ -111,6 +113,14 @@ def open_jobs() -> str:
         f"({r['published']} published, {r['stalled']} stalled)"
         for r in rows
     )
+
+
+def wait_for_every_job_final(*, timeout: float = 30, message: str) -> None:
+    """Wait until every job ended; on timeout, fail naming `message` and the jobs still open."""
+    try:
+        wait_until(every_job_final, timeout=timeout, message=message)
+    except TimeoutError as timed_out:
+        pytest.fail(f"{timed_out}; still open: {open_jobs()}")
 
 
 def assert_orders_done_once(app: Stack, order_ids: list[int]) -> None:

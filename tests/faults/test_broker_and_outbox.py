@@ -9,7 +9,7 @@ from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Customer, Order, Payment
 from stack.waiting import wait_until
-from tests.faults.helpers import every_job_final
+from tests.faults.helpers import wait_for_every_job_final
 
 pytestmark = pytest.mark.faults
 
@@ -42,7 +42,7 @@ def test_requests_while_the_broker_is_down_are_answered_and_their_jobs_run_once_
     )
 
     app.start_broker()  # same port, same append-only file
-    wait_until(every_job_final, timeout=90, message="every job to run once the broker is back")
+    wait_for_every_job_final(timeout=90, message="every job to run once the broker is back")
 
     assert app.get("/api/health").json()["broker"] == "ok"
     assert set(Job.objects.exclude(state="scheduled").values_list("state", flat=True)) == {
@@ -72,7 +72,7 @@ def test_a_process_killed_between_commit_and_publish_is_made_good_by_the_relay(s
     assert not jobs.filter(state="succeeded").exists()  # nothing runs without the relay
 
     app.start_relay()
-    wait_until(every_job_final, timeout=60, message="the relay to publish and the jobs to run")
+    wait_for_every_job_final(timeout=60, message="the relay to publish and the jobs to run")
 
     assert set(jobs.values_list("state", flat=True)) == {"succeeded"}
     assert set(jobs.values_list("attempts", flat=True)) == {1}
@@ -109,7 +109,7 @@ def test_health_metrics_and_orders_answer_fast_while_the_broker_is_frozen(stack,
     app.start_web(), app.start_mail(), app.start_relay()
     app.start_worker(pool="threads", concurrency=2)
     customer = app.sign_up("frozen@example.com")
-    wait_until(every_job_final, message="the signup's jobs")
+    wait_for_every_job_final(message="the signup's jobs")
     wait_until(lambda: app.get("/api/health").json()["workers"] == 1, message="the heartbeat")
 
     app.freeze_broker()
@@ -135,7 +135,7 @@ def test_health_metrics_and_orders_answer_fast_while_the_broker_is_frozen(stack,
     assert health.json() == {"database": "ok", "broker": "down", "workers": 1}
     assert metrics.status_code == 200
     assert "shop_jobs_workers_online 1.0" in metrics.text
-    wait_until(every_job_final, timeout=60, message="the orders' jobs once the broker is back")
+    wait_for_every_job_final(timeout=60, message="the orders' jobs once the broker is back")
     for order_id in order_ids:
         assert Order.objects.get(pk=order_id).status == "paid"
         assert Charge.objects.filter(reference=f"order-{order_id}").count() == 1
@@ -162,7 +162,7 @@ def test_a_broker_lost_during_a_charge_still_charges_once_and_the_worker_serves_
     app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("broker-lost@example.com")
-    wait_until(every_job_final, message="the signup's jobs")
+    wait_for_every_job_final(message="the signup's jobs")
     set_switch("payments", latency_ms=3000)
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
     charge = Order.objects.get(pk=order_id).jobs.get(name="jobs.charge_payment")
@@ -177,9 +177,9 @@ def test_a_broker_lost_during_a_charge_still_charges_once_and_the_worker_serves_
     def left(since: float = lost_at) -> float:
         return BROKER_LOST_BOUND_SECONDS - (time.monotonic() - since)
 
-    wait_until(every_job_final, timeout=left(), message="the order's jobs after the outage")
+    wait_for_every_job_final(timeout=left(), message="the order's jobs after the outage")
     second_id = app.order(customer["token"], "MUG-001")["order"]["id"]
-    wait_until(every_job_final, timeout=left(), message="the worker to serve the next order")
+    wait_for_every_job_final(timeout=left(), message="the worker to serve the next order")
     assert time.monotonic() - lost_at < BROKER_LOST_BOUND_SECONDS
 
     assert worker.alive()

@@ -22,6 +22,7 @@ from tests.faults.helpers import (
     assert_orders_done_once,
     every_job_final,
     open_jobs,
+    unfinished_jobs,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.heavy]
@@ -159,7 +160,7 @@ def test_a_primary_killed_under_load_fails_over_and_every_accepted_order_runs_on
     try:
         wait_until(every_job_final, timeout=SETTLED_WITHIN_SECONDS, message="every job to settle")
     except TimeoutError:
-        pending = Job.objects.exclude(state__in=[*Job.FINAL_STATES, Job.State.SCHEDULED])
+        pending = unfinished_jobs()
         pytest.fail(
             f"{pending.count()} jobs stuck {SETTLED_WITHIN_SECONDS} s after the failover, "
             f"{pending.filter(pk__in=unreplicated).count()} of them only on the old primary: "

@@ -15,7 +15,7 @@ from sandbox.models import CrmRecord
 from shop.models import Customer, Order
 from stack.waiting import wait_until
 from tests.faults import slow_tasks
-from tests.faults.helpers import every_job_final
+from tests.faults.helpers import wait_for_every_job_final
 
 pytestmark = pytest.mark.faults
 
@@ -68,7 +68,7 @@ def test_a_job_waiting_in_a_thread_is_handed_back_at_once(stack, catalogue):
     deal.refresh_from_db()
     assert (deal.attempts, deal.lost_runs, deal.stalled_reason) == (2, 0, "")
     assert CrmRecord.objects.filter(kind="deal", external_key=f"order-{order_id}").count() == 1
-    wait_until(every_job_final, message="the order's other jobs")
+    wait_for_every_job_final(message="the order's other jobs")
 
 
 def test_a_job_computing_in_a_pool_process_is_handed_back_at_once(stack):

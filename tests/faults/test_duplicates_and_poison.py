@@ -11,7 +11,7 @@ from sandbox.models import Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
 from stack.waiting import wait_until
-from tests.faults.helpers import every_job_final
+from tests.faults.helpers import wait_for_every_job_final
 
 pytestmark = pytest.mark.faults
 
@@ -51,7 +51,7 @@ def test_a_job_slower_than_the_visibility_timeout_runs_once(stack, catalogue):
         message="Redis to deliver the running job a second time",
     )
     set_switch("payments", latency_ms=0)
-    wait_until(every_job_final, timeout=90, message="the jobs to finish")
+    wait_for_every_job_final(timeout=90, message="the jobs to finish")
 
     charge.refresh_from_db()
     assert charge.state == "succeeded"
@@ -66,13 +66,13 @@ def test_the_same_order_job_delivered_to_four_workers_at_once_has_one_effect(sta
     for name in ("w1", "w2", "w3", "w4"):
         app.start_worker(name)
     customer = app.sign_up("four@example.com")
-    wait_until(every_job_final, timeout=30, message="the signup's jobs")
+    wait_for_every_job_final(timeout=30, message="the signup's jobs")
     set_switch("payments", latency_ms=1000)
 
     done = app.run_script("place_order_published_n_times", customer["token"], "MUG-001", "4")
     charge = Job.objects.get(pk=done.stdout.strip())
     wait_until(lambda: deliveries_of(app, charge.pk) >= 4, timeout=30, message="four deliveries")
-    wait_until(every_job_final, timeout=60, message="the jobs to finish")
+    wait_for_every_job_final(timeout=60, message="the jobs to finish")
 
     charge.refresh_from_db()
     assert charge.state == "succeeded"
@@ -127,7 +127,7 @@ def test_poison_messages_are_refused_and_the_worker_keeps_serving(stack, tmp_pat
     )
 
     app.sign_up("after-poison@example.com")
-    wait_until(every_job_final, timeout=30, message="the worker to go on serving")
+    wait_for_every_job_final(timeout=30, message="the worker to go on serving")
 
     assert not marker.exists()
     assert worker.alive()

@@ -18,7 +18,7 @@ from sandbox.switches import set_switch
 from shop.models import Order
 from stack.processes import children_of
 from stack.waiting import wait_until
-from tests.faults.helpers import assert_orders_done_once, every_job_final, open_jobs
+from tests.faults.helpers import assert_orders_done_once, wait_for_every_job_final
 from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.faults
@@ -43,7 +43,7 @@ def test_messages_a_dead_worker_had_taken_and_not_started_run_within_30_s(stack,
     assert app.broker_client().llen("critical") == 0
     app.start_worker(pool="threads", concurrency=4)
 
-    wait_until(every_job_final, timeout=RECOVERY_SECONDS, message="the taken jobs to run")
+    wait_for_every_job_final(timeout=RECOVERY_SECONDS, message="the taken jobs to run")
     assert time.monotonic() - died_at < RECOVERY_SECONDS
     assert_orders_done_once(app, order_ids)
     assert [m.subject for m in app.emails()].count("Welcome to the shop") == 1
@@ -58,7 +58,7 @@ def test_a_retry_whose_worker_died_while_it_waited_runs_within_30_s(stack, catal
     app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(pool="threads", concurrency=4)
     customer = app.sign_up("retry@example.com")
-    wait_until(every_job_final, message="the signup's jobs")
+    wait_for_every_job_final(message="the signup's jobs")
     set_switch("payments", fail_next=1)
 
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
@@ -70,7 +70,7 @@ def test_a_retry_whose_worker_died_while_it_waited_runs_within_30_s(stack, catal
     died_at = time.monotonic()
     app.start_worker("w2", pool="threads", concurrency=4)
 
-    wait_until(every_job_final, timeout=RECOVERY_SECONDS, message="the retry to run")
+    wait_for_every_job_final(timeout=RECOVERY_SECONDS, message="the retry to run")
     assert time.monotonic() - died_at < RECOVERY_SECONDS
     assert_orders_done_once(app, [order_id])
     charge.refresh_from_db()
@@ -94,7 +94,7 @@ def test_jobs_published_to_a_broker_that_restarted_empty_run_within_30_s(stack, 
     restarted_at = time.monotonic()
     app.start_worker(pool="threads", concurrency=4)
 
-    wait_until(every_job_final, timeout=RECOVERY_SECONDS, message="the forgotten jobs to run")
+    wait_for_every_job_final(timeout=RECOVERY_SECONDS, message="the forgotten jobs to run")
     assert time.monotonic() - restarted_at < RECOVERY_SECONDS
     assert_orders_done_once(app, order_ids)
     assert [m.subject for m in app.emails()].count("Welcome to the shop") == 2
@@ -109,7 +109,7 @@ def test_a_backlog_is_not_published_again(stack, catalogue):
     app.run_script("enqueue_events", "300")  # 300 analytics jobs at 100 ms, 2 at a time: 15 s
     app.start_worker(pool="threads", concurrency=2)
 
-    wait_until(every_job_final, timeout=60, message="the backlog to drain")
+    wait_for_every_job_final(timeout=60, message="the backlog to drain")
 
     events = Job.objects.filter(name="jobs.track_analytics_event")
     assert events.count() == 300
@@ -183,12 +183,9 @@ def test_a_kill_storm_on_the_deployed_layout_loses_nothing_and_recovers_within_3
     for thread in threads:
         thread.join()
 
-    try:
-        wait_until(every_job_final, timeout=RECOVERY_SECONDS, message="every job after the storm")
-    except TimeoutError:
-        pytest.fail(
-            f"jobs open {RECOVERY_SECONDS} s after the last of {kills} kills: {open_jobs()}"
-        )
+    wait_for_every_job_final(
+        timeout=RECOVERY_SECONDS, message=f"every job after the last of {kills} kills"
+    )
     recovered = time.monotonic() - last_kill
     print(f"\nkill storm: {kills} kills, every job final {recovered:.1f} s after the last")
     assert recovered < RECOVERY_SECONDS

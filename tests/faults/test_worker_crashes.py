@@ -12,7 +12,7 @@ from sandbox.switches import set_switch
 from shop.models import Order, Payment
 from stack.processes import children_of
 from stack.waiting import wait_until
-from tests.faults.helpers import every_job_final
+from tests.faults.helpers import wait_for_every_job_final
 
 pytestmark = pytest.mark.faults
 
@@ -61,7 +61,7 @@ def test_sigkill_of_the_pool_child_mid_job_runs_it_again_with_one_effect(stack, 
         timeout=60,
         message="the order to be paid after the redelivery",
     )
-    wait_until(every_job_final, timeout=30, message="the confirmation")
+    wait_for_every_job_final(timeout=30, message="the confirmation")
     job = charge_job(order_id)
     assert job.state == "succeeded"
     assert job.attempts == 2  # the killed run and the one after it
@@ -92,7 +92,7 @@ def test_sigkill_of_the_whole_worker_then_a_restart_loses_nothing(stack, catalog
     set_switch("payments", latency_ms=0)
     app.start_worker("w2", concurrency=2)
 
-    wait_until(every_job_final, timeout=60, message="every job to finish after the restart")
+    wait_for_every_job_final(timeout=60, message="every job to finish after the restart")
     assert set(Job.objects.exclude(state="scheduled").values_list("state", flat=True)) == {
         "succeeded"
     }
@@ -106,7 +106,7 @@ def test_sigterm_lets_a_running_job_finish_before_the_worker_exits(stack, catalo
     app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("deploy@example.com")
-    wait_until(every_job_final, timeout=30, message="the signup's jobs")
+    wait_for_every_job_final(timeout=30, message="the signup's jobs")
     order_id = order_with_a_running_charge(
         app, customer["token"], gateway_latency_ms=1500
     )  # shorter than the 3 s soft shutdown
@@ -126,7 +126,7 @@ def test_sigterm_hands_a_job_longer_than_the_soft_shutdown_back_at_once(stack, c
     app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("long-deploy@example.com")
-    wait_until(every_job_final, timeout=30, message="the signup's jobs")
+    wait_for_every_job_final(timeout=30, message="the signup's jobs")
     order_id = order_with_a_running_charge(
         app, customer["token"], gateway_latency_ms=5000
     )  # longer than the 3 s soft shutdown
@@ -146,7 +146,7 @@ def test_sigterm_hands_a_job_longer_than_the_soft_shutdown_back_at_once(stack, c
     job = charge_job(order_id)
     assert job.lost_runs == 0  # handed back by the stopping worker, not found as a lost run
     assert job.attempts == 2
-    wait_until(every_job_final, timeout=30, message="the confirmation")
+    wait_for_every_job_final(timeout=30, message="the confirmation")
     assert_each_order_paid_once(app, [order_id])
 
 
@@ -155,7 +155,7 @@ def test_a_job_that_kills_its_worker_every_time_ends_as_one_dead_letter(stack, c
     app.start_web(), app.start_mail(), app.start_relay()
     worker = app.start_worker(concurrency=1)
     customer = app.sign_up("poison-job@example.com")
-    wait_until(every_job_final, timeout=30, message="the signup's jobs")
+    wait_for_every_job_final(timeout=30, message="the signup's jobs")
     set_switch("payments", latency_ms=4000)
     order_id = app.order(customer["token"], "MUG-001")["order"]["id"]
 
