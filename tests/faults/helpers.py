@@ -44,9 +44,9 @@ class SentinelFaultStack(SentinelStack, FaultStack):
 def database_outage() -> Iterator[None]:
     """Make the test database refuse the app's processes, then come back.
 
-    SQLite: hold an exclusive lock (the app's processes wait SQLITE_TIMEOUT_SECONDS, then get
-    "database is locked"). PostgreSQL: forbid new connections and end the app's sessions.
-    The test process keeps its own connection either way.
+    SQLite: hold an exclusive lock (the app's processes wait SQLITE_TIMEOUT_SECONDS, which the
+    stack should shorten, then get "database is locked"). PostgreSQL: forbid new connections
+    and end the app's sessions. The test process keeps its own connection either way.
     """
     if connection.vendor == "sqlite":
         blocker = sqlite3.connect(connection.settings_dict["NAME"], timeout=10)
