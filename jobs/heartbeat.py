@@ -40,7 +40,7 @@ class Hold:
 
 _holds: dict[str, Hold] = {}
 _lock = threading.Lock()
-_renewer_pid: int | None = None
+_renewer: threading.Thread | None = None
 
 
 def holder_name(node: str) -> str:
@@ -81,36 +81,59 @@ def renew() -> int:
 
 
 def _ensure_renewer() -> None:
-    """One renewing thread per process, started by its first run (after a fork, too)."""
-    global _renewer_pid
+    """A renewing thread in this process while it holds runs: started by a run when none is
+    running (the first run, the first after an idle spell, the first after a fork)."""
+    global _renewer
     with _lock:
-        if _renewer_pid == os.getpid():
+        if _renewer is not None and _renewer.is_alive():
             return
-        _renewer_pid = os.getpid()
-    renewer = threading.Thread(
-        target=_every_heartbeat, args=(renew,), name="lease-renewer", daemon=True
-    )
-    renewer.start()
+        _renewer = threading.Thread(target=_renew_while_held, name="lease-renewer", daemon=True)
+        _renewer.start()
 
 
-def _every_heartbeat(
-    beat: Any, stop: threading.Event | None = None, *, hold_connection: bool = True
-) -> None:
-    """Call beat() now and then every JOBS_HEARTBEAT_SECONDS, until `stop`. Without
-    `hold_connection`, the thread closes its database connection after each beat."""
-    stop = stop or threading.Event()
+def _renew_while_held() -> None:
+    """Renew every JOBS_HEARTBEAT_SECONDS until the process holds no run, then end and close
+    the thread's connection. Not at once: a run's claim has just given it a whole lease."""
+    global _renewer
     while True:
+        time.sleep(settings.JOBS_HEARTBEAT_SECONDS)
+        with _lock:
+            if not _holds:
+                # Decided under the lock `hold` takes: a run held after this starts another.
+                _renewer = None
+                break
+        _beat(renew)
+    connections.close_all()
+
+
+def _beat(beat: Any, *, hold_connection: bool = True) -> None:
+    """Call beat() once; log, never raise, what goes wrong: the thread that calls it must
+    live. Without `hold_connection`, close the thread's database connection afterwards."""
+    try:
         try:
             beat()
-        except DatabaseError as exc:
-            # The leases run out if the database stays away: other workers take the jobs
-            # over, and these runs' later writes are fenced out.
-            logger.warning("heartbeat not written: %s", exc)
         finally:
             if hold_connection:
                 close_old_connections()
             else:
                 connections.close_all()
+    except DatabaseError as exc:
+        # The leases run out if the database stays away: other workers take the jobs over,
+        # and these runs' later writes are fenced out.
+        logger.warning("heartbeat not written: %s", exc)
+    except Exception:
+        # A bug, but a dead renewer would let every lease of this process run out while its
+        # jobs still run.
+        logger.exception("heartbeat failed")
+
+
+def _every_heartbeat(
+    beat: Any, stop: threading.Event | None = None, *, hold_connection: bool = True
+) -> None:
+    """Call beat() now and then every JOBS_HEARTBEAT_SECONDS, until `stop`."""
+    stop = stop or threading.Event()
+    while True:
+        _beat(beat, hold_connection=hold_connection)
         if stop.wait(settings.JOBS_HEARTBEAT_SECONDS):
             return
 
