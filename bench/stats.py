@@ -3,6 +3,7 @@
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -35,9 +36,24 @@ class Spread:
 
 def drain_rate(samples: Sequence[tuple[float, int]], total: int) -> float:
     """Items per second while the backlog fell from 90 % to 10 % of `total`, from
-    (time, items left) samples: the steady state, without start-up and the last stragglers."""
-    high = next((s for s in samples if s[1] <= total * 0.9), None)
-    low = next((s for s in samples if s[1] <= total * 0.1), None)
-    if high is None or low is None or low[0] <= high[0]:
+    (time, items left) samples: the steady state, without start-up and the last stragglers.
+
+    Each crossing's time is placed on the line between the samples around it, so a drain
+    faster than the sampling (every sample before it above 90 %, the next under 10 %) is the
+    rate of that step, not "nothing measured". NaN if the backlog was never seen above 90 %
+    before it fell, or never fell to 10 %.
+    """
+    t90 = _crossing(samples, total * 0.9)
+    t10 = _crossing(samples, total * 0.1)
+    if t90 is None or t10 is None or t10 <= t90:
         return float("nan")
-    return (high[1] - low[1]) / (low[0] - high[0])
+    return total * 0.8 / (t10 - t90)
+
+
+def _crossing(samples: Sequence[tuple[float, int]], level: float) -> float | None:
+    """When the items left first fell to `level`, between the last sample above it and the
+    first at or below it; None without both."""
+    for (t0, left0), (t1, left1) in pairwise(samples):
+        if left0 > level >= left1:
+            return t0 + (t1 - t0) * (left0 - level) / (left0 - left1)
+    return None
