@@ -127,13 +127,11 @@ def _beat(beat: Any, *, hold_connection: bool = True) -> None:
         logger.exception("heartbeat failed")
 
 
-def _every_heartbeat(
-    beat: Any, stop: threading.Event | None = None, *, hold_connection: bool = True
-) -> None:
-    """Call beat() now and then every JOBS_HEARTBEAT_SECONDS, until `stop`."""
-    stop = stop or threading.Event()
+def _every_heartbeat(beat: Any, stop: threading.Event) -> None:
+    """Call beat() now and then every JOBS_HEARTBEAT_SECONDS, until `stop`, closing the
+    thread's connection after each (see `_start_worker_heartbeat`)."""
     while True:
-        _beat(beat, hold_connection=hold_connection)
+        _beat(beat, hold_connection=False)
         if stop.wait(settings.JOBS_HEARTBEAT_SECONDS):
             return
 
@@ -172,7 +170,6 @@ def _start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
     threading.Thread(
         target=_every_heartbeat,
         args=(beat, stop),
-        kwargs={"hold_connection": False},
         name="worker-heartbeat",
         daemon=True,
     ).start()

@@ -353,10 +353,14 @@ class Stack:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def order(self, token: str, sku: str, quantity: int = 1) -> dict:
-        response = self.post(
+    def place_order(self, token: str, sku: str, quantity: int = 1) -> requests.Response:
+        """POST /api/orders, whatever the answer."""
+        return self.post(
             "/api/orders", {"items": [{"sku": sku, "quantity": quantity}]}, token=token
         )
+
+    def order(self, token: str, sku: str, quantity: int = 1) -> dict:
+        response = self.place_order(token, sku, quantity)
         assert response.status_code == 201, response.text
         return response.json()
 

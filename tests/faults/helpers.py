@@ -3,7 +3,7 @@ of its own that then dies on purpose, shut the database, and count what is left 
 
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -115,12 +115,28 @@ def open_jobs() -> str:
     )
 
 
+def wait_or_fail(
+    predicate: Callable[[], object],
+    *,
+    timeout: float = 30,
+    message: str,
+    explain: Callable[[], str],
+) -> None:
+    """wait_until; on timeout, fail the test with `explain()`, what was still missing, read then."""
+    try:
+        wait_until(predicate, timeout=timeout, message=message)
+    except TimeoutError as timed_out:
+        pytest.fail(f"{timed_out}; {explain()}")
+
+
 def wait_for_every_job_final(*, timeout: float = 30, message: str) -> None:
     """Wait until every job ended; on timeout, fail naming `message` and the jobs still open."""
-    try:
-        wait_until(every_job_final, timeout=timeout, message=message)
-    except TimeoutError as timed_out:
-        pytest.fail(f"{timed_out}; still open: {open_jobs()}")
+    wait_or_fail(
+        every_job_final,
+        timeout=timeout,
+        message=message,
+        explain=lambda: f"still open: {open_jobs()}",
+    )
 
 
 def assert_orders_done_once(app: Stack, order_ids: list[int]) -> None:

@@ -23,6 +23,7 @@ from tests.faults.helpers import (
     every_job_final,
     open_jobs,
     unfinished_jobs,
+    wait_or_fail,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.heavy]
@@ -157,15 +158,16 @@ def test_a_primary_killed_under_load_fails_over_and_every_accepted_order_runs_on
         for thread in threads:
             thread.join()
 
-    try:
-        wait_until(every_job_final, timeout=SETTLED_WITHIN_SECONDS, message="every job to settle")
-    except TimeoutError:
-        pending = unfinished_jobs()
-        pytest.fail(
-            f"{pending.count()} jobs stuck {SETTLED_WITHIN_SECONDS} s after the failover, "
-            f"{pending.filter(pk__in=unreplicated).count()} of them only on the old primary: "
-            f"{open_jobs()}"
-        )
+    wait_or_fail(
+        every_job_final,
+        timeout=SETTLED_WITHIN_SECONDS,
+        message="every job to settle after the failover",
+        explain=lambda: (
+            f"still open: {open_jobs()}; "
+            f"{unfinished_jobs().filter(pk__in=unreplicated).count()} of them only on the old "
+            "primary"
+        ),
+    )
     settled = time.monotonic() - killed_at
     restarts = app.logs_of_workers().count("respawn: ")
     print(

@@ -145,8 +145,7 @@ def test_a_kill_storm_on_the_deployed_layout_loses_nothing_and_recovers_within_3
 
     def client(token: str) -> None:
         for _ in range(50):
-            body = {"items": [{"sku": "MUG-001", "quantity": 1}]}
-            response = app.post("/api/orders", body, token=token)
+            response = app.place_order(token, "MUG-001")
             with lock:
                 if response.status_code == 201:
                     order_ids.append(response.json()["order"]["id"])

@@ -18,6 +18,7 @@ from shop.models import Customer
 from stack.processes import FAST_CLOCKS
 from stack.waiting import wait_until
 from tests.faults import slow_tasks
+from tests.faults.helpers import open_jobs, wait_or_fail
 from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.faults
@@ -89,18 +90,13 @@ def test_a_job_hanging_past_the_soft_limit_is_killed_at_the_hard_limit_and_runs_
     hung, customer_id, running_since = hang_with_a_signup_behind(app, swallow_soft_limit=True)
 
     bound = HARD_LIMIT + LEASE + 4  # the limit, the dead run's lease, a relay round
-    try:
-        wait_until(
-            lambda: thumbnails_made(customer_id),
-            timeout=HARD_LIMIT + 4,
-            message="the thumbnails waiting behind the hang, once the hard limit has killed it",
-        )
-    except TimeoutError as timed_out:
-        # Where each job was, and what the worker said, for a failure seen only in CI.
-        customer = Customer.objects.get(pk=customer_id)
-        jobs = [*Job.objects.filter(pk=hung.pk), *customer.jobs.all()]
-        states = "; ".join(f"{j.name} {j.state} attempt {j.attempts}" for j in jobs)
-        pytest.fail(f"{timed_out}\njobs: {states}\nworker log:\n{worker.output()[-4000:]}")
+    wait_or_fail(
+        lambda: thumbnails_made(customer_id),
+        timeout=HARD_LIMIT + 4,
+        message="the thumbnails waiting behind the hang, once the hard limit has killed it",
+        # Where the jobs were, and what the worker said: a failure seen only in CI.
+        explain=lambda: f"still open: {open_jobs()}\nworker log:\n{worker.output()[-4000:]}",
+    )
     assert time.monotonic() - running_since > HARD_LIMIT - 1  # not before the hard limit
     wait_until(
         lambda: Job.objects.get(pk=hung.pk).state == "succeeded",
