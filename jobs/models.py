@@ -4,6 +4,8 @@ The ledger is at once the outbox (rows recorded in the request's transaction and
 published), the status that pages and the API show, and the audit trail.
 """
 
+import functools
+import operator
 import uuid
 from datetime import timedelta
 
@@ -12,6 +14,13 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils import timezone
+
+
+def state_is(*states: str) -> models.Q:
+    """`state IN (states)`, written as `state = a OR state = b OR …`: SQLite reads a partial
+    index whose condition is such an OR for a query that names one of its states, or the same
+    OR, but never for an IN (SQLite 3.40); PostgreSQL reads it either way."""
+    return functools.reduce(operator.or_, (models.Q(state=state) for state in states))
 
 
 class JobQuerySet(models.QuerySet["Job"]):
@@ -121,14 +130,35 @@ class Job(models.Model):
             models.Index(
                 fields=["concerning_type", "concerning_id", "created_at"], name="job_concerning"
             ),
-            # The relay's and beat's sweeps: unpublished or due rows, oldest first.
-            models.Index(fields=["state", "published_at"], name="job_state_published"),
-            models.Index(fields=["state", "eta"], name="job_state_eta"),
-            models.Index(fields=["state", "lease_until"], name="job_state_lease"),
+            # An index is written each time a job moves in or out of it or changes a column of
+            # it, and a run moves its job twice (claimed, finished): four indexes that led
+            # with the state, each holding every row, made a no-op job write 16 index entries;
+            # these three hold only the rows their readers look for, and a no-op job writes 4
+            # (the workers' CPU a job: docs/performance.md, "What limits the machinery").
+            # tests/jobs/test_query_plans.py holds every reader to an index.
+            # The live jobs by state (LIVE_STATES below): the relay's sweeps (unpublished,
+            # retries due, leases run out: the running rows are as few as the workers'
+            # threads), the live counts, the oldest message waiting in each queue. A claim
+            # moves its row within it, a finish out of it.
+            models.Index(
+                fields=["state", "published_at"],
+                name="job_live",
+                condition=state_is("scheduled", "queued", "running", "retrying"),
+            ),
+            # Scheduled jobs by due time (the due sweep), which no run writes. The state is in
+            # it too, so that the sweep's `state = 'scheduled' AND eta <= now` matches more of
+            # it than of the index above: SQLite chooses by that.
+            models.Index(
+                fields=["state", "eta"], name="job_due", condition=models.Q(state="scheduled")
+            ),
             # The purge's batch pick (oldest succeeded first) and the dashboard's "finished in
             # the last minute" (succeeded and dead): range scans of this index alone, whatever
-            # the size of the ledger.
-            models.Index(fields=["state", "finished_at"], name="job_state_finished"),
+            # the size of the ledger. The finished jobs only: a claim does not write it.
+            models.Index(
+                fields=["state", "finished_at"],
+                name="job_finished",
+                condition=models.Q(finished_at__isnull=False),
+            ),
             # Stalled jobs are few: the dashboard and the metrics count them from this.
             models.Index(
                 fields=["stalled_reason"],

@@ -24,7 +24,15 @@ from jobs import broker, health, pauses, signals
 from jobs.base import HOUSEKEEPING_JOBS
 from jobs.clock import DbNow, db_now
 from jobs.dispatch import cancellable_while_running, ledger_job_names, publisher
-from jobs.models import LIVE_STATES, DeadLetter, Job, JobCount, OperatorAction, PausedQueue
+from jobs.models import (
+    LIVE_STATES,
+    DeadLetter,
+    Job,
+    JobCount,
+    OperatorAction,
+    PausedQueue,
+    state_is,
+)
 
 State = Job.State
 # The states a run ends a job in (a cancel is an operator's, or the business's, not a run's):
@@ -98,7 +106,8 @@ def job_counts() -> dict[str, int]:
     states from the counts the database keeps (JobCount), the live ones through the index on
     state (their rows are few: a backlog, not the history)."""
     finished = JobCount.objects.values_list("state").annotate(total=Sum("n"))
-    live = Job.objects.filter(state__in=LIVE_STATES).values_list("state").annotate(n=Count("*"))
+    # state_is, not state__in: so that SQLite reads the live jobs' index (Job.Meta).
+    live = Job.objects.filter(state_is(*LIVE_STATES)).values_list("state").annotate(n=Count("*"))
     counts = {**dict(finished), **dict(live)}
     # int(): PostgreSQL sums a bigint column as numeric; the API and the gauges want integers.
     return {state: int(counts.get(state, 0)) for state in State.values}

@@ -1,0 +1,52 @@
+"""Fewer index entries written as a job moves. An index is written each time a row moves in or
+out of it or changes a column of it, and four indexes led with the state, each holding every
+row: a no-op job's claim and finish wrote 16 entries. Now the live jobs have one index of their
+own (job_live), the due sweep's holds only the scheduled jobs, and the purge's and the
+dashboard's only the finished ones: 4 entries. The new indexes are built before the old ones
+go, so that no sweep runs without one."""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("contenttypes", "0002_remove_content_type_name"),
+        ("jobs", "0012_single_schedules"),
+    ]
+
+    operations = [
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(
+                    ("state", "scheduled"),
+                    ("state", "queued"),
+                    ("state", "running"),
+                    ("state", "retrying"),
+                    _connector="OR",
+                ),
+                fields=["state", "published_at"],
+                name="job_live",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("state", "scheduled")),
+                fields=["state", "eta"],
+                name="job_due",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("finished_at__isnull", False)),
+                fields=["state", "finished_at"],
+                name="job_finished",
+            ),
+        ),
+        migrations.RemoveIndex(model_name="job", name="job_state_published"),
+        migrations.RemoveIndex(model_name="job", name="job_state_eta"),
+        migrations.RemoveIndex(model_name="job", name="job_state_lease"),
+        migrations.RemoveIndex(model_name="job", name="job_state_finished"),
+    ]
