@@ -23,7 +23,7 @@ def purge_old_records() -> dict[str, int]:
     """Delete finished jobs and task results older than JOBS_RETENTION_DAYS.
 
     A batch at a time, never one unbounded DELETE, each batch the oldest rows in the order of
-    an index: jobs by (state, finished_at), the ledger's job_state_finished, and task results
+    an index: finished jobs by (state, finished_at), the ledger's job_finished, and task results
     by date_done. A batch reads its thousand index entries and stops, whatever the size of the
     table (in the model's default order, by creation time, it read every succeeded row for
     each batch). Only jobs whose run ended well go (succeeded, skipped, declined): dead ones

@@ -4,7 +4,6 @@ agree with a COUNT(*) of the table through every path that moves a job; the stat
 indexes, never the whole table (tests/jobs/test_query_plans.py); and they ask no worker
 anything through the broker."""
 
-import re
 from datetime import timedelta
 
 import pytest

@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -22,9 +23,9 @@ State = Job.State
 
 
 @contextmanager
-def statements() -> Iterator[list[tuple[str, object]]]:
+def statements() -> Iterator[list[tuple[str, Any]]]:
     """The SQL run inside the block, each with the parameters it was run with."""
-    ran: list[tuple[str, object]] = []
+    ran: list[tuple[str, Any]] = []
 
     def record(execute, sql, params, many, context):
         ran.append((sql, params))
@@ -34,7 +35,7 @@ def statements() -> Iterator[list[tuple[str, object]]]:
         yield ran
 
 
-def plans(ran: list[tuple[str, object]], table: str) -> dict[str, str]:
+def plans(ran: list[tuple[str, Any]], table: str) -> dict[str, str]:
     """Each SELECT on `table` with the plan the database makes for it, parameters bound."""
     found: dict[str, str] = {}
     with connection.cursor() as cursor:
@@ -72,7 +73,7 @@ def reads_whole(plan: str, model: type[Model]) -> bool:
     return bool(re.search(rf"Seq Scan on {table}\b", plan))
 
 
-def assert_every_query_reads_an_index(ran: list[tuple[str, object]], model: type[Model]) -> dict:
+def assert_every_query_reads_an_index(ran: list[tuple[str, Any]], model: type[Model]) -> dict:
     found = plans(ran, model._meta.db_table)
     assert found, f"no query on {model._meta.db_table}"
     for sql, plan in found.items():
