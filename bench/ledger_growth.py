@@ -100,9 +100,9 @@ def _settle() -> None:
     measurement slower by itself)."""
     from django.utils import timezone
 
-    from jobs.models import LIVE_STATES, Job
+    from jobs.models import LIVE_STATES, Job, state_is
 
-    Job.objects.filter(state__in=LIVE_STATES).update(
+    Job.objects.filter(state_is(*LIVE_STATES)).update(
         state=Job.State.SUCCEEDED, finished_at=timezone.now()
     )
 

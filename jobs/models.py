@@ -133,9 +133,10 @@ class Job(models.Model):
             # An index is written each time a job moves in or out of it or changes a column of
             # it, and a run moves its job twice (claimed, finished): four indexes that led
             # with the state, each holding every row, made a no-op job write 16 index entries;
-            # these three hold only the rows their readers look for, and a no-op job writes 4
-            # (the workers' CPU a job: docs/performance.md, "What limits the machinery").
-            # tests/jobs/test_query_plans.py holds every reader to an index.
+            # these hold only the rows their readers look for, and a no-op job writes 5 (the
+            # workers' CPU a job: docs/performance.md, "What limits the machinery").
+            # tests/jobs/test_query_plans.py holds the stats, the sweeps, the purge and the
+            # dashboard's lists to an index.
             # The live jobs by state (LIVE_STATES below): the relay's sweeps (unpublished,
             # retries due, leases run out: the running rows are as few as the workers'
             # threads), the live counts, the oldest message waiting in each queue. A claim
@@ -158,6 +159,14 @@ class Job(models.Model):
                 fields=["state", "finished_at"],
                 name="job_finished",
                 condition=models.Q(finished_at__isnull=False),
+            ),
+            # The dashboard's and the admin's lists of the jobs in a final state, newest first
+            # (/ops/?state=dead), and the admin's count of them: read in order, 50 at a time,
+            # however many there are. A live state's rows are few, and job_live finds them.
+            models.Index(
+                fields=["state", "created_at"],
+                name="job_ended",
+                condition=state_is("succeeded", "dead", "cancelled", "skipped", "declined"),
             ),
             # Stalled jobs are few: the dashboard and the metrics count them from this.
             models.Index(
