@@ -6,8 +6,8 @@ by end (the purge, "finished in the last minute") and by creation (the dashboard
 admin's lists of a final state): 5 entries.
 
 On PostgreSQL the migration is one transaction whose CREATE INDEX statements hold writes to
-jobs_job until it commits: at 300,000 rows the three took about 0.4 s; on a ledger of
-millions, run it when a pause of seconds in recording and finishing jobs is acceptable."""
+jobs_job until it commits: at 300,000 rows three of these four took about 0.4 s (a review's
+measurement); on a ledger of millions, run it when a pause of seconds in recording and finishing jobs is acceptable."""
 
 from django.db import migrations, models
 
