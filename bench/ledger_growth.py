@@ -5,9 +5,12 @@ jobs (1,000,000 at full size; written by one SQL statement per 100,000 rows, as 
 would be, not through the ORM), then against the empty ledger again (the baseline is both
 empty runs together), side by side in one run: an order (POST /api/orders), the
 relay's sweep and the due-jobs sweep (called in this process, as the relay calls them), the
-ops API's stats, the /ops/ dashboard and /metrics. Each filled ÷ empty ratio must stay
-within MAX_RATIO: the figures the dashboard and the metrics show come from counts the database
-keeps and from index ranges, not from counting the table (jobs.operations.job_counts).
+ops API's stats, the /ops/ dashboard and /metrics, the admin's list of jobs, and the newest
+jobs of a queue the history holds none of (the dashboard's and the admin's queue filter:
+found by walking the history newest first, it would be read to its end). Each filled ÷ empty
+ratio must stay within MAX_RATIO: the figures the dashboard and the metrics show come from
+counts the database keeps and from index ranges, not from counting the table
+(jobs.operations.job_counts), and the lists from indexes read in their order.
 """
 
 import http.client
@@ -26,7 +29,18 @@ SAMPLES = {"tiny": 40, "full": 100}
 CHUNK = 100_000
 PAGE_OF_ORDERS = 20  # four jobs or more each: more than the dashboard's 50 recent jobs
 MAX_RATIO = 1.2
-OPERATIONS = ("order", "relay_sweep", "due_sweep", "ops_stats", "dashboard", "metrics")
+OPERATIONS = (
+    "order",
+    "relay_sweep",
+    "due_sweep",
+    "ops_stats",
+    "dashboard",
+    "metrics",
+    "admin_jobs",
+    "dashboard_queue",
+    "admin_jobs_queue",
+)
+RARE_QUEUE = "media"  # the filled history is all analytics events, on `bulk`
 METRICS_TOKEN = "bench-metrics-token"  # the bench's own stack (bench.harness)
 
 
@@ -119,8 +133,9 @@ def _operations(bench: Bench) -> dict[str, Callable[[], object]]:
     from jobs import relay
     from shop.tokens import issue_token
 
+    # A superuser: the admin's list of jobs asks for the permission to view them.
     staff, _ = get_user_model().objects.get_or_create(
-        username="ledger-bench-staff", defaults={"is_staff": True}
+        username="ledger-bench-staff", defaults={"is_staff": True, "is_superuser": True}
     )
     session = SessionStore()
     session.update(
@@ -135,6 +150,7 @@ def _operations(bench: Bench) -> dict[str, Callable[[], object]]:
     customer = bench.customers[0].token
     staff_token = issue_token(staff)
     order = json.dumps({"items": [{"sku": SKU, "quantity": 1}]}).encode()
+    cookie = {"Cookie": f"sessionid={session.session_key}"}
 
     def call(method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> None:
         try:
@@ -163,8 +179,13 @@ def _operations(bench: Bench) -> dict[str, Callable[[], object]]:
         "ops_stats": lambda: call(
             "GET", "/api/ops/stats", {"Authorization": f"Bearer {staff_token}"}
         ),
-        "dashboard": lambda: call("GET", "/ops/", {"Cookie": f"sessionid={session.session_key}"}),
+        "dashboard": lambda: call("GET", "/ops/", cookie),
         "metrics": lambda: call("GET", "/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"}),
+        "admin_jobs": lambda: call("GET", "/admin/jobs/job/", cookie),
+        "dashboard_queue": lambda: call("GET", f"/ops/?queue={RARE_QUEUE}", cookie),
+        "admin_jobs_queue": lambda: call(
+            "GET", f"/admin/jobs/job/?queue__exact={RARE_QUEUE}", cookie
+        ),
     }
 
 
@@ -235,7 +256,7 @@ def table(ledger: dict) -> list[str]:
         f"purged in {ledger['purge_s']:.0f} s)",
         f"   {'':24}{'empty':>12}{'(before':>10}{'after)':>10}{'filled':>12}{'ratio':>10}",
     ]
-    for name in OPERATIONS:
+    for name in ledger["ratios"]:  # results of an older run may have fewer
         before, after = ledger["empty_before_ms"][name], ledger["empty_after_ms"][name]
         lines.append(
             f"   {name.replace('_', ' '):24}{ledger['empty_ms'][name]:>10.1f}ms"

@@ -1,15 +1,19 @@
+import uuid
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from jobs import operations
+from jobs import dispatch, operations
 from jobs.models import DeadLetter, Effect, Job, OperatorAction, PausedQueue
 
 
@@ -35,6 +39,73 @@ class NoDeleteAdmin(ReadOnlyAdmin):
         return False
 
 
+class CappedCountPaginator(Paginator[Any]):
+    """Counts no further than `cap` rows: the admin counts its list on every page, and a count
+    of a ledger of millions reads all of them (an index from end to end at best). Past the cap
+    the page says "more than 10,000" (admin/jobs/*/pagination.html) and the filters narrow it."""
+
+    cap = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        # In no order: the first cap + 1 rows in any order are as many, and no sort is needed.
+        rows = self.object_list
+        if not isinstance(rows, QuerySet):  # the admin pages querysets; a list is counted
+            return len(rows)
+        return rows.order_by()[: self.cap + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.cap
+
+
+class IndexOrderedChangeList(ChangeList):
+    """The list in the order its model admin gives, which an index holds, without the primary
+    key Django adds after it to make pages stable among equal values: no index holds that
+    order, and PostgreSQL then sorts every matching row for each page. Creation times are to
+    the microsecond: a tie at a page's edge could only move a row between two pages."""
+
+    def _get_deterministic_ordering(self, ordering: list[Any]) -> list[Any]:
+        return ordering
+
+
+class LedgerSizedAdmin(ReadOnlyAdmin):
+    """A list of a table that grows with every job: counted up to a cap, never counted whole
+    beside a filtered list, read in an index's order, and without a date hierarchy (its dates
+    are a scan of the table). tests/jobs/test_query_plans.py holds it to that."""
+
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return IndexOrderedChangeList
+
+
+def _exact_filter(title: str, field: str, choices: Callable[[], list[str]]) -> type:
+    """A sidebar filter on `field` whose choices are what the code knows (the queues in the
+    settings, the jobs registered), not a DISTINCT over millions of rows as Django's default
+    filter for a plain field reads them. Its query string is the default filter's."""
+
+    class ExactFilter(admin.SimpleListFilter):
+        parameter_name = f"{field}__exact"
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return [(choice, choice) for choice in choices()]
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+            value = self.value()
+            return queryset.filter(**{field: value}) if value else queryset
+
+    ExactFilter.title = title
+    return ExactFilter
+
+
+# Selections acted on in one request, each in a transaction of its own: more than this would
+# outlast the request's timeout. The filters narrow a selection; the dashboard's bulk form
+# handles the dead letters a filter matches, however many.
+MAX_SELECTED = 500
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=False)
 
@@ -53,6 +124,14 @@ def _with_reason(
 ) -> HttpResponse | None:
     """An admin action that asks why on a confirmation page, then acts on each selected row
     through jobs.operations (which audits it); what could not be done is said, not hidden."""
+    selected = queryset[: MAX_SELECTED + 1].count()
+    if selected > MAX_SELECTED:
+        modeladmin.message_user(
+            request,
+            f"{title}: select at most {MAX_SELECTED} at a time; narrow the list with the filters.",
+            messages.ERROR,
+        )
+        return None
     form = ReasonForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
         reason = form.cleaned_data["reason"].strip()
@@ -86,13 +165,31 @@ def _with_reason(
 
 
 @admin.register(Job)
-class JobAdmin(ReadOnlyAdmin):
+class JobAdmin(LedgerSizedAdmin):
     list_display = ("name", "state", "queue", "attempts", "created_at", "finished_at")
-    list_filter = ("state", "queue", "name")
+    # Each reads its jobs newest first from an index of its own (jobs.models.Job.Meta).
+    list_filter = (
+        "state",
+        _exact_filter("queue", "queue", lambda: list(settings.QUEUES)),
+        _exact_filter("name", "name", lambda: sorted(dispatch.ledger_job_names())),
+    )
     search_fields = ("id",)
-    date_hierarchy = "created_at"
+    search_help_text = "A job's id, as the API and the dashboard give it."
     ordering = ("-created_at",)  # the newest first, as on /ops/
     actions = ["cancel_jobs"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        """The job with that id, found by its key: Django's default, a substring of the id,
+        reads every row."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            return queryset.none(), False
 
     @admin.action(description="Cancel selected jobs (scheduled, queued or retrying)")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
@@ -205,7 +302,16 @@ class PausedQueueAdmin(NoDeleteAdmin):
 
 
 @admin.register(Effect)
-class EffectAdmin(ReadOnlyAdmin):
+class EffectAdmin(LedgerSizedAdmin):
     list_display = ("key", "job", "created_at")
     list_select_related = ("job",)
     search_fields = ("key",)
+    search_help_text = "An effect's whole key, such as order-confirmation:<order id>."
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Effect], search_term: str
+    ) -> tuple[QuerySet[Effect], bool]:
+        """The effect with that key, found by its unique index, not by a substring of every
+        key: there is one effect for each payment, email or push a job made."""
+        term = search_term.strip()
+        return (queryset.filter(key=term) if term else queryset), False

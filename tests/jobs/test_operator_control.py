@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from jobs import admin as jobs_admin
 from jobs import dead_letters, ledger, operations, relay
 from jobs.models import DeadLetter, Job, OperatorAction, PausedQueue
 from shop.tokens import issue_token
@@ -410,6 +411,69 @@ def test_the_jobs_admin_lists_the_newest_first(admin_client):
     page = admin_client.get("/admin/jobs/job/").content.decode()
 
     assert page.index(str(newer.pk)) < page.index(str(older.pk))
+
+
+@pytest.mark.django_db
+def test_the_jobs_admin_narrows_by_queue_and_name_and_finds_a_job_by_its_id(admin_client):
+    contact = Job.objects.create(name="jobs.sync_crm_contact", queue="crm")
+    email = Job.objects.create(name="jobs.send_welcome_email", queue="default")
+
+    def listed(**query: str) -> set[str]:
+        page = admin_client.get("/admin/jobs/job/", query).content.decode()
+        return {str(job.pk) for job in (contact, email) if str(job.pk) in page}
+
+    assert listed() == {str(contact.pk), str(email.pk)}
+    assert listed(queue__exact="crm") == {str(contact.pk)}
+    assert listed(name__exact="jobs.send_welcome_email") == {str(email.pk)}
+    assert listed(q=str(email.pk)) == {str(email.pk)}
+    assert listed(q=str(email.pk).upper()) == {str(email.pk)}
+    assert listed(q="send_welcome") == set()  # an id, not a substring of every row
+    # The choices are what the code knows, also a queue and a job that have no rows yet.
+    sidebar = admin_client.get("/admin/jobs/job/").content.decode()
+    assert "?queue__exact=media" in sidebar
+    assert "?name__exact=jobs.make_avatar_thumbnails" in sidebar
+
+
+@pytest.mark.django_db
+def test_the_admin_counts_a_long_list_only_up_to_its_cap(admin_client, monkeypatch):
+    monkeypatch.setattr(jobs_admin.CappedCountPaginator, "cap", 3)
+    monkeypatch.setattr(jobs_admin.JobAdmin, "list_per_page", 2)
+    for _ in range(5):
+        Job.objects.create(name="jobs.sync_crm_contact", queue="crm")
+
+    long = admin_client.get("/admin/jobs/job/").content.decode()
+    short = admin_client.get("/admin/jobs/job/", {"queue__exact": "crm", "q": ""}).content.decode()
+    one = Job.objects.first()
+    found = admin_client.get("/admin/jobs/job/", {"q": str(one.pk)}).content.decode()
+
+    assert "more than 3 jobs" in long
+    assert "Select all of more than 3 jobs" in long
+    assert "more than 3 jobs" in short
+    assert "1 job" in found
+    assert "more than" not in found
+
+
+@pytest.mark.django_db
+def test_an_admin_action_on_more_than_it_can_do_in_one_request_is_refused(
+    admin_client, monkeypatch
+):
+    monkeypatch.setattr(jobs_admin, "MAX_SELECTED", 2)
+    jobs = [Job.objects.create(name="jobs.sync_crm_contact", queue="crm") for _ in range(3)]
+
+    page = admin_client.post(
+        "/admin/jobs/job/",
+        {
+            "action": "cancel_jobs",
+            "_selected_action": [job.pk for job in jobs],
+            "apply": "1",
+            "reason": "dup",
+        },
+        follow=True,
+    ).content.decode()
+
+    assert "select at most 2 at a time" in page
+    assert set(Job.objects.values_list("state", flat=True)) == {"queued"}
+    assert not OperatorAction.objects.exists()
 
 
 # --- the audit's migration -------------------------------------------------------------------

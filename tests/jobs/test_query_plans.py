@@ -130,3 +130,72 @@ def test_the_dashboard_lists_the_newest_jobs_of_a_state_from_an_index(client, st
     with statements() as ran:
         assert client.get("/ops/", {"state": state}).status_code == 200
     assert_every_query_reads_an_index(ran, Job)
+
+
+def lists_newest_first(plan: str) -> bool:
+    """Whether the plan reads the jobs in the list's order, newest first, instead of reading
+    all that match and sorting them (for a common name or queue: the whole history)."""
+    if connection.vendor == "sqlite":
+        return "USE TEMP B-TREE FOR ORDER BY" not in plan
+    return not re.search(r"(^| / )\s*(->\s*)?Sort\b", plan)
+
+
+def seeks(plan: str, model: type[Model]) -> bool:
+    """Whether the plan seeks the rows it wants in an index, rather than walking one (the
+    newest first) and dropping those of another queue, name or state: a rare queue would be
+    found only at the end of the history."""
+    table = model._meta.db_table
+    if connection.vendor == "sqlite":
+        return not re.search(rf"\bSCAN {table}\b", plan)
+    return bool(re.search(r"Index (?:Only )?Scan (?:Backward )?using \w+ on " + table, plan)) and (
+        "Index Cond" in plan
+    )
+
+
+# What the admin's and the dashboard's lists of jobs can be narrowed by, as their query
+# strings spell it (the admin's filters in the sidebar, the dashboard's form).
+ADMIN_FILTERS = {
+    "state": {"state__exact": State.DEAD},
+    "queue": {"queue__exact": "crm"},
+    "name": {"name__exact": "jobs.sync_crm_contact"},
+}
+DASHBOARD_FILTERS = {"queue": {"queue": "crm"}, "name": {"name": "jobs.sync_crm_contact"}}
+
+
+@pytest.mark.parametrize("narrowed_by", ["nothing", *ADMIN_FILTERS])
+def test_the_admin_job_list_reads_the_newest_jobs_in_order_and_counts_no_further_than_a_cap(
+    admin_client, narrowed_by
+):
+    """At millions of rows a page of the admin must not read them all: not to offer its
+    filters' choices (a DISTINCT over the table), nor to count the list or the whole ledger,
+    nor to build a date hierarchy, nor to find the 100 newest of a queue or a name."""
+    one_job_in_every_state()
+    query = ADMIN_FILTERS.get(narrowed_by, {})
+    with statements() as ran:
+        page = admin_client.get("/admin/jobs/job/", query)
+    assert page.status_code == 200
+    for sql, plan in plans(ran, Job._meta.db_table).items():
+        assert "DISTINCT" not in sql, f"a filter's choices read from the table: {sql}"
+        if "COUNT(" in sql:
+            assert " LIMIT " in sql, f"counts every job that matches: {sql}\n{plan}"
+        assert lists_newest_first(plan), f"{sql}\n sorts what it read: {plan}"
+        if query:
+            assert seeks(plan, Job), f"{sql}\n walks the history to find them: {plan}"
+
+
+@pytest.mark.parametrize("narrowed_by", DASHBOARD_FILTERS)
+def test_the_dashboard_lists_the_newest_jobs_of_a_queue_or_name_from_an_index(
+    admin_client, narrowed_by
+):
+    one_job_in_every_state()
+    with statements() as ran:
+        assert admin_client.get("/ops/", DASHBOARD_FILTERS[narrowed_by]).status_code == 200
+    listed = {
+        sql: plan
+        for sql, plan in plans(ran, Job._meta.db_table).items()
+        if "ORDER BY" in sql and "created_at" in sql.split("ORDER BY")[-1]
+    }
+    assert listed, "the dashboard listed no jobs"
+    for sql, plan in listed.items():
+        assert lists_newest_first(plan), f"{sql}\n sorts what it read: {plan}"
+        assert seeks(plan, Job), f"{sql}\n walks the history to find them: {plan}"
