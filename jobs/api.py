@@ -128,6 +128,10 @@ class DiscardMatchingIn(LetterFilterIn):
 
 class ActedOnOut(serializers.Serializer[Any]):
     acted_on = serializers.IntegerField(help_text="Open dead letters requeued or discarded.")
+    left = serializers.IntegerField(
+        help_text="Open dead letters that still match: a call acts on at most 500, oldest "
+        "first; call again for these."
+    )
 
 
 class StaffAPIView(APIView):
@@ -337,15 +341,17 @@ class MatchingLettersView(StaffAPIView):
         form = self.body(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        acted_on = self.act(
+        acted = self.act(
             job_name=data.get("job_name", "").strip(),
             error_contains=data.get("error_contains", "").strip(),
             by=operations.operator(request.user),
             reason=data.get("reason", ""),
         )
-        return Response(ActedOnOut({"acted_on": acted_on}).data)
+        return Response(ActedOnOut({"acted_on": acted.done, "left": acted.left}).data)
 
-    def act(self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str) -> int:
+    def act(
+        self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str
+    ) -> operations.ActedOn:
         raise NotImplementedError
 
 
@@ -354,13 +360,15 @@ class MatchingLettersView(StaffAPIView):
         request=RequeueMatchingIn,
         responses={200: ActedOnOut, 400: BAD_REQUEST, **STAFF_ONLY},
         operation_id="requeue_matching_dead_letters",
-        summary="Requeue every open dead letter matching the filter, each audited.",
+        summary="Requeue the open dead letters matching the filter, 500 at a time, each audited.",
     )
 )
 class RequeueMatchingView(MatchingLettersView):
     body = RequeueMatchingIn
 
-    def act(self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str) -> int:
+    def act(
+        self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str
+    ) -> operations.ActedOn:
         return operations.requeue_matching(
             job_name=job_name, error_contains=error_contains, by=by, reason=reason
         )
@@ -371,13 +379,16 @@ class RequeueMatchingView(MatchingLettersView):
         request=DiscardMatchingIn,
         responses={200: ActedOnOut, 400: BAD_REQUEST, **STAFF_ONLY},
         operation_id="discard_matching_dead_letters",
-        summary="Discard every open dead letter matching the filter, with a reason, each audited.",
+        summary="Discard the open dead letters matching the filter, 500 at a time, with a "
+        "reason, each audited.",
     )
 )
 class DiscardMatchingView(MatchingLettersView):
     body = DiscardMatchingIn
 
-    def act(self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str) -> int:
+    def act(
+        self, *, job_name: str, error_contains: str, by: AbstractBaseUser, reason: str
+    ) -> operations.ActedOn:
         return operations.discard_matching(
             job_name=job_name, error_contains=error_contains, by=by, reason=reason
         )

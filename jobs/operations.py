@@ -394,10 +394,23 @@ def open_letters(*, job_name: str = "", error_contains: str = "") -> QuerySet[De
     return letters
 
 
+# Dead letters one bulk call acts on at most, each in a transaction of its own: a request must
+# end well within its timeout, and a list of ids too long for one query (SQLite takes 32,766
+# parameters) is never built. The answer says how many still match, for the next call.
+MATCHING_AT_A_TIME = 500
+
+
+@dataclass(frozen=True)
+class ActedOn:
+    done: int  # requeued or discarded by this call
+    left: int  # open letters that still match: the next call's
+
+
 def requeue_matching(
     *, job_name: str = "", error_contains: str = "", by: AbstractBaseUser, reason: str = ""
-) -> int:
-    """Requeue every open dead letter matching the filter, each audited; how many."""
+) -> ActedOn:
+    """Requeue the open dead letters matching the filter, oldest first, MATCHING_AT_A_TIME at
+    most, each audited."""
     return _each_matching(
         job_name, error_contains, lambda letter: requeue(letter, by=by, reason=reason)
     )
@@ -405,30 +418,31 @@ def requeue_matching(
 
 def discard_matching(
     *, job_name: str = "", error_contains: str = "", by: AbstractBaseUser, reason: str
-) -> int:
-    """Discard every open dead letter matching the filter, each audited; how many."""
+) -> ActedOn:
+    """Discard the open dead letters matching the filter, oldest first, MATCHING_AT_A_TIME at
+    most, each audited."""
     reason = _required(reason, "discard dead letters")
     return _each_matching(
         job_name, error_contains, lambda letter: discard(letter, by=by, reason=reason)
     )
 
 
-def _each_matching(job_name: str, error_contains: str, act: Callable[[DeadLetter], object]) -> int:
+def _each_matching(
+    job_name: str, error_contains: str, act: Callable[[DeadLetter], object]
+) -> ActedOn:
     if not (job_name or error_contains):
         raise ValueError("Give a job name or an error text: a filter names what to act on.")
+    matching = open_letters(job_name=job_name, error_contains=error_contains)
     done = 0
-    ids = list(
-        open_letters(job_name=job_name, error_contains=error_contains).values_list("pk", flat=True)
-    )
     # One transaction per letter, as one at a time: a letter someone else closed meanwhile is
     # skipped, and what was done stays done if a later one fails.
-    for letter in DeadLetter.objects.filter(pk__in=ids).select_related("job"):
+    for letter in matching.select_related("job").order_by("pk")[:MATCHING_AT_A_TIME]:
         try:
             act(letter)
         except NotOpen:
             continue
         done += 1
-    return done
+    return ActedOn(done=done, left=matching.count())
 
 
 def _close(letter: DeadLetter, status: str, *, by: AbstractBaseUser, reason: str) -> None:

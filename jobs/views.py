@@ -91,6 +91,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "letters": letters[:200],
             "letter_filter": letter_filter,
             "matching": matching,
+            "at_a_time": operations.MATCHING_AT_A_TIME,
             "actions": OperatorAction.objects.select_related("by")[:30],
         },
     )
@@ -137,7 +138,7 @@ def act_on_dead_letters(request: HttpRequest) -> HttpResponse:
 @staff_only
 @require_POST
 def act_on_matching_dead_letters(request: HttpRequest) -> HttpResponse:
-    """Requeue or discard every open dead letter that the filter matches."""
+    """Requeue or discard the open dead letters that the filter matches, 500 at a time."""
     action = request.POST.get("action")
     reason = request.POST.get("reason", "").strip()
     job_name = request.POST.get("job_name", "").strip()
@@ -154,12 +155,17 @@ def act_on_matching_dead_letters(request: HttpRequest) -> HttpResponse:
     operator = operations.operator(request.user)
     act = operations.requeue_matching if action == "requeue" else operations.discard_matching
     try:
-        done = act(job_name=job_name, error_contains=error_contains, by=operator, reason=reason)
+        acted = act(job_name=job_name, error_contains=error_contains, by=operator, reason=reason)
     except ValueError as exc:  # no filter, or no reason for a discard
         messages.error(request, str(exc))
         return redirect(back)
     verb = "Requeued" if action == "requeue" else "Discarded"
-    messages.success(request, f"{verb} {done} dead letter{'s' if done != 1 else ''}.")
+    done = f"{verb} {acted.done} dead letter{'s' if acted.done != 1 else ''}."
+    if acted.left:
+        done += f" {acted.left} more match: {action} again to act on them."
+        messages.warning(request, done)
+    else:
+        messages.success(request, done)
     return redirect(back)
 
 

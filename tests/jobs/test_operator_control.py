@@ -218,7 +218,7 @@ def test_requeue_and_discard_act_on_exactly_the_open_letters_matching_and_audit_
         {"job_name": "jobs.sync_crm_contact", "error_contains": "answered 503"},
         format="json",
     )
-    assert requeued.json() == {"acted_on": 3}
+    assert requeued.json() == {"acted_on": 3, "left": 0}
     no_reason = staff_api.post(
         "/api/ops/dead-letters/discard", {"error_contains": "crm"}, format="json"
     )
@@ -231,7 +231,7 @@ def test_requeue_and_discard_act_on_exactly_the_open_letters_matching_and_audit_
         {"error_contains": "REFUSED", "reason": "contact invalid"},
         format="json",
     )
-    assert discarded.json() == {"acted_on": 1}
+    assert discarded.json() == {"acted_on": 1, "left": 0}
 
     status = dict(DeadLetter.objects.values_list("pk", "status"))
     assert [status[letter.pk] for letter in crm_503] == ["requeued"] * 3
@@ -274,6 +274,39 @@ def test_the_dashboard_previews_the_match_then_acts_on_all_of_it(client, staff):
     assert DeadLetter.objects.get(pk=other.pk).status == "open"
     page = client.get("/ops/").content.decode()
     assert page.count("test data") == 2  # what operators did: one row per letter
+
+
+@pytest.mark.django_db
+def test_a_bulk_action_takes_a_batch_at_a_time_oldest_first_and_says_how_many_are_left(
+    staff_api, client, staff, monkeypatch
+):
+    """However many letters match, one request acts on a batch (each letter a transaction of
+    its own) and ends; the next takes up where it stopped."""
+    monkeypatch.setattr(operations, "MATCHING_AT_A_TIME", 2)
+    letters = [dead_letter() for _ in range(5)]
+    crm = {"job_name": "jobs.sync_crm_contact"}
+
+    def statuses() -> list[str]:
+        status = dict(DeadLetter.objects.values_list("pk", "status"))
+        return [status[letter.pk] for letter in letters]
+
+    first = staff_api.post("/api/ops/dead-letters/requeue", crm, format="json")
+    assert first.json() == {"acted_on": 2, "left": 3}
+    assert statuses() == ["requeued", "requeued", "open", "open", "open"]
+
+    client.force_login(staff)
+    preview = client.get("/ops/", {"letter_name": crm["job_name"]}).content.decode()
+    assert "Requeue the oldest 2" in preview
+    page = client.post(
+        "/ops/dead-letters/matching", {"action": "requeue", **crm}, follow=True
+    ).content.decode()
+    assert "Requeued 2 dead letters. 1 more match: requeue again to act on them." in page
+    assert "Requeue all 1" in page
+
+    last = staff_api.post("/api/ops/dead-letters/requeue", crm, format="json")
+    assert last.json() == {"acted_on": 1, "left": 0}
+    assert statuses() == ["requeued"] * 5
+    assert OperatorAction.objects.filter(action="requeue").count() == 5
 
 
 # --- /ops/ -----------------------------------------------------------------------------------
