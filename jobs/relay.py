@@ -65,7 +65,11 @@ def relay(*, limit: int = SWEEP_LIMIT) -> int:
             "",
         ),
         (
-            Q(state=State.RUNNING, lease_until__lte=grace, published_at__lt=F("lease_until")),
+            # Not yet published again since its lease ran out. Or never stamped published at
+            # all: the publisher stamps after it sends, and a process killed in between leaves
+            # a job that a worker started unstamped.
+            Q(state=State.RUNNING, lease_until__lte=grace)
+            & (Q(published_at__isnull=True) | Q(published_at__lt=F("lease_until"))),
             Job.Stall.WORKER_LOST,
         ),
     ]

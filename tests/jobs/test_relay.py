@@ -56,6 +56,21 @@ def test_a_dead_run_is_published_again_and_so_is_its_rescue_if_that_is_lost(empt
     assert (dead.stalled_reason, dead.publishes) == ("message_lost", 2)
 
 
+def test_a_dead_run_never_stamped_published_is_published_again(empty_queues):
+    """The publisher stamps `published_at` after the send: a worker that published a job (the
+    charge records the confirmation email) and was killed before its stamp leaves the row
+    unstamped, and a worker may have started the job meanwhile. If that run dies too, the row
+    is running, its lease run out, and `published_at` empty: it must still be rescued (the
+    kill storm of tests/faults/test_recovery.py found one left running for good)."""
+    dead = record("running", lease_until=ago(30), published_at=None, attempts=1)
+
+    assert relay.relay() == 1
+    dead.refresh_from_db()
+    assert (dead.stalled_reason, dead.publishes) == ("worker_lost", 1)
+    assert empty_queues.llen("bulk") == 1
+    assert relay.relay() == 0  # its rescue waits on the queue: nothing more
+
+
 def test_a_backlog_is_not_published_again_but_a_lost_message_on_an_empty_queue_is(
     empty_queues, settings
 ):
