@@ -58,12 +58,18 @@ class CappedCountPaginator(Paginator[Any]):
     def capped(self) -> bool:
         return self.count > self.cap
 
+    @property
+    def cap_text(self) -> str:
+        return f"{self.cap:,}"
+
 
 class IndexOrderedChangeList(ChangeList):
     """The list in the order its model admin gives, which an index holds, without the primary
     key Django adds after it to make pages stable among equal values: no index holds that
-    order, and PostgreSQL then sorts every matching row for each page. Creation times are to
-    the microsecond: a tie at a page's edge could only move a row between two pages."""
+    order, and the database then sorts what it read (SQLite a temporary B-tree, PostgreSQL an
+    incremental sort: tests/jobs/test_query_plans.py). Creation times are to the
+    microsecond: a tie at a page's edge could only move a row between two pages. So the only
+    column a person may sort by is the one whose index gives the order (`sortable_by`)."""
 
     def _get_deterministic_ordering(self, ordering: list[Any]) -> list[Any]:
         return ordering
@@ -76,9 +82,28 @@ class LedgerSizedAdmin(ReadOnlyAdmin):
 
     paginator = CappedCountPaginator
     show_full_result_count = False
+    # "Show counts" would count every choice of every filter over the whole table.
+    show_facets = admin.ShowFacets.NEVER
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return IndexOrderedChangeList
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """Django's "Delete selected" too takes MAX_SELECTED rows at most: it gathers every
+        row and what cascades from it for its confirmation page."""
+        actions: dict[str, Any] = dict(super().get_actions(request))
+        if actions.get("delete_selected"):
+            delete, name, description = actions["delete_selected"]
+
+            def delete_capped(
+                modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]
+            ) -> Any:
+                if _too_many(modeladmin, request, queryset, title="Delete"):
+                    return None
+                return delete(modeladmin, request, queryset)
+
+            actions["delete_selected"] = (delete_capped, name, description)
+        return actions
 
 
 def _exact_filter(title: str, field: str, choices: Callable[[], list[str]]) -> type:
@@ -106,6 +131,20 @@ def _exact_filter(title: str, field: str, choices: Callable[[], list[str]]) -> t
 MAX_SELECTED = 500
 
 
+def _too_many(
+    modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any], *, title: str
+) -> bool:
+    """Whether more than MAX_SELECTED rows are selected; if so, the admin says so."""
+    if queryset.order_by()[: MAX_SELECTED + 1].count() <= MAX_SELECTED:
+        return False
+    modeladmin.message_user(
+        request,
+        f"{title}: select at most {MAX_SELECTED} at a time; narrow the list with the filters.",
+        messages.ERROR,
+    )
+    return True
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=False)
 
@@ -124,13 +163,7 @@ def _with_reason(
 ) -> HttpResponse | None:
     """An admin action that asks why on a confirmation page, then acts on each selected row
     through jobs.operations (which audits it); what could not be done is said, not hidden."""
-    selected = queryset[: MAX_SELECTED + 1].count()
-    if selected > MAX_SELECTED:
-        modeladmin.message_user(
-            request,
-            f"{title}: select at most {MAX_SELECTED} at a time; narrow the list with the filters.",
-            messages.ERROR,
-        )
+    if _too_many(modeladmin, request, queryset, title=title):
         return None
     form = ReasonForm(request.POST if "apply" in request.POST else None)
     if form.is_valid():
@@ -176,6 +209,7 @@ class JobAdmin(LedgerSizedAdmin):
     search_fields = ("id",)
     search_help_text = "A job's id, as the API and the dashboard give it."
     ordering = ("-created_at",)  # the newest first, as on /ops/
+    sortable_by = ("created_at",)
     actions = ["cancel_jobs"]
 
     def get_search_results(
@@ -305,6 +339,8 @@ class PausedQueueAdmin(NoDeleteAdmin):
 class EffectAdmin(LedgerSizedAdmin):
     list_display = ("key", "job", "created_at")
     list_select_related = ("job",)
+    ordering = ("-pk",)  # the newest first, by the primary key's index
+    sortable_by = ()
     search_fields = ("key",)
     search_help_text = "An effect's whole key, such as order-confirmation:<order id>."
 

@@ -129,8 +129,8 @@ class DiscardMatchingIn(LetterFilterIn):
 class ActedOnOut(serializers.Serializer[Any]):
     acted_on = serializers.IntegerField(help_text="Open dead letters requeued or discarded.")
     left = serializers.IntegerField(
-        help_text="Open dead letters that still match: a call acts on at most 500, oldest "
-        "first; call again for these."
+        help_text=f"Open dead letters that still match: a call acts on at most "
+        f"{operations.MATCHING_AT_A_TIME}, the longest failed first; call again for these."
     )
 
 

@@ -170,8 +170,8 @@ class Job(models.Model):
             ),
             # The newest jobs of a name or of a queue, in order (the dashboard's and the admin's
             # filters, a subject's dead letters by name): read 50 at a time however long the
-            # history. By name alone, either index serves an equality; neither is written by a
-            # run (the name, the queue and the creation never change).
+            # history. Any lookup by name alone uses job_by_name. Neither is written by a run
+            # (the name, the queue and the creation never change), only by the INSERT.
             models.Index(fields=["name", "created_at"], name="job_by_name"),
             models.Index(fields=["queue", "created_at"], name="job_by_queue"),
             # Stalled jobs are few: the dashboard and the metrics count them from this.

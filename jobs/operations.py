@@ -436,7 +436,8 @@ def _each_matching(
     done = 0
     # One transaction per letter, as one at a time: a letter someone else closed meanwhile is
     # skipped, and what was done stays done if a later one fails.
-    for letter in matching.select_related("job").order_by("pk")[:MATCHING_AT_A_TIME]:
+    # The longest failed first: the open letters' index (deadletter_open) holds that order.
+    for letter in matching.select_related("job").order_by("failed_at", "pk")[:MATCHING_AT_A_TIME]:
         try:
             act(letter)
         except NotOpen:

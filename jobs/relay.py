@@ -44,6 +44,7 @@ def relay(*, limit: int = SWEEP_LIMIT) -> int:
     - retries that fell due: a retry waits in the ledger, not as a countdown in a worker;
     - running jobs whose lease ran out: their process died (its heartbeat stopped renewing
       the lease), or a stopping worker could not hand them back. Published once per lease;
+      also a row never stamped published (its publisher died between the send and the stamp);
     - published jobs that nobody started for JOBS_STALLED_AFTER_SECONDS while their queue is
       empty: their message is gone (taken by a worker that died before starting it, or lost
       with a broker that restarted empty), a dead run's rescue included. A queue with

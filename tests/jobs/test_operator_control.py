@@ -480,8 +480,10 @@ def test_the_admin_counts_a_long_list_only_up_to_its_cap(admin_client, monkeypat
     found = admin_client.get("/admin/jobs/job/", {"q": str(one.pk)}).content.decode()
 
     assert "more than 3 jobs" in long
-    assert "Select all of more than 3 jobs" in long
+    assert "Select all 4" not in long  # no selection across pages: an action takes fewer
+    assert "Select all of" not in long
     assert "more than 3 jobs" in short
+    assert "more than 3 results" in short  # the search bar's count
     assert "1 job" in found
     assert "more than" not in found
 
@@ -507,6 +509,28 @@ def test_an_admin_action_on_more_than_it_can_do_in_one_request_is_refused(
     assert "select at most 2 at a time" in page
     assert set(Job.objects.values_list("state", flat=True)) == {"queued"}
     assert not OperatorAction.objects.exists()
+    # Django's own "Delete selected" too: it gathers every row for its confirmation page.
+    page = admin_client.post(
+        "/admin/jobs/job/",
+        {"action": "delete_selected", "_selected_action": [job.pk for job in jobs]},
+        follow=True,
+    ).content.decode()
+    assert "Delete: select at most 2 at a time" in page
+    assert Job.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_the_ledgers_admin_lists_sort_only_by_what_an_index_orders(admin_client):
+    """A sort by state or attempts reads and sorts the whole table; the lists offer none."""
+    Job.objects.create(name="jobs.sync_crm_contact", queue="crm")
+    jobs = admin_client.get("/admin/jobs/job/").content.decode()
+    effects = admin_client.get("/admin/jobs/effect/").content.decode()
+
+    assert "?o=" in jobs  # the creation time's header
+    assert 'class="column-state"' in jobs
+    assert 'class="sortable column-state' not in jobs
+    assert 'class="sortable' not in effects
+    assert "Show counts" not in jobs
 
 
 # --- the audit's migration -------------------------------------------------------------------
