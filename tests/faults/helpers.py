@@ -1,6 +1,7 @@
 """What the fault tests do to the stack beyond starting it: run the app's code in a process
 of its own that then dies on purpose, shut the database, and count what is left to do."""
 
+import os
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -113,6 +114,37 @@ def open_jobs() -> str:
         f"({r['published']} published, {r['stalled']} stalled)"
         for r in rows
     )
+
+
+def sqlite_lock_holders() -> str:
+    """Which processes hold a write lock on the test database's files now, from /proc/locks
+    (SQLite's locks are POSIX locks: the database file's, and the WAL index's, where byte 120
+    is the write lock), with their command lines: for a failure message."""
+    if connection.vendor != "sqlite":
+        return "(not SQLite)"
+    name = str(connection.settings_dict["NAME"])
+    inodes = {}
+    for suffix in ("", "-shm", "-wal"):
+        try:
+            inodes[os.stat(name + suffix).st_ino] = name.rsplit("/", 1)[-1] + suffix
+        except OSError:
+            continue
+    held = []
+    with open("/proc/locks") as locks:
+        for line in locks:
+            fields = line.split()
+            if "WRITE" not in fields or len(fields) < 8:
+                continue
+            pid, where = fields[-4], fields[-3]
+            if int(where.rsplit(":", 1)[-1]) in inodes:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                        command = cmdline.read().replace(b"\0", b" ").decode()[:120]
+                except OSError:
+                    command = "(gone)"
+                file = inodes[int(where.rsplit(":", 1)[-1])]
+                held.append(f"pid {pid} {file} bytes {fields[-2]}-{fields[-1]}: {command}")
+    return "; ".join(held) or "none"
 
 
 def wait_or_fail(

@@ -11,7 +11,7 @@ from sandbox.models import Charge
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
 from stack.waiting import wait_until
-from tests.faults.helpers import database_outage
+from tests.faults.helpers import database_outage, open_jobs, sqlite_lock_holders, wait_or_fail
 
 pytestmark = pytest.mark.faults
 
@@ -47,10 +47,23 @@ def test_a_job_whose_database_goes_away_retries_and_succeeds_once_it_is_back(sta
         time.sleep(8)
     set_switch("payments", latency_ms=0)
 
-    wait_until(
+    wait_or_fail(
         lambda: Job.objects.get(pk=charge.pk).state == "succeeded",
         timeout=90,
         message="the charge to succeed once the database is back",
+        # Timed out once in CI (2026-12-06), after passing in every other run: where the
+        # charge was, and what the worker said.
+        explain=lambda: (
+            "the charge: "
+            + str(
+                Job.objects.filter(pk=charge.pk)
+                .values("state", "attempts", "retries", "lease_until", "published_at")
+                .first()
+            )
+            + f"; {Job.objects.get(pk=charge.pk).last_error[:300]!r}"
+            + f"\nwrite locks on the database: {sqlite_lock_holders()}"
+            + f"\nstill open: {open_jobs()}\nworker log:\n{worker.output()[-4000:]}"
+        ),
     )
     wait_until(
         lambda: not Job.objects.exclude(state__in=["succeeded", "scheduled"]).exists(),
