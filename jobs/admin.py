@@ -39,6 +39,13 @@ class NoDeleteAdmin(ReadOnlyAdmin):
         return False
 
 
+def count_up_to(queryset: QuerySet[Any], limit: int) -> int:
+    """How many rows the queryset has, counted no further than `limit + 1`, in no order (the
+    first rows in any order are as many, and no sort is needed): a count that costs the same
+    on a ledger of millions as on an empty one."""
+    return queryset.order_by()[: limit + 1].count()
+
+
 class CappedCountPaginator(Paginator[Any]):
     """Counts no further than `cap` rows: the admin counts its list on every page, and a count
     of a ledger of millions reads all of them (an index from end to end at best). Past the cap
@@ -48,11 +55,10 @@ class CappedCountPaginator(Paginator[Any]):
 
     @cached_property
     def count(self) -> int:
-        # In no order: the first cap + 1 rows in any order are as many, and no sort is needed.
         rows = self.object_list
         if not isinstance(rows, QuerySet):  # the admin pages querysets; a list is counted
             return len(rows)
-        return rows.order_by()[: self.cap + 1].count()
+        return count_up_to(rows, self.cap)
 
     @property
     def capped(self) -> bool:
@@ -135,7 +141,7 @@ def _too_many(
     modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any], *, title: str
 ) -> bool:
     """Whether more than MAX_SELECTED rows are selected; if so, the admin says so."""
-    if queryset.order_by()[: MAX_SELECTED + 1].count() <= MAX_SELECTED:
+    if count_up_to(queryset, MAX_SELECTED) <= MAX_SELECTED:
         return False
     modeladmin.message_user(
         request,

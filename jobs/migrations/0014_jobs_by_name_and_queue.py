@@ -19,22 +19,25 @@ def _concurrently(schema_editor: Any) -> bool:
 class AddIndexWithoutBlockingWrites(migrations.AddIndex):
     """Django's AddIndexConcurrently where the database has it (PostgreSQL), AddIndex elsewhere."""
 
+    def _without_blocking(self, schema_editor, model, change):
+        """add_index or remove_index CONCURRENTLY on PostgreSQL: True if done; elsewhere
+        False, and the caller does what AddIndex does."""
+        if not (
+            _concurrently(schema_editor)
+            and self.allow_migrate_model(schema_editor.connection.alias, model)
+        ):
+            return False
+        getattr(schema_editor, change)(model, self.index, concurrently=True)
+        return True
+
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         model = to_state.apps.get_model(app_label, self.model_name)
-        if _concurrently(schema_editor) and self.allow_migrate_model(
-            schema_editor.connection.alias, model
-        ):
-            schema_editor.add_index(model, self.index, concurrently=True)
-        else:
+        if not self._without_blocking(schema_editor, model, "add_index"):
             super().database_forwards(app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         model = from_state.apps.get_model(app_label, self.model_name)
-        if _concurrently(schema_editor) and self.allow_migrate_model(
-            schema_editor.connection.alias, model
-        ):
-            schema_editor.remove_index(model, self.index, concurrently=True)
-        else:
+        if not self._without_blocking(schema_editor, model, "remove_index"):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
 
 

@@ -135,15 +135,15 @@ def sqlite_lock_holders() -> str:
             fields = line.split()
             if "WRITE" not in fields or len(fields) < 8:
                 continue
-            pid, where = fields[-4], fields[-3]
-            if int(where.rsplit(":", 1)[-1]) in inodes:
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                        command = cmdline.read().replace(b"\0", b" ").decode()[:120]
-                except OSError:
-                    command = "(gone)"
-                file = inodes[int(where.rsplit(":", 1)[-1])]
-                held.append(f"pid {pid} {file} bytes {fields[-2]}-{fields[-1]}: {command}")
+            pid, inode = fields[-4], int(fields[-3].rsplit(":", 1)[-1])
+            if inode not in inodes:
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    command = cmdline.read().replace(b"\0", b" ").decode()[:120]
+            except OSError:
+                command = "(gone)"
+            held.append(f"pid {pid} {inodes[inode]} bytes {fields[-2]}-{fields[-1]}: {command}")
     return "; ".join(held) or "none"
 
 
