@@ -7,13 +7,29 @@ than the job's own ledger writes. Instead, around each job, do what Django does 
 request (`close_old_connections`: drop connections older than CONN_MAX_AGE, health-check the
 rest before reuse), and drop the connections of a run that ended abnormally, whose
 connection an interrupted query (a soft time limit) may have left in an unusable state.
+
+A worker's main process also writes to the database from threads of its own (its heartbeat;
+the hand-back when it stops), and a prefork worker's main process forks a pool process from its
+main thread whenever one ends (a hard time limit, a crash, max-tasks-per-child). SQLite keeps
+a process's locks in the process's memory as well as in its files: a child forked while another
+thread of its parent was inside a write transaction inherits that lock as held, by a connection
+the child does not have, and gets "database is locked" for every write, for good (the
+database-outage fault test's pool process, forked after a hard time limit, did). So that work
+runs in `work_no_fork_interrupts`, and the main process's forks wait for it to end.
 """
 
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import states
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_init
 from django.db import close_old_connections, connections
+
+logger = logging.getLogger(__name__)
 
 ENDED_CLEANLY = frozenset({states.SUCCESS, states.RETRY, states.IGNORED})
 
@@ -38,3 +54,54 @@ def _after_job(task: Any = None, state: str | None = None, **kwargs: Any) -> Non
         close_old_connections()
     else:
         connections.close_all()
+
+
+# Held by a thread's database work in a worker's main process, and by that process's forks.
+_no_fork = threading.Lock()
+_forks_wait = False
+_held_for_this_fork = False
+# Longer than such work waits for SQLite's write lock (SQLITE_TIMEOUT_SECONDS, 20 s by
+# default). Past it the fork goes ahead, as it would without this wait, and says so: the
+# forking thread is the worker's event loop, which must not wait for good on a database that
+# hangs (a PostgreSQL host that stopped answering).
+FORK_WAIT_SECONDS = 60.0
+
+
+@contextmanager
+def work_no_fork_interrupts() -> Iterator[None]:
+    """Database work in a thread other than the one that forks (see above): no fork while it
+    runs, and the thread's connections closed before one can happen, since a connection must
+    not be carried into a child either (SQLite's rule; a PostgreSQL socket would be shared)."""
+    with _no_fork:
+        try:
+            yield
+        finally:
+            connections.close_all()
+
+
+def _before_fork() -> None:
+    global _held_for_this_fork
+    _held_for_this_fork = _no_fork.acquire(timeout=FORK_WAIT_SECONDS)
+    if not _held_for_this_fork:
+        logger.warning(
+            "forking after waiting %.0f s for a thread's database work: the new process may "
+            "find the database locked",
+            FORK_WAIT_SECONDS,
+        )
+
+
+def _after_fork() -> None:
+    if _held_for_this_fork:
+        _no_fork.release()
+
+
+@worker_init.connect
+def _make_forks_wait_for_database_work(**kwargs: Any) -> None:
+    """Once per process: os.fork() (billiard's, for a pool process) waits for the work above."""
+    global _forks_wait
+    if _forks_wait:
+        return  # registered twice, a fork would wait for itself
+    _forks_wait = True
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )

@@ -26,6 +26,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Q
 
 from jobs.clock import DbNow
+from jobs.connections import work_no_fork_interrupts
 from jobs.models import Job, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -108,15 +109,17 @@ def _renew_while_held() -> None:
 
 def _beat(beat: Any, *, hold_connection: bool = True) -> None:
     """Call beat() once; log, never raise, what goes wrong: the thread that calls it must
-    live. Without `hold_connection`, close the thread's database connection afterwards."""
+    live. Without `hold_connection` (a worker's main process, which forks its pool processes),
+    no fork while it runs, and the thread's connection closed afterwards (jobs.connections)."""
     try:
-        try:
-            beat()
-        finally:
-            if hold_connection:
+        if hold_connection:
+            try:
+                beat()
+            finally:
                 close_old_connections()
-            else:
-                connections.close_all()
+        else:
+            with work_no_fork_interrupts():
+                beat()
     except DatabaseError as exc:
         # The leases run out if the database stays away: other workers take the jobs over,
         # and these runs' later writes are fenced out.
@@ -163,9 +166,8 @@ def _start_worker_heartbeat(sender: Any = None, **kwargs: Any) -> None:
     def beat() -> None:
         beat_worker(hostname, queues=queues)
 
-    # Its connection is closed after each beat: the main process of a prefork worker forks a
-    # new pool process whenever one dies, and an SQLite connection open across fork() is
-    # closed again in the child, which can leave the database locked for every process.
+    # No fork during a beat, and its connection closed after each: the main process of a
+    # prefork worker forks a new pool process whenever one ends (jobs.connections).
     stop = _worker_beats[hostname] = threading.Event()
     threading.Thread(
         target=_every_heartbeat,

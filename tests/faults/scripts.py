@@ -7,6 +7,9 @@ enqueue_crm_backlog CUSTOMER_ID N
                                  followed by an analytics event, as orders leave them
 place_order_published_n_times TOKEN SKU N
                                  place an order, then publish its charge job N-1 more times
+fork_while_a_heartbeat_writes    fork, as a prefork worker's main process does to start a pool
+                                 process, while its heartbeat thread is inside a write; then
+                                 write from the child (exit 0 if it could, 1 if not)
 take_and_die QUEUE N             take N messages from QUEUE as a worker does (unacknowledged),
                                  then die before starting any, like a worker SIGKILLed with
                                  messages it had reserved (exit 3)
@@ -70,6 +73,52 @@ def place_order_published_n_times(token: str, sku: str, copies: str) -> None:
     for _ in range(int(copies) - 1):
         assert publish(charge, force=True)
     print(charge.pk)
+
+
+def fork_while_a_heartbeat_writes() -> None:
+    """A worker's main process writes its heartbeat from a thread of its own and forks a pool
+    process from its main thread whenever one ends (a hard time limit, a crash): fork while a
+    beat is inside its write transaction, then, once the beat is over, write from the child."""
+    import threading
+    import time
+
+    from celery.signals import worker_init
+    from django.db import transaction
+
+    from config.celery import app
+    from jobs import heartbeat
+
+    class MainProcess:  # what worker_init's receivers read of the worker
+        pass
+
+    worker = MainProcess()
+    worker.app = app  # type: ignore[attr-defined]
+    worker_init.send(sender=worker)  # what a worker's main process does as it starts
+    inside = threading.Event()
+
+    def slow_beat() -> None:
+        with transaction.atomic():
+            heartbeat.beat_worker("parent@forks")
+            inside.set()
+            time.sleep(0.5)
+
+    beating = threading.Thread(
+        target=heartbeat._beat, args=(slow_beat,), kwargs={"hold_connection": False}
+    )
+    beating.start()
+    assert inside.wait(10), "the beat never started"
+    child = os.fork()
+    if child == 0:
+        time.sleep(1)  # the parent's beat has committed by now
+        try:
+            heartbeat.beat_worker("child@forks")
+        except Exception as exc:
+            print(f"the child could not write: {exc}", flush=True)
+            os._exit(1)
+        os._exit(0)
+    beating.join()
+    _, status = os.waitpid(child, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def take_and_die(queue: str, count: str) -> None:
