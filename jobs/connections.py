@@ -15,7 +15,7 @@ a process's locks in the process's memory as well as in its files: a child forke
 thread of its parent was inside a write transaction inherits that lock as held, by a connection
 the child does not have, and gets "database is locked" for every write, for good (the
 database-outage fault test's pool process, forked after a hard time limit, did). So that work
-runs in `work_no_fork_interrupts`, and the main process's forks wait for it to end.
+runs in `no_fork_meanwhile`, and the main process's forks wait for it to end.
 """
 
 import logging
@@ -27,6 +27,7 @@ from typing import Any
 
 from celery import states
 from celery.signals import task_postrun, task_prerun, worker_init
+from django.conf import settings
 from django.db import close_old_connections, connections
 
 logger = logging.getLogger(__name__)
@@ -59,19 +60,27 @@ def _after_job(task: Any = None, state: str | None = None, **kwargs: Any) -> Non
 # Held by a thread's database work in a worker's main process, and by that process's forks.
 _no_fork = threading.Lock()
 _forks_wait = False
-_held_for_this_fork = False
-# Longer than such work waits for SQLite's write lock (SQLITE_TIMEOUT_SECONDS, 20 s by
-# default). Past it the fork goes ahead, as it would without this wait, and says so: the
-# forking thread is the worker's event loop, which must not wait for good on a database that
-# hangs (a PostgreSQL host that stopped answering).
-FORK_WAIT_SECONDS = 60.0
+_this_fork = threading.local()  # whether the forking thread got the lock (each its own)
+
+
+def _fork_wait_seconds() -> float:
+    """Twice the longest that SQLite makes a statement wait for its write lock
+    (SQLITE_TIMEOUT_SECONDS, 20 s by default): a beat waits once, at its BEGIN. Past it the
+    fork goes ahead, as it would without the wait, and says so: the forking thread is the
+    worker's event loop, which takes no message and enforces no time limit meanwhile."""
+    waits = [
+        float(database.get("OPTIONS", {}).get("timeout", 5))
+        for database in settings.DATABASES.values()
+        if database["ENGINE"] == "django.db.backends.sqlite3"
+    ]
+    return 2 * max(waits, default=0)
 
 
 @contextmanager
-def work_no_fork_interrupts() -> Iterator[None]:
+def no_fork_meanwhile() -> Iterator[None]:
     """Database work in a thread other than the one that forks (see above): no fork while it
-    runs, and the thread's connections closed before one can happen, since a connection must
-    not be carried into a child either (SQLite's rule; a PostgreSQL socket would be shared)."""
+    runs, and the thread's connections closed before one can happen. Not nested: the lock is
+    not reentrant."""
     with _no_fork:
         try:
             yield
@@ -80,28 +89,39 @@ def work_no_fork_interrupts() -> Iterator[None]:
 
 
 def _before_fork() -> None:
-    global _held_for_this_fork
-    _held_for_this_fork = _no_fork.acquire(timeout=FORK_WAIT_SECONDS)
-    if not _held_for_this_fork:
+    wait = _fork_wait_seconds()
+    _this_fork.held = _no_fork.acquire(timeout=wait)
+    if not _this_fork.held:
         logger.warning(
             "forking after waiting %.0f s for a thread's database work: the new process may "
             "find the database locked",
-            FORK_WAIT_SECONDS,
+            wait,
         )
 
 
-def _after_fork() -> None:
-    if _held_for_this_fork:
+def _after_fork_in_parent() -> None:
+    if _this_fork.held:
         _no_fork.release()
+
+
+def _after_fork_in_child() -> None:
+    # The child's only thread is the one that forked: a lock of its own, free, whoever held
+    # the parent's.
+    global _no_fork
+    _no_fork = threading.Lock()
 
 
 @worker_init.connect
 def _make_forks_wait_for_database_work(**kwargs: Any) -> None:
-    """Once per process: os.fork() (billiard's, for a pool process) waits for the work above."""
+    """Once per process, and on SQLite only (a PostgreSQL connection holds no lock in the
+    process's memory): every os.fork() of the process, billiard's for a pool process among
+    them, waits for the work above."""
     global _forks_wait
-    if _forks_wait:
+    if _forks_wait or not _fork_wait_seconds():
         return  # registered twice, a fork would wait for itself
     _forks_wait = True
     os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
     )

@@ -26,7 +26,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Q
 
 from jobs.clock import DbNow
-from jobs.connections import work_no_fork_interrupts
+from jobs.connections import no_fork_meanwhile
 from jobs.models import Job, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def _beat(beat: Any, *, hold_connection: bool = True) -> None:
             finally:
                 close_old_connections()
         else:
-            with work_no_fork_interrupts():
+            with no_fork_meanwhile():
                 beat()
     except DatabaseError as exc:
         # The leases run out if the database stays away: other workers take the jobs over,

@@ -29,7 +29,7 @@ from celery.signals import worker_init, worker_ready
 from django.conf import settings
 
 from jobs import ledger
-from jobs.connections import work_no_fork_interrupts
+from jobs.connections import no_fork_meanwhile
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _then_celery(
 def _hand_back(*, node: str) -> None:
     handing_back.set()
     # A timer's thread in the main process, which may still fork a pool process meanwhile.
-    with work_no_fork_interrupts():
+    with no_fork_meanwhile():
         handed = ledger.hand_back_held_by(node=node)
     logger.warning("stopping: %d running job(s) handed back for other workers", handed)
 

@@ -109,7 +109,9 @@ def fork_while_a_heartbeat_writes() -> None:
     assert inside.wait(10), "the beat never started"
     child = os.fork()
     if child == 0:
-        time.sleep(1)  # the parent's beat has committed by now
+        # Forked during the beat only if forks do not wait for it; either way the beat has
+        # committed by the time this writes.
+        time.sleep(1)
         try:
             heartbeat.beat_worker("child@forks")
         except Exception as exc:
