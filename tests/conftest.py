@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from celery.concurrency.thread import TaskPool as ThreadTaskPool
 from celery.contrib.testing.worker import start_worker
 from celery.worker import WorkController
 from django.conf import settings
@@ -106,6 +107,11 @@ def running_worker() -> Iterator[WorkController]:
         finally:
             stop.set()
             relay_thread.join()
+    # Celery's testing worker stops with a cold shutdown, which leaves the pool's running jobs
+    # running: wait for them, or the test's database is flushed under them (on PostgreSQL the
+    # flush's TRUNCATE and a job's transaction deadlocked).
+    assert isinstance(worker.pool, ThreadTaskPool)
+    worker.pool.executor.shutdown(wait=True, cancel_futures=True)
     # The pool's threads have ended, but their database connections wait for the garbage
     # collector: on PostgreSQL a suite's worth of them used up max_connections (100).
     gc.collect()
