@@ -141,5 +141,4 @@ def test_a_pool_process_started_while_the_heartbeat_writes_can_write_to_the_data
     if connection.vendor != "sqlite":
         pytest.skip("SQLite's locks: a PostgreSQL connection holds none in the process")
     app = stack(**OUTAGE_LOCK_WAIT)
-    done = app.run_script("fork_while_a_heartbeat_writes", check_exit=None)
-    assert done.returncode == 0, done.stdout + done.stderr
+    app.run_script("fork_while_a_heartbeat_writes")  # exit 0: the child could write
