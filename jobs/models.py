@@ -110,8 +110,15 @@ class Job(models.Model):
     # What the job is about, if anything: any model instance of the project (an order, a
     # customer). A text id, so that models with UUID keys can be named too. Pages show a
     # subject's jobs through a GenericRelation on its model (shop.models.Order.jobs).
+    # Not indexed alone: job_concerning below leads with it, and serves every lookup by it
+    # (a content type's cascade included); a second index would be one more entry per INSERT.
     concerning_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     concerning_id = models.CharField(max_length=64, blank=True)
     concerning = GenericForeignKey("concerning_type", "concerning_id")

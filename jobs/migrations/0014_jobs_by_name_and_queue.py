@@ -11,54 +11,22 @@ from typing import Any
 
 from django.db import migrations, models
 
-
-def _concurrently(schema_editor: Any) -> bool:
-    return bool(schema_editor.connection.vendor == "postgresql")
-
-
-class AddIndexWithoutBlockingWrites(migrations.AddIndex):
-    """Django's AddIndexConcurrently where the database has it (PostgreSQL), AddIndex elsewhere."""
-
-    def _without_blocking(self, schema_editor, model, change):
-        """add_index or remove_index CONCURRENTLY on PostgreSQL: True if done; elsewhere
-        False, and the caller does what AddIndex does."""
-        if not (
-            _concurrently(schema_editor)
-            and self.allow_migrate_model(schema_editor.connection.alias, model)
-        ):
-            return False
-        getattr(schema_editor, change)(model, self.index, concurrently=True)
-        return True
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self._without_blocking(schema_editor, model, "add_index"):
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if not self._without_blocking(schema_editor, model, "remove_index"):
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+from jobs.migrations._without_blocking import (
+    AddIndexWithoutBlockingWrites,
+    create_single_column_index,
+    drop_single_column_indexes,
+)
 
 
 def drop_the_index_on_the_name_alone(apps: Any, schema_editor: Any) -> None:
-    """By what the database says it holds: the index's name is Django's hash of the field, and
-    PostgreSQL also has a second one for LIKE (varchar_pattern_ops). Dropping them in place
-    spares SQLite the copy of the whole table that AlterField makes there."""
-    connection = schema_editor.connection
-    with connection.cursor() as cursor:
-        found = connection.introspection.get_constraints(cursor, "jobs_job")
-    for name, index in found.items():
-        if index["index"] and not index["unique"] and index["columns"] == ["name"]:
-            how = "CONCURRENTLY " if _concurrently(schema_editor) else ""
-            schema_editor.execute(f"DROP INDEX {how}{schema_editor.quote_name(name)}")
+    drop_single_column_indexes(schema_editor, table="jobs_job", column="name")
 
 
 def index_the_name_alone_again(apps: Any, schema_editor: Any) -> None:
-    """Back to 0013's state, without holding writes either. Its name is not Django's hash, which
-    nothing needs: Django finds a field's index by its columns."""
-    how = "CONCURRENTLY " if _concurrently(schema_editor) else ""
-    schema_editor.execute(f'CREATE INDEX {how}"jobs_job_name_only" ON "jobs_job" ("name")')
+    """Back to 0013's state, without holding writes either."""
+    create_single_column_index(
+        schema_editor, table="jobs_job", column="name", name="jobs_job_name_only"
+    )
 
 
 class Migration(migrations.Migration):

@@ -199,3 +199,42 @@ def test_the_dashboard_lists_the_newest_jobs_of_a_queue_or_name_from_an_index(
     for sql, plan in listed.items():
         assert lists_newest_first(plan), f"{sql}\n sorts what it read: {plan}"
         assert seeks(plan, Job), f"{sql}\n walks the history to find them: {plan}"
+
+
+def test_no_index_of_the_ledger_repeats_the_first_columns_of_another():
+    """Every index is one more entry written by every job's INSERT: one whose columns begin
+    another's serves no lookup the longer one does not (Django's own index on a foreign key,
+    `concerning_type`, did, in front of job_concerning). A partial index may: it holds fewer
+    rows."""
+    partial = {index.name for index in Job._meta.indexes if index.condition is not None}
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, Job._meta.db_table)
+    indexes = {
+        name: tuple(index["columns"])
+        for name, index in found.items()
+        if index["index"] and not index["unique"] and not index["primary_key"]
+    }
+    repeats = [
+        f"{short} {columns} begins {longer} {longer_columns}"
+        for short, columns in indexes.items()
+        for longer, longer_columns in indexes.items()
+        if short != longer
+        and short not in partial
+        and len(columns) < len(longer_columns)
+        and longer_columns[: len(columns)] == columns
+    ]
+    assert not repeats
+
+
+def test_the_jobs_of_a_subject_and_of_a_content_type_are_read_from_an_index():
+    """What the foreign key's own index served before 0015: the deletion of a content type's
+    jobs (its cascade) and a subject's timeline both seek in job_concerning."""
+    from django.contrib.contenttypes.models import ContentType
+
+    user = get_user_model().objects.create(username="subject@example.com")
+    Job.objects.create(name="jobs.sync_crm_contact", queue="bulk", concerning=user)
+    with statements() as ran:
+        list(Job.objects.concerning(user))
+        list(Job.objects.filter(concerning_type=ContentType.objects.get_for_model(user)))
+    found = assert_every_query_reads_an_index(ran, Job)
+    assert all("job_concerning" in plan for plan in found.values()), found
