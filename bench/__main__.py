@@ -67,11 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results["machine"] = machine
         load = Load(bench.ports["web"], CLIENTS)
+
+        def machinery_of_this_run() -> dict:
+            if "machinery" not in results:
+                raise RuntimeError("the pickup needs section 2's drain rates, which broke off")
+            return results["machinery"]
+
         runs = {
             "latency": lambda: sections.request_latency(bench, size, load),
             "machinery": lambda: sections.job_machinery(bench, size),
             "io": lambda: sections.io_bound(bench, size),
-            "pickup": lambda: sections.pickup(bench, size, load, results["machinery"]),
+            "pickup": lambda: sections.pickup(bench, size, load, machinery_of_this_run()),
             "spike": lambda: sections.spike(bench, size, load),
             "footprint": lambda: sections.footprint(bench, load, orders=50),
             "ledger": lambda: ledger_growth.ledger_growth(bench, size),
@@ -103,17 +109,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def with_what_they_measure_against(only: list[str]) -> list[str]:
-    """The sections to run, with section 2 before the pickup if it is not among them: the
-    pickup's half load is half the drain rates section 2 measures, and they must be this
+    """The sections to run, with section 2 before the pickup (added if it is not among them):
+    the pickup's half load is half the drain rates section 2 measures, and they must be this
     machine's. (An --update of the pickup alone on a slower machine took an earlier run's
     rates: bare Celery's "half load" was more than it drained, a p50 of 268 ms.)"""
-    if "pickup" in only and "machinery" not in only:
+    if "pickup" not in only:
+        return only
+    if "machinery" not in only:
         print(
             "… the pickup's half load needs this run's drain rates: machinery runs first",
             file=sys.stderr,
         )
-        return [*only[: only.index("pickup")], "machinery", *only[only.index("pickup") :]]
-    return only
+    rest = [name for name in only if name != "machinery"]
+    at = rest.index("pickup")
+    return [*rest[:at], "machinery", *rest[at:]]
 
 
 def _broken(results: dict) -> bool:

@@ -36,7 +36,7 @@ from typing import Any
 from celery import Task, current_app
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import DatabaseError, close_old_connections, models, transaction
+from django.db import DatabaseError, close_old_connections, connections, models, router, transaction
 from django.db.models import F
 from kombu import Producer
 
@@ -125,6 +125,9 @@ def new_job(
         stalled_reason="",
     )
     if concerning is not None:
+        if concerning.pk is None:
+            # What the generic relation's bulk_create said: never a job about "None".
+            raise ValueError(f"new_job({name!r}): concerning {concerning!r}, which is not saved")
         # The columns, not the generic relation's descriptor, which copies a manager and asks
         # the database router twice for each job (a sixth of an order's time building its
         # jobs); the id as the text it is stored as.
@@ -153,10 +156,14 @@ def _insert_all(jobs: list[Job]) -> None:
     their conversions are the model's own (each field's `pre_save` where it has one, then
     `get_db_prep_save`), without the ORM's query compiler around each value, and without
     RETURNING (every value is given), so a field added to the model is written with no change
-    here. A row holding an expression (a DatabaseDefault, an F()) goes through bulk_create.
-    tests/jobs/test_ledger_insert.py holds the rows it writes to bulk_create's, column by
-    column."""
-    connection = transaction.get_connection()
+    here. A row holding an expression (a DatabaseDefault, an F()) or no id goes through
+    bulk_create: a field added with a db_default and no Python default needs a value in
+    `new_job`, or every job takes that way (tests/jobs/test_ledger_insert.py fails then). That
+    test holds the rows written here to bulk_create's, column by column."""
+    if not jobs:
+        return
+    using = router.db_for_write(Job)
+    connection = connections[using]
     fields = _insert_fields()
     rows: list[list[Any]] = []
     for job in jobs:
@@ -164,8 +171,9 @@ def _insert_all(jobs: list[Job]) -> None:
             field.pre_save(job, True) if own_pre_save else getattr(job, field.attname)
             for field, own_pre_save, _ in fields
         ]
-        if any(hasattr(value, "resolve_expression") for value in values):
-            Job.objects.bulk_create(jobs)
+        # bulk_create gives a row without an id its default, and resolves expressions.
+        if job.pk is None or any(hasattr(value, "resolve_expression") for value in values):
+            Job.objects.using(using).bulk_create(jobs)
             return
         rows.append(
             [
@@ -180,8 +188,8 @@ def _insert_all(jobs: list[Job]) -> None:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field, _, _ in fields)
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    per_batch = connection.ops.bulk_batch_size([field for field, _, _ in fields], jobs)
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    per_batch = max(connection.ops.bulk_batch_size([field for field, _, _ in fields], jobs), 1)
+    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
         for start in range(0, len(rows), per_batch):
             batch = rows[start : start + per_batch]
             cursor.execute(
@@ -191,7 +199,7 @@ def _insert_all(jobs: list[Job]) -> None:
             )
     for job in jobs:
         job._state.adding = False
-        job._state.db = connection.alias
+        job._state.db = using
 
 
 @functools.cache

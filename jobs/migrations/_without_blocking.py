@@ -58,7 +58,9 @@ def drop_single_column_indexes(schema_editor: Any, *, table: str, column: str) -
 
 def create_single_column_index(schema_editor: Any, *, table: str, column: str, name: str) -> None:
     """An index on `column` alone again (a backward step). Its name need not be Django's hash:
-    Django finds a field's index by its columns."""
+    Django finds a field's index by its columns. One left behind by a build that stopped
+    midway (PostgreSQL keeps it, marked invalid) is dropped first, so the step can be rerun."""
     how = "CONCURRENTLY " if concurrently(schema_editor) else ""
     quote = schema_editor.quote_name
+    schema_editor.execute(f"DROP INDEX {how}IF EXISTS {quote(name)}")
     schema_editor.execute(f"CREATE INDEX {how}{quote(name)} ON {quote(table)} ({quote(column)})")

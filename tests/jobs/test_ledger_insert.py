@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
-from django.db.models import Value
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet, Value
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -54,11 +54,21 @@ def rows(jobs: list[Job]) -> list[dict]:
     return [by_id[job.pk.hex] for job in jobs]
 
 
-def test_the_rows_are_those_bulk_create_writes_column_by_column():
+def no_bulk_create(monkeypatch) -> None:
+    """bulk_create refused: what is written is written by _insert_all's own INSERT."""
+
+    def refused(*args, **kwargs):
+        raise AssertionError("fell back to bulk_create")
+
+    monkeypatch.setattr(QuerySet, "bulk_create", refused)
+
+
+def test_the_rows_are_those_bulk_create_writes_column_by_column(monkeypatch):
     subject = get_user_model().objects.create(username="subject@example.com")
     ours, django_s = some_jobs(subject), some_jobs(subject)
-    _insert_all(ours)
     Job.objects.bulk_create(django_s)
+    no_bulk_create(monkeypatch)
+    _insert_all(ours)
 
     for mine, theirs in zip(rows(ours), rows(django_s), strict=True):
         assert set(mine) == set(theirs) == {f.column for f in Job._meta.concrete_fields}
@@ -106,26 +116,48 @@ def test_a_job_holding_an_expression_is_written_the_orm_s_way():
     assert written[jobs[1].pk].outcome_reason == "by hand"
 
 
-def test_many_jobs_go_in_batches_the_database_accepts_and_all_or_none_are_written():
+@pytest.mark.django_db(transaction=True)
+def test_many_jobs_go_in_batches_the_database_accepts_and_all_or_none_are_written(monkeypatch):
+    no_bulk_create(monkeypatch)
     jobs = [new_job("jobs.sync_crm_contact", customer_id=n) for n in range(250)]
     with CaptureQueriesContext(connection) as ran:
         _insert_all(jobs)
     inserts = [q for q in ran.captured_queries if q["sql"].startswith("INSERT")]
-    per_batch = connection.ops.bulk_batch_size(list(Job._meta.concrete_fields), jobs)
+    per_batch = max(connection.ops.bulk_batch_size(list(Job._meta.concrete_fields), jobs), 1)
     assert len(inserts) == -(-250 // per_batch)
     assert Job.objects.count() == 250
 
-    # A failure in a later batch takes the earlier ones back with it (a duplicate id).
-    more = [new_job("jobs.sync_crm_contact", customer_id=n) for n in range(per_batch + 1)]
+    # A failure in a later batch takes the earlier ones back with it (a duplicate id), with
+    # no transaction of the caller's around it: _insert_all's own.
+    more = [new_job("jobs.sync_crm_contact", customer_id=n) for n in range(2 * per_batch)]
     more[-1].pk = jobs[0].pk
-    with pytest.raises(Exception), transaction.atomic():  # noqa: B017, PT011 - the database's own
+    with pytest.raises(IntegrityError):
         _insert_all(more)
     assert Job.objects.count() == 250
 
 
-def test_an_order_s_jobs_are_one_insert_in_its_transaction():
+def test_a_job_about_an_unsaved_object_is_refused_and_one_without_an_id_gets_one():
+    with pytest.raises(ValueError, match="not saved"):
+        new_job("jobs.send_welcome_email", concerning=get_user_model()(username="x"))
+    job = new_job("jobs.sync_crm_contact", customer_id=1)
+    job.pk = None
+    _insert_all([job])
+    assert job.pk is not None
+    assert Job.objects.get().pk == job.pk
+
+
+def test_an_order_s_jobs_are_one_insert_in_its_transaction(monkeypatch):
+    no_bulk_create(monkeypatch)
     subject = get_user_model().objects.create(username="subject@example.com")
     with CaptureQueriesContext(connection) as ran, transaction.atomic():
         enqueue_all(some_jobs(subject))
     statements = [q["sql"].split()[0] for q in ran.captured_queries]
     assert statements.count("INSERT") == 1
+
+
+def test_recording_no_jobs_records_nothing_and_raises_nothing():
+    """A service may have nothing to record (an event no webhook endpoint wants): on
+    PostgreSQL the batch size of no rows is 0, which must not be a step of zero."""
+    with CaptureQueriesContext(connection) as ran, transaction.atomic():
+        assert enqueue_all([]) == []
+    assert not [q for q in ran.captured_queries if q["sql"].startswith("INSERT")]

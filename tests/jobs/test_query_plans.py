@@ -204,8 +204,8 @@ def test_the_dashboard_lists_the_newest_jobs_of_a_queue_or_name_from_an_index(
 def test_no_index_of_the_ledger_repeats_the_first_columns_of_another():
     """Every index is one more entry written by every job's INSERT: one whose columns begin
     another's serves no lookup the longer one does not (Django's own index on a foreign key,
-    `concerning_type`, did, in front of job_concerning). A partial index may: it holds fewer
-    rows."""
+    `concerning_type`, did, in front of job_concerning). Partial indexes are left out: they
+    hold other rows."""
     partial = {index.name for index in Job._meta.indexes if index.condition is not None}
     with connection.cursor() as cursor:
         found = connection.introspection.get_constraints(cursor, Job._meta.db_table)
@@ -220,6 +220,7 @@ def test_no_index_of_the_ledger_repeats_the_first_columns_of_another():
         for longer, longer_columns in indexes.items()
         if short != longer
         and short not in partial
+        and longer not in partial
         and len(columns) < len(longer_columns)
         and longer_columns[: len(columns)] == columns
     ]
@@ -235,6 +236,7 @@ def test_the_jobs_of_a_subject_and_of_a_content_type_are_read_from_an_index():
     Job.objects.create(name="jobs.sync_crm_contact", queue="bulk", concerning=user)
     with statements() as ran:
         list(Job.objects.concerning(user))
-        list(Job.objects.filter(concerning_type=ContentType.objects.get_for_model(user)))
+        # As Django's cascade asks when a content type is deleted.
+        list(Job.objects.filter(concerning_type__in=[ContentType.objects.get_for_model(user)]))
     found = assert_every_query_reads_an_index(ran, Job)
     assert all("job_concerning" in plan for plan in found.values()), found
