@@ -7,26 +7,12 @@ The indexes are built without holding writes: on PostgreSQL with CREATE INDEX CO
 (which cannot run in a transaction: this migration is not atomic), so that jobs go on being
 recorded and finished while it builds; SQLite builds under its write lock either way."""
 
-from typing import Any
-
 from django.db import migrations, models
 
 from jobs.migrations._without_blocking import (
     AddIndexWithoutBlockingWrites,
-    create_single_column_index,
-    drop_single_column_indexes,
+    index_on_one_column_dropped,
 )
-
-
-def drop_the_index_on_the_name_alone(apps: Any, schema_editor: Any) -> None:
-    drop_single_column_indexes(schema_editor, table="jobs_job", column="name")
-
-
-def index_the_name_alone_again(apps: Any, schema_editor: Any) -> None:
-    """Back to 0013's state, without holding writes either."""
-    create_single_column_index(
-        schema_editor, table="jobs_job", column="name", name="jobs_job_name_only"
-    )
 
 
 class Migration(migrations.Migration):
@@ -55,7 +41,9 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
-                migrations.RunPython(drop_the_index_on_the_name_alone, index_the_name_alone_again),
+                index_on_one_column_dropped(
+                    table="jobs_job", column="name", name="jobs_job_name_only"
+                ),
             ],
         ),
     ]

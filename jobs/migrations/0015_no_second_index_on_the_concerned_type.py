@@ -5,28 +5,10 @@ concerning_id, created_at), which serves every lookup by the type alone as well.
 Dropped without holding writes (DROP INDEX CONCURRENTLY on PostgreSQL: this migration is not
 atomic), and in place on SQLite, where an AlterField would copy the whole table."""
 
-from typing import Any
-
 import django.db.models.deletion
 from django.db import migrations, models
 
-from jobs.migrations._without_blocking import (
-    create_single_column_index,
-    drop_single_column_indexes,
-)
-
-
-def drop_the_index_on_the_type_alone(apps: Any, schema_editor: Any) -> None:
-    drop_single_column_indexes(schema_editor, table="jobs_job", column="concerning_type_id")
-
-
-def index_the_type_alone_again(apps: Any, schema_editor: Any) -> None:
-    create_single_column_index(
-        schema_editor,
-        table="jobs_job",
-        column="concerning_type_id",
-        name="jobs_job_concerning_type_only",
-    )
+from jobs.migrations._without_blocking import index_on_one_column_dropped
 
 
 class Migration(migrations.Migration):
@@ -54,7 +36,11 @@ class Migration(migrations.Migration):
                 ),
             ],
             database_operations=[
-                migrations.RunPython(drop_the_index_on_the_type_alone, index_the_type_alone_again),
+                index_on_one_column_dropped(
+                    table="jobs_job",
+                    column="concerning_type_id",
+                    name="jobs_job_concerning_type_only",
+                ),
             ],
         ),
     ]

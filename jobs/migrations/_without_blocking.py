@@ -64,3 +64,16 @@ def create_single_column_index(schema_editor: Any, *, table: str, column: str, n
     quote = schema_editor.quote_name
     schema_editor.execute(f"DROP INDEX {how}IF EXISTS {quote(name)}")
     schema_editor.execute(f"CREATE INDEX {how}{quote(name)} ON {quote(table)} ({quote(column)})")
+
+
+def index_on_one_column_dropped(*, table: str, column: str, name: str) -> migrations.RunPython:
+    """The operation that drops `table`'s index on `column` alone (forward), and builds it
+    again as `name` (backward), neither holding writes."""
+    return migrations.RunPython(
+        lambda apps, schema_editor: drop_single_column_indexes(
+            schema_editor, table=table, column=column
+        ),
+        lambda apps, schema_editor: create_single_column_index(
+            schema_editor, table=table, column=column, name=name
+        ),
+    )
