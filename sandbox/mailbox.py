@@ -30,7 +30,13 @@ class Message:
 
 
 def _maildir(path: Path | None = None) -> stdlib_mailbox.Maildir:
-    return stdlib_mailbox.Maildir(path or settings.SANDBOX_MAILDIR, create=True)
+    folder = Path(path or settings.SANDBOX_MAILDIR)
+    # Not Maildir(create=True): it makes tmp/, new/ and cur/ only if the folder itself is not
+    # there yet, so a delivery running beside the one that made the folder found no tmp/ and
+    # failed (the SMTP server delivers each message in a thread of its own).
+    for sub in ("tmp", "new", "cur"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return stdlib_mailbox.Maildir(folder, create=False)
 
 
 def messages(path: Path | None = None) -> list[Message]:
@@ -49,7 +55,11 @@ def messages(path: Path | None = None) -> list[Message]:
                 body=body.get_content() if body else "",
             )
         )
-    return sorted(found, key=lambda m: m.date or datetime.min.astimezone(), reverse=True)
+    # By the moment each says it was sent; one without a Date header last. (Its Date may
+    # also lack a zone, "-0000": a naive datetime, which cannot be compared with an aware one.)
+    return sorted(
+        found, key=lambda m: m.date.timestamp() if m.date else float("-inf"), reverse=True
+    )
 
 
 def _seen_before(path: Path, raw: bytes) -> bool:
