@@ -5,6 +5,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from urllib3.exceptions import ProtocolError
 
 from jobs.errors import PermanentError, TransientError
 from jobs.shutdown import checkpoint
@@ -19,6 +20,13 @@ def _session() -> requests.Session:
     if session is None:
         session = _local.session = requests.Session()
     return session
+
+
+def _broken_before_an_answer(error: requests.ConnectionError) -> bool:
+    """The connection broke after the request went out and before any answer (urllib3's
+    "Connection aborted": a reset, or the server closing it), not a connect that failed
+    (refused, unreachable), after which there is nothing to send again."""
+    return bool(error.args) and isinstance(error.args[0], ProtocolError)
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -40,14 +48,28 @@ def call(
     A safe point: a job whose worker is stopping hands itself back here, before the call.
     """
     checkpoint()
-    try:
-        response = _session().request(
-            method, url, json=json, headers=headers, timeout=settings.THIRD_PARTY_TIMEOUT_SECONDS
-        )
-    except requests.Timeout as exc:
-        raise TransientError(f"{method} {url} timed out") from exc
-    except requests.ConnectionError as exc:
-        raise TransientError(f"{method} {url} could not connect") from exc
+    for tries_left in (1, 0):
+        try:
+            response = _session().request(
+                method,
+                url,
+                json=json,
+                headers=headers,
+                timeout=settings.THIRD_PARTY_TIMEOUT_SECONDS,
+            )
+            break
+        except requests.Timeout as exc:
+            raise TransientError(f"{method} {url} timed out") from exc
+        except requests.ConnectionError as exc:
+            if tries_left and _broken_before_an_answer(exc):
+                # Most likely a kept-alive connection that the server closed after its idle
+                # timeout just as the request went out on it: nothing reached the server's
+                # application. urllib3 dropped that connection; send again, at once, on a new
+                # one, rather than a retry of the whole job seconds later. Safe to repeat as
+                # every caller's request is (an Idempotency-Key, a PUT, an event id;
+                # shop/integrations.py), and as the job's own retry would repeat it anyway.
+                continue
+            raise TransientError(f"{method} {url} could not connect") from exc
     if response.ok or response.status_code in accept_statuses:
         return response
     message = f"{method} {url} answered {response.status_code}: {response.text[:200]}"
