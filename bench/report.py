@@ -148,10 +148,15 @@ def table(results: dict) -> str:
         for way, name in ways:
             for condition in ("idle", "half_load"):
                 row = pickup[way][condition]
+                # How loaded the machine was meanwhile (results before 2026-12-07 do not say).
+                busy = row.get("cores_busy")
+                busy_text = f", {busy['median']:.2f} cores busy" if busy else ""
+                if row.get("retried"):
+                    busy_text += f", {row['retried']} started by a retry left out"
                 out(
                     f"     {name:21} {condition.replace('_', ' '):10} "
                     f"p50 {_ms(row['p50']['median']):>9}  p99 {_ms(row['p99']['median']):>9}"
-                    f"  ({row['probes']} jobs)"
+                    f"  ({row['probes']} jobs{busy_text})"
                 )
         for way, name in ways[:2]:
             ratio = pickup_p50_vs_bare(pickup, way)

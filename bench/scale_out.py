@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.stats import Spread
+from bench.stats import Spread, machine_busy_seconds
 
 HOST_COUNTS = (1, 2, 4)
 # Threads per worker host. A job costs about 12 ms of CPU in all (worker 7, sandbox 3,
@@ -325,9 +325,7 @@ def _cpu(cluster: Any, workers: list[str]) -> dict[str, float]:
         counted = [_namespace_cpu(cluster, name) for name in names]
         used[group] = sum(cpu for cpu, _ in counted)
         used[f"{group}_waited"] = sum(waited for _, waited in counted)
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    idle = int(fields[3]) + int(fields[4])
-    used["machine"] = (sum(int(f) for f in fields[:8]) - idle) / TICK
+    used["machine"] = machine_busy_seconds()
     return used
 
 

@@ -1,9 +1,20 @@
-"""Percentiles, side-by-side ratios over rounds, and drain rates from depth samples."""
+"""Percentiles, side-by-side ratios over rounds, drain rates from depth samples, and how busy
+the machine's cores were."""
 
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the machine's cores have spent since boot on anything but idling or
+    waiting for a disk, from /proc/stat: every process's, the database server's included."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    idle = int(fields[3]) + int(fields[4])
+    return (sum(int(f) for f in fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
