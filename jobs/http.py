@@ -1,5 +1,6 @@
 """One place that turns HTTP outcomes into the retry policy's two kinds of error."""
 
+import logging
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ from urllib3.exceptions import ProtocolError
 from jobs.errors import PermanentError, TransientError
 from jobs.shutdown import checkpoint
 
+logger = logging.getLogger(__name__)
 _local = threading.local()
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -62,14 +64,19 @@ def call(
             raise TransientError(f"{method} {url} timed out") from exc
         except requests.ConnectionError as exc:
             if tries_left and _broken_before_an_answer(exc):
-                # Most likely a kept-alive connection that the server closed after its idle
-                # timeout just as the request went out on it: nothing reached the server's
-                # application. urllib3 dropped that connection; send again, at once, on a new
-                # one, rather than a retry of the whole job seconds later. Safe to repeat as
-                # every caller's request is (an Idempotency-Key, a PUT, an event id;
-                # shop/integrations.py), and as the job's own retry would repeat it anyway.
+                # Most often a kept-alive connection that the server closed after its idle
+                # timeout just as the request went out on it; but the server may also have
+                # died while handling it. urllib3 has dropped that connection: send again, at
+                # once, on a new one, rather than a retry of the whole job seconds later. Safe
+                # only because every caller's request can be repeated (shop/clients/: an
+                # Idempotency-Key, a PUT, an event id), as the job's own retry needs anyway.
+                logger.info("%s %s: connection broke before an answer; sent again", method, url)
                 continue
             raise TransientError(f"{method} {url} could not connect") from exc
+        except requests.exceptions.ChunkedEncodingError as exc:
+            # The answer began and broke off (a reset, or fewer bytes than it announced): the
+            # server may have acted, so not sent again here; the job retries.
+            raise TransientError(f"{method} {url}: the answer broke off") from exc
     if response.ok or response.status_code in accept_statuses:
         return response
     message = f"{method} {url} answered {response.status_code}: {response.text[:200]}"

@@ -7,11 +7,14 @@ backoff, seconds late, though nothing had reached the server (seen in the benchm
 pickup: about one order in a hundred, 1 to 2.7 s late)."""
 
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 
 import pytest
+import requests
 
+from jobs import http
 from jobs.errors import TransientError
 from jobs.http import call
 
@@ -19,11 +22,16 @@ from jobs.http import call
 class KeepAliveServer:
     """Answers requests on kept-alive connections; the requests whose number (from 1) is in
     `reset` are not answered: the connection is reset (RST) instead, as a server does to a
-    request that arrives on a connection it has just closed."""
+    request that arrives on a connection it has just closed. With `cut_short`, every answer
+    says 100 bytes and the connection closes after 10."""
 
-    def __init__(self, *, reset: set[int] | None = None, reset_all: bool = False) -> None:
+    def __init__(
+        self, *, reset: set[int] | None = None, reset_all: bool = False, cut_short: bool = False
+    ) -> None:
         self.reset = reset or set()
         self.reset_all = reset_all
+        self.cut_short = cut_short
+        self._accepted: list[socket.socket] = []
         self.requests: list[tuple[int, bytes]] = []  # (connection number, the request's head)
         self.connections = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -40,6 +48,7 @@ class KeepAliveServer:
             with self._lock:
                 self.connections += 1
                 number = self.connections
+                self._accepted.append(conn)
             threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
 
     def _serve(self, conn: socket.socket, number: int) -> None:
@@ -61,14 +70,20 @@ class KeepAliveServer:
                     0,
                 )
                 while len(buffer) < length:
-                    buffer += conn.recv(65536)
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
                 buffer = buffer[length:]
                 with self._lock:
                     self.requests.append((number, head))
                     count = len(self.requests)
                 if self.reset_all or count in self.reset:
                     # SO_LINGER 0: close with a reset, not a FIN.
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
+                if self.cut_short:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
                     return
                 body = b'{"ok": true}'
                 conn.sendall(
@@ -78,6 +93,8 @@ class KeepAliveServer:
 
     def close(self) -> None:
         self._listener.close()
+        for conn in self._accepted:
+            conn.close()
 
 
 @pytest.fixture
@@ -91,6 +108,25 @@ def server_factory() -> Iterator:
     yield make
     for server in servers:
         server.close()
+    # This thread's kept-alive connections to them go too.
+    session = getattr(http._local, "session", None)
+    if session is not None:
+        session.close()
+        del http._local.session
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[str]:
+    """The requests `call` sends (method and URL), counted at requests' Session.request."""
+    calls: list[str] = []
+    send = requests.Session.request
+
+    def counting(self, method, url, *args, **kwargs):
+        calls.append(f"{method} {url}")
+        return send(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", counting)
+    return calls
 
 
 def test_a_request_reset_on_a_kept_alive_connection_is_sent_again_at_once_on_a_new_one(
@@ -122,9 +158,20 @@ def test_a_server_that_resets_every_request_is_a_transient_error_after_one_more_
     assert len(server.requests) == 2
 
 
-def test_a_refused_connection_is_a_transient_error_without_another_try():
+def test_a_refused_connection_is_a_transient_error_without_another_try(sent):
     # A port nothing listens on: the connect fails, and nothing was sent to try again.
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
     with pytest.raises(TransientError, match="could not connect"):
         call("GET", f"http://127.0.0.1:{port}/")
+    assert sent == [f"GET http://127.0.0.1:{port}/"]
+
+
+def test_an_answer_cut_short_is_a_transient_error_and_not_sent_again(server_factory, sent):
+    # The server answered, so it may have acted: the job's retry decides, not a resend.
+    server = server_factory(cut_short=True)
+    url = f"http://127.0.0.1:{server.port}/charges"
+
+    with pytest.raises(TransientError, match="broke off"):
+        call("POST", url, json={"n": 1}, headers={"Idempotency-Key": "k1"})
+    assert sent == [f"POST {url}"]
