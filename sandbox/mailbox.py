@@ -9,7 +9,7 @@ import mailbox as stdlib_mailbox
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -35,7 +35,7 @@ def _maildir(path: Path | None = None) -> stdlib_mailbox.Maildir:
     # there yet, so a delivery running beside the one that made the folder found no tmp/ and
     # failed (the SMTP server delivers each message in a thread of its own).
     for sub in ("tmp", "new", "cur"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
+        (folder / sub).mkdir(mode=0o700, parents=True, exist_ok=True)  # the stdlib's mode
     return stdlib_mailbox.Maildir(folder, create=False)
 
 
@@ -55,11 +55,17 @@ def messages(path: Path | None = None) -> list[Message]:
                 body=body.get_content() if body else "",
             )
         )
-    # By the moment each says it was sent; one without a Date header last. (Its Date may
-    # also lack a zone, "-0000": a naive datetime, which cannot be compared with an aware one.)
-    return sorted(
-        found, key=lambda m: m.date.timestamp() if m.date else float("-inf"), reverse=True
-    )
+    return sorted(found, key=_sent_at, reverse=True)
+
+
+def _sent_at(message: Message) -> float:
+    """When the message says it was sent, for sorting; one without a Date header last. A
+    Date of "-0000" (UTC, the sender's zone unknown: RFC 5322) parses as a naive datetime,
+    which is UTC, not this machine's local time."""
+    if message.date is None:
+        return float("-inf")
+    date = message.date if message.date.tzinfo else message.date.replace(tzinfo=UTC)
+    return date.timestamp()
 
 
 def _seen_before(path: Path, raw: bytes) -> bool:

@@ -2,6 +2,7 @@
 message, so the first messages to a new mailbox arrive together."""
 
 import threading
+import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -68,13 +69,24 @@ def test_the_first_messages_to_a_new_mailbox_arriving_together_are_all_delivered
         assert len(messages(mailbox)) == 8
 
 
-def test_the_mailbox_lists_messages_without_a_date_or_with_a_date_of_no_zone(tmp_path: Path):
-    mailbox = tmp_path / "mailbox"
-    _deliver(mailbox, raw_message(1, date="Mon, 07 Dec 2026 07:00:00 +0100"))
-    _deliver(mailbox, raw_message(2, date=None))
-    _deliver(mailbox, raw_message(3, date="Tue, 08 Dec 2026 08:00:00 -0000"))
+def test_the_mailbox_lists_messages_without_a_date_or_with_a_date_of_no_zone(
+    tmp_path: Path, monkeypatch
+):
+    # "-0000" is a time in UTC whose sender's zone is unknown (RFC 5322): read as UTC, not
+    # as this machine's local time, here a zone 9 hours ahead (POSIX: "JST-9").
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    try:
+        mailbox = tmp_path / "mailbox"
+        _deliver(mailbox, raw_message(1, date="Mon, 07 Dec 2026 07:00:00 +0100"))  # 06:00 UTC
+        _deliver(mailbox, raw_message(2, date=None))
+        _deliver(mailbox, raw_message(3, date="Mon, 07 Dec 2026 06:30:00 -0000"))
+        listed = [m.subject for m in messages(mailbox)]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
-    assert [m.subject for m in messages(mailbox)] == [
+    assert listed == [
         "Order 3 confirmed",
         "Order 1 confirmed",
         "Order 2 confirmed",
