@@ -152,7 +152,7 @@ def table(results: dict) -> str:
                 busy = row.get("cores_busy")
                 busy_text = f", {busy['median']:.2f} cores busy" if busy else ""
                 if row.get("retried"):
-                    busy_text += f", {row['retried']} started by a retry left out"
+                    busy_text += f", {row['retried']} started by a later attempt left out"
                 out(
                     f"     {name:21} {condition.replace('_', ' '):10} "
                     f"p50 {_ms(row['p50']['median']):>9}  p99 {_ms(row['p99']['median']):>9}"

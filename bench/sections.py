@@ -413,9 +413,11 @@ def pickup(bench: Bench, size: Size, load: Load, machinery: dict) -> dict:
                 "p50": Spread.of([r["p50"] for r in runs]).as_dict(),
                 "p99": Spread.of([r["p99"] for r in runs]).as_dict(),
                 "probes": sum(r["n"] for r in runs),
-                # Of the machine's CORES, while the probes (and their background) ran.
+                # Of the machine's CORES, from the first probe sent to the last (the
+                # background meanwhile; not the drain after).
                 "cores_busy": Spread.of([r["busy"] for r in runs]).as_dict(),
-                # Started by a retry, not counted above: their start waited for the backoff.
+                # Started by a later attempt (a retry, or a run again after a lost worker),
+                # not counted above: their start waited for that, not for a pickup.
                 "retried": sum(r["retried"] for r in runs),
                 "background_per_s": machinery["rates"][BACKGROUND_RATE[probe]]["median"] / 2
                 if condition == "half_load"
@@ -458,8 +460,9 @@ def _probe(
 ) -> tuple[list[tuple[str, float]], float, int]:
     """Pickup latencies (job name, ms) of probes sent every 100 ms (orders every 500), with
     background jobs meanwhile; how many of the machine's cores were busy meanwhile; and how
-    many of the jobs were started by a retry (left out of the latencies: the claim of a
-    retry stamps its own start, after the retry's backoff, which is not a pickup)."""
+    many of the jobs were started by a later attempt (left out of the latencies: the claim of
+    a retry, or of a lost run's rescue, stamps its own start, after the backoff or the
+    rescue, which is not a pickup)."""
     from django.contrib.contenttypes.models import ContentType
     from django.db import transaction
 
