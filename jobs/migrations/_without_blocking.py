@@ -8,6 +8,7 @@ Not a migration itself (Django's loader skips modules whose name starts with "_"
 that imports from here runs what is here at the time it runs, so change it only compatibly.
 """
 
+import functools
 from typing import Any
 
 from django.db import migrations
@@ -66,14 +67,21 @@ def create_single_column_index(schema_editor: Any, *, table: str, column: str, n
     schema_editor.execute(f"CREATE INDEX {how}{quote(name)} ON {quote(table)} ({quote(column)})")
 
 
+def _drop_the_index(apps: Any, schema_editor: Any, *, table: str, column: str) -> None:
+    drop_single_column_indexes(schema_editor, table=table, column=column)
+
+
+def _build_the_index_again(
+    apps: Any, schema_editor: Any, *, table: str, column: str, name: str
+) -> None:
+    create_single_column_index(schema_editor, table=table, column=column, name=name)
+
+
 def index_on_one_column_dropped(*, table: str, column: str, name: str) -> migrations.RunPython:
     """The operation that drops `table`'s index on `column` alone (forward), and builds it
-    again as `name` (backward), neither holding writes."""
+    again as `name` (backward), neither holding writes. Partials of module functions, not
+    lambdas: Django can write them out when migrations are squashed."""
     return migrations.RunPython(
-        lambda apps, schema_editor: drop_single_column_indexes(
-            schema_editor, table=table, column=column
-        ),
-        lambda apps, schema_editor: create_single_column_index(
-            schema_editor, table=table, column=column, name=name
-        ),
+        functools.partial(_drop_the_index, table=table, column=column),
+        functools.partial(_build_the_index_again, table=table, column=column, name=name),
     )
