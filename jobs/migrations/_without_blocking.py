@@ -21,7 +21,7 @@ def concurrently(schema_editor: Any) -> bool:
 class AddIndexWithoutBlockingWrites(migrations.AddIndex):
     """Django's AddIndexConcurrently where the database has it (PostgreSQL), AddIndex elsewhere."""
 
-    def _without_blocking(self, schema_editor, model, change):
+    def _without_blocking(self, schema_editor: Any, model: Any, change: str) -> bool:
         """add_index or remove_index CONCURRENTLY on PostgreSQL: True if done; elsewhere
         False, and the caller does what AddIndex does."""
         if not (
@@ -32,12 +32,16 @@ class AddIndexWithoutBlockingWrites(migrations.AddIndex):
         getattr(schema_editor, change)(model, self.index, concurrently=True)
         return True
 
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+    def database_forwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
         model = to_state.apps.get_model(app_label, self.model_name)
         if not self._without_blocking(schema_editor, model, "add_index"):
             super().database_forwards(app_label, schema_editor, from_state, to_state)
 
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+    def database_backwards(
+        self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any
+    ) -> None:
         model = from_state.apps.get_model(app_label, self.model_name)
         if not self._without_blocking(schema_editor, model, "remove_index"):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
