@@ -6,6 +6,7 @@ the request meets a reset, and without a second try the job went to a retry with
 backoff, seconds late, though nothing had reached the server (seen in the benchmarks'
 pickup: about one order in a hundred, 1 to 2.7 s late)."""
 
+import logging
 import socket
 import struct
 import threading
@@ -130,12 +131,13 @@ def sent(monkeypatch) -> list[str]:
 
 
 def test_a_request_reset_on_a_kept_alive_connection_is_sent_again_at_once_on_a_new_one(
-    server_factory,
+    server_factory, caplog
 ):
     server = server_factory(reset={2})
     url = f"http://127.0.0.1:{server.port}/charges"
     first = call("POST", url, json={"n": 1}, headers={"Idempotency-Key": "k1"})
-    second = call("POST", url, json={"n": 2}, headers={"Idempotency-Key": "k2"})
+    with caplog.at_level(logging.INFO, logger="jobs.http"):
+        second = call("POST", url, json={"n": 2}, headers={"Idempotency-Key": "k2"})
 
     assert first.json() == {"ok": True}
     assert second.json() == {"ok": True}
@@ -146,6 +148,10 @@ def test_a_request_reset_on_a_kept_alive_connection_is_sent_again_at_once_on_a_n
     assert c3 == 2
     assert head3 == head2
     assert b"idempotency-key: k2" in head3.lower()
+    # An operator can see how often a third party drops connections.
+    assert [r.getMessage() for r in caplog.records] == [
+        f"POST {url}: connection broke before an answer; sent again"
+    ]
 
 
 def test_a_server_that_resets_every_request_is_a_transient_error_after_one_more_try(
