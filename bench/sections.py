@@ -520,17 +520,13 @@ def _probe(
             created_at__gte=since,
             started_at__isnull=False,
         ).exclude(queue="crm")
-    ran = [j for j in bench_jobs if j.started_at is not None]
-    first_runs = [j for j in ran if j.attempts == 1]
-    return (
-        [
-            (j.name, (j.started_at - j.created_at).total_seconds() * 1000)
-            for j in first_runs
-            if j.started_at is not None  # for the type checker: `ran` has a start
-        ],
-        cores_busy,
-        len(ran) - len(first_runs),
-    )
+    ran = list(bench_jobs)
+    timed = [
+        (j.name, (j.started_at - j.created_at).total_seconds() * 1000)
+        for j in ran
+        if j.attempts == 1 and j.started_at is not None  # (the query's; for the type checker)
+    ]
+    return timed, cores_busy, len(ran) - len(timed)
 
 
 def _background(bench: Bench, probe: str, count: int) -> None:
