@@ -1,0 +1,57 @@
+"""kombu's Redis transports, with one redis-py client per channel for the channel's own commands.
+
+kombu's Redis channel builds a new `redis.Redis` object for each command it sends outside the
+event loop (`Channel.conn_or_acquire` with no client: every publish, and every message's
+bookkeeping, its entry in the unacked hash when it is taken and its removal at the ack). The
+object shares the channel's connection pool, so no connection is opened; but redis-py copies
+its table of some 170 reply parsers into every new client, about 60 µs on this project's
+machine, twice or more per job. A worker draining no-op jobs spent about a sixth of its
+interpreter time there (py-spy, docs/performance.md).
+
+A redis-py client is safe to share between threads: it takes a connection from its pool for
+each command and gives it back. So each channel keeps one, made the first time it is needed,
+and makes a new one if the channel's pool is replaced. Everything else is kombu's.
+
+Chosen by `CELERY_BROKER_TRANSPORT` (config/settings.py) for `redis://`, `rediss://` and
+`sentinel://` broker URLs; kombu still reads the URL as it does for its own transports.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+
+
+class _OneClient:
+    """Mixed into kombu's channels, before them."""
+
+    _own_client: Any = None
+
+    @contextmanager
+    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
+        if client:
+            yield client
+            return
+        own = self._own_client
+        pool = self.pool  # type: ignore[attr-defined]  # kombu's Channel
+        if own is None or own.connection_pool is not pool:
+            # Two threads may both get here first: each makes one, and one of them is kept.
+            own = self._own_client = self._create_client()  # type: ignore[attr-defined]
+        yield own
+
+
+class Channel(_OneClient, kombu_redis.Channel):
+    pass
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
+
+
+class SentinelChannel(_OneClient, kombu_redis.SentinelChannel):
+    pass
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel

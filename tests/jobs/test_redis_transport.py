@@ -1,0 +1,170 @@
+"""The broker's transport (jobs.redis_transport): kombu's Redis transport, with one redis-py
+client per channel for the channel's commands instead of one per command, on the real broker."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Iterator
+from unittest import mock
+
+import pytest
+import redis
+from django.conf import settings
+from kombu import Connection, Exchange, Queue
+from kombu.transport import redis as kombu_redis
+
+from config.celery import app as celery_app
+from jobs import redis_transport
+
+pytestmark = pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL.startswith("redis"), reason="a redis:// broker"
+)
+
+
+@pytest.fixture
+def queue(broker: redis.Redis) -> Iterator[Queue]:
+    """A queue of the test's own on the test broker, and the unacked messages it leaves."""
+    name = f"transport-test-{uuid.uuid4().hex[:8]}"
+    yield Queue(name, Exchange(name, type="direct"), routing_key=name)
+    broker.delete(name)
+
+
+@pytest.fixture
+def connection() -> Iterator[Connection]:
+    with celery_app.connection_for_write() as connection:
+        yield connection
+
+
+def _unacked(broker: redis.Redis, delivery_tags: list[str]) -> list[str]:
+    """Which of these messages the broker still holds as taken and not acknowledged."""
+    held = broker.hmget("unacked", delivery_tags)
+    return [tag for tag, message in zip(delivery_tags, held, strict=True) if message is not None]
+
+
+def _count_clients_made() -> mock._patch:
+    return mock.patch.object(
+        kombu_redis.Channel,
+        "_create_client",
+        autospec=True,
+        side_effect=kombu_redis.Channel._create_client,  # type: ignore[attr-defined]  # not in the stubs
+    )
+
+
+def test_the_apps_broker_connection_uses_the_transport_that_keeps_one_client(connection):
+    assert isinstance(connection.default_channel, redis_transport.Channel)
+
+
+def test_a_channel_publishes_takes_and_acks_with_one_redis_client(connection, queue, broker):
+    channel = connection.default_channel
+    with _count_clients_made() as made:
+        producer = connection.Producer(channel)
+        for n in range(20):
+            producer.publish(
+                {"n": n}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
+            )
+        bound = queue(channel)
+        taken = [bound.get(no_ack=False) for _ in range(20)]
+        tags = [message.delivery_tag for message in taken]
+        assert _unacked(broker, tags) == tags  # each one held by the broker until its ack
+        for message in taken:
+            message.ack()
+
+    assert [message.payload["n"] for message in taken] == list(range(20))
+    assert _unacked(broker, tags) == []
+    assert broker.llen(queue.name) == 0
+    # kombu's own channel makes one for every publish, every take and every ack (60 here).
+    sync_clients = [call for call in made.call_args_list if not call.kwargs.get("asynchronous")]
+    assert len(sync_clients) <= 1
+
+
+def test_messages_taken_in_one_thread_are_acked_from_many_at_once(connection, queue, broker):
+    """As a thread-pool worker does: its event loop takes the messages, its pool's threads ack
+    them (CELERY_TASK_ACKS_LATE) through the one channel and its one client."""
+    channel = connection.default_channel
+    producer = connection.Producer(channel)
+    for n in range(200):
+        producer.publish(
+            {"n": n}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
+        )
+    bound = queue(channel)
+    taken = [bound.get(no_ack=False) for _ in range(200)]
+    tags = [message.delivery_tag for message in taken]
+    assert len(_unacked(broker, tags)) == 200
+    failures: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def ack(messages) -> None:
+        start.wait()
+        try:
+            for message in messages:
+                message.ack()
+        except BaseException as exc:  # reported below, with the other threads' failures
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ack, args=(taken[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert failures == []
+    assert _unacked(broker, tags) == []
+    assert [tag for tag in tags if broker.zscore("unacked_index", tag) is not None] == []
+
+
+def test_a_channel_whose_pool_was_replaced_makes_a_client_on_the_new_pool(
+    connection, queue, broker
+):
+    channel = connection.default_channel
+    producer = connection.Producer(channel)
+    producer.publish(
+        {"n": 1}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
+    )
+    old_pool = channel.pool
+    channel._disconnect_pools()  # as kombu does when it closes or resets the channel's pools
+
+    producer.publish({"n": 2}, exchange=queue.exchange, routing_key=queue.routing_key)
+
+    assert channel.pool is not old_pool
+    with channel.conn_or_acquire() as client:
+        assert client.connection_pool is channel.pool
+    assert broker.llen(queue.name) == 2
+
+
+def _transport_for(url: str, **environment: str) -> str | None:
+    probe = textwrap.dedent(
+        """
+        import json
+        from django.conf import settings
+        print(json.dumps(settings.CELERY_BROKER_TRANSPORT))
+        """
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "CELERY_BROKER_URL": url,
+            **environment,
+        },
+        check=True,
+    )
+    return json.loads(answer.stdout)
+
+
+def test_the_settings_choose_the_transport_by_the_brokers_url():
+    assert _transport_for("redis://127.0.0.1:6379/0") == "jobs.redis_transport:Transport"
+    assert _transport_for("rediss://broker.example:6380/0") == "jobs.redis_transport:Transport"
+    assert (
+        _transport_for("sentinel://127.0.0.1:26379", BROKER_SENTINEL_MASTER="shop-broker")
+        == "jobs.redis_transport:SentinelTransport"
+    )
+    # Any other broker: kombu's transport for the URL's scheme.
+    assert _transport_for("amqp://guest:guest@127.0.0.1:5672//") is None
