@@ -1,5 +1,6 @@
 """Bare Celery: the same broker and worker settings as the app's jobs, and nothing else (no
-Django, no ledger, no results). What the job machinery is measured against (section 2) and
+Django, no ledger, no results, and kombu's own Redis transport, as Celery ships, not the app's
+jobs.redis_transport). What the job machinery is measured against (section 2) and
 the pickup latency of a job that does nothing but note when it started (section 5).
 
     celery -A bench.bare worker --pool=threads --concurrency=N --queues=bare
