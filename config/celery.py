@@ -8,7 +8,9 @@ from celery.signals import worker_init, worker_process_shutdown, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("shop_jobs")
+# Its broker connections take kombu's Redis transports with one redis-py client per channel,
+# not one per command (jobs/redis_transport.py); by name, imported when first connecting.
+app = Celery("shop_jobs", amqp="jobs.redis_transport:AMQP")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each app declares its jobs in its own tasks.py (shop/tasks.py, webhooks/tasks.py, ...).
 app.autodiscover_tasks()

@@ -364,13 +364,6 @@ RATE_LIMITS_STORAGE_OPTIONS = (
     if RATE_LIMITS_STORAGE_URL.startswith("redis+sentinel")
     else {}
 )
-# kombu's Redis transports with one redis-py client per channel instead of one per command
-# (jobs/redis_transport.py); kombu's own, by the URL's scheme, for any other broker.
-CELERY_BROKER_TRANSPORT = {
-    "redis": "jobs.redis_transport:Transport",
-    "rediss": "jobs.redis_transport:Transport",
-    "sentinel": "jobs.redis_transport:SentinelTransport",
-}.get(CELERY_BROKER_URL.split("://", 1)[0].lower())
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 # JSON only: a pickle payload on the broker would be code execution on every worker.

@@ -12,14 +12,20 @@ A redis-py client is safe to share between threads: it takes a connection from i
 each command and gives it back. So each channel keeps one, made the first time it is needed,
 and makes a new one if the channel's pool is replaced. Everything else is kombu's.
 
-Chosen by `CELERY_BROKER_TRANSPORT` (config/settings.py) for `redis://`, `rediss://` and
-`sentinel://` broker URLs; kombu still reads the URL as it does for its own transports.
+The app's Celery takes them through its connections (`AMQP`, given to `Celery(amqp=...)` in
+config/celery.py): a connection to a `redis://`, `rediss://` or `sentinel://` URL uses these
+classes and keeps the URL's scheme as its transport's name, so what reads that name sees
+what it would with kombu's own (`as_uri()`: the worker's banner, Flower's broker page;
+`rediss://`'s TLS default; a failover switch to the next URL). Any other URL, and any other
+Celery app in the process (the benchmark's bare Celery and common way), get kombu's own.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from celery.app.amqp import AMQP as CeleryAMQP
+from kombu import Connection as KombuConnection
 from kombu.transport import redis as kombu_redis
 
 
@@ -55,3 +61,27 @@ class SentinelChannel(_OneClient, kombu_redis.SentinelChannel):
 
 class SentinelTransport(kombu_redis.SentinelTransport):
     Channel = SentinelChannel
+
+
+TRANSPORTS: dict[str, type] = {
+    "redis": Transport,
+    "rediss": Transport,
+    "sentinel": SentinelTransport,
+}
+
+
+class Connection(KombuConnection):
+    """kombu's connection, with this module's transports for the schemes in TRANSPORTS."""
+
+    def get_transport_cls(self) -> Any:
+        name = self.transport_cls
+        if isinstance(name, str) and name in TRANSPORTS:
+            return TRANSPORTS[name]
+        return super().get_transport_cls()
+
+
+class AMQP(CeleryAMQP):
+    """Celery's broker plumbing, making its connections with `Connection` above."""
+
+    Connection = Connection
+    BrokerConnection = Connection

@@ -132,6 +132,16 @@ def test_flower_refuses_requests_without_its_credentials(flower):
     assert _status(f"{flower}/", "user:pass") == 200
 
 
+def test_flowers_broker_page_names_the_redis_broker(flower):
+    """Flower picks its broker client by the scheme of the app's broker URL (the app's own
+    transport keeps it `redis://`: jobs.redis_transport)."""
+    request = urllib.request.Request(f"{flower}/broker")  # noqa: S310 (loopback)
+    request.add_header("Authorization", "Basic " + base64.b64encode(b"user:pass").decode())
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        page = response.read().decode()
+    assert "redis://" in page
+
+
 @pytest.mark.parametrize(
     "path", ["/tasks", "/workers", "/api/tasks", "/api/workers", "/metrics", "/healthcheck"]
 )

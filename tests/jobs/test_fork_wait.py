@@ -13,11 +13,20 @@ import pytest
 from jobs import connections
 
 
+def _fork_waits(monkeypatch: pytest.MonkeyPatch, seconds: float) -> float:
+    monkeypatch.setattr(connections, "_fork_wait_seconds", lambda: seconds)
+    return seconds
+
+
 @pytest.fixture
 def short_wait(monkeypatch: pytest.MonkeyPatch) -> float:
-    wait = 0.3
-    monkeypatch.setattr(connections, "_fork_wait_seconds", lambda: wait)
-    return wait
+    return _fork_waits(monkeypatch, 0.3)
+
+
+@pytest.fixture
+def long_wait(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Far longer than the work below: the fork returns as soon as the work ends."""
+    return _fork_waits(monkeypatch, 10)
 
 
 def _hold_the_database_work(seconds: float) -> tuple[threading.Thread, threading.Event]:
@@ -41,8 +50,10 @@ def test_a_fork_goes_ahead_after_its_wait_and_says_so(short_wait, caplog):
         caplog.set_level(logging.WARNING, logger="jobs.connections")
         started = time.monotonic()
         connections._before_fork()
-        waited = time.monotonic() - started
-        connections._after_fork_in_parent()
+        try:
+            waited = time.monotonic() - started
+        finally:
+            connections._after_fork_in_parent()
 
         assert short_wait <= waited < 2  # not until the work's end, 3 s in
         assert any("forking after waiting" in record.getMessage() for record in caplog.records)
@@ -53,13 +64,17 @@ def test_a_fork_goes_ahead_after_its_wait_and_says_so(short_wait, caplog):
     assert not connections._no_fork.locked()  # released by its holder, once
 
 
-def test_a_fork_waits_for_work_that_ends_in_time_and_frees_the_lock_after(short_wait, caplog):
+def test_a_fork_waits_for_work_that_ends_in_time_and_frees_the_lock_after(long_wait, caplog):
     holder, _ = _hold_the_database_work(seconds=0.1)
     caplog.set_level(logging.WARNING, logger="jobs.connections")
+    started = time.monotonic()
     connections._before_fork()
-    assert connections._no_fork.locked()  # the fork holds it now; the work has ended
-    holder.join(timeout=5)
-    connections._after_fork_in_parent()
+    try:
+        assert time.monotonic() - started < long_wait  # it went once the work had ended
+        assert connections._no_fork.locked()  # the fork holds it now
+        holder.join(timeout=5)
+    finally:
+        connections._after_fork_in_parent()
 
     assert not connections._no_fork.locked()
     assert not [record for record in caplog.records if "forking after" in record.getMessage()]
