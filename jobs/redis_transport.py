@@ -13,11 +13,14 @@ each command and gives it back. So each channel keeps one, made the first time i
 and makes a new one if the channel's pool is replaced. Everything else is kombu's.
 
 The app's Celery takes them through its connections (`AMQP`, given to `Celery(amqp=...)` in
-config/celery.py): a connection to a `redis://`, `rediss://` or `sentinel://` URL uses these
-classes and keeps the URL's scheme as its transport's name, so what reads that name sees
-what it would with kombu's own (`as_uri()`: the worker's banner, Flower's broker page;
-`rediss://`'s TLS default; a failover switch to the next URL). Any other URL, and any other
-Celery app in the process (the benchmark's bare Celery and common way), get kombu's own.
+config/celery.py), pooled ones included (every publish and control command): a connection to
+a `redis://`, `rediss://` or `sentinel://` URL uses these classes and keeps the URL's scheme
+as its transport's name, so what reads that name sees what it would with kombu's own
+(`as_uri()`: the worker's banner, Flower's broker page; `rediss://`'s SSL default; a
+failover switch to the next URL). Any other URL, and any other Celery app in the process
+(the benchmark's bare Celery and common way), get kombu's own. kombu keeps one connection
+pool per broker URL for the whole process: another app in the same process, on the same
+URL, may share the app's pool and so these transports.
 """
 
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from typing import Any
 
 from celery.app.amqp import AMQP as CeleryAMQP
 from kombu import Connection as KombuConnection
+from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
 
 
@@ -78,6 +82,22 @@ class Connection(KombuConnection):
         if isinstance(name, str) and name in TRANSPORTS:
             return TRANSPORTS[name]
         return super().get_transport_cls()
+
+    def Pool(self, limit: int | None = None, **kwargs: Any) -> "ConnectionPool":
+        # kombu's pool makes its connections with a class of its own (PooledConnection);
+        # Celery's `app.pool`, and so every publish and control command, takes them.
+        return ConnectionPool(self, limit, **kwargs)
+
+
+# kombu's stubs give the two bases' __enter__ different types; at run time
+# PooledConnection's comes first, as in kombu.
+class PooledConnection(kombu_connection.PooledConnection, Connection):  # type: ignore[misc]
+    pass
+
+
+class ConnectionPool(kombu_connection.ConnectionPool):
+    def new(self) -> PooledConnection:
+        return PooledConnection(self, **dict(self.connection._info(resolve=False)))
 
 
 class AMQP(CeleryAMQP):

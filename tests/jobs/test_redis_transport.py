@@ -53,6 +53,16 @@ def test_the_apps_broker_connection_uses_the_transport_that_keeps_one_client(con
     assert isinstance(connection.default_channel, redis_transport.Channel)
 
 
+def test_the_apps_pooled_connections_use_it_too():
+    """What publishes jobs (apply_async, the publisher thread, the relay, control commands)
+    takes a connection from the app's pool, which kombu builds with a class of its own."""
+    with celery_app.producer_or_acquire() as producer:
+        assert isinstance(producer.channel, redis_transport.Channel)
+    with celery_app.pool.acquire(block=True) as pooled:
+        assert isinstance(pooled.default_channel, redis_transport.Channel)
+        assert pooled.as_uri().startswith("redis://")
+
+
 def test_a_channel_publishes_takes_and_acks_with_one_redis_client(connection, queue, broker):
     channel = connection.default_channel
     with _count_clients_made() as made:
@@ -145,7 +155,8 @@ def test_each_broker_url_gets_its_transport_and_keeps_its_scheme():
         assert connection.get_transport_cls() is transport, url
         # What reads the transport's name sees the URL's scheme, as with kombu's transport.
         assert connection.as_uri().split("://")[0] == url.split("://")[0]
-    # kombu's default for a rediss:// URL without TLS options still applies: TLS on.
+    # kombu's default for a rediss:// URL without SSL options still applies: SSL on (with
+    # kombu's default of no certificate check, as before).
     assert celery_app.connection_for_write("rediss://broker.example:6380/0").ssl
 
 
