@@ -40,6 +40,19 @@ def _unacked(broker: redis.Redis, delivery_tags: list[str]) -> list[str]:
     return [tag for tag, message in zip(delivery_tags, held, strict=True) if message is not None]
 
 
+def _publish_and_take(connection, queue: Queue, count: int) -> list:
+    """Publish `count` messages to the queue through the connection's channel, then take them
+    as a worker does (unacknowledged: each held in the broker's unacked hash until its ack)."""
+    channel = connection.default_channel
+    producer = connection.Producer(channel)
+    for n in range(count):
+        producer.publish(
+            {"n": n}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
+        )
+    bound = queue(channel)
+    return [bound.get(no_ack=False) for _ in range(count)]
+
+
 def _count_clients_made() -> mock._patch:
     return mock.patch.object(
         kombu_redis.Channel,
@@ -64,15 +77,8 @@ def test_the_apps_pooled_connections_use_it_too():
 
 
 def test_a_channel_publishes_takes_and_acks_with_one_redis_client(connection, queue, broker):
-    channel = connection.default_channel
     with _count_clients_made() as made:
-        producer = connection.Producer(channel)
-        for n in range(20):
-            producer.publish(
-                {"n": n}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
-            )
-        bound = queue(channel)
-        taken = [bound.get(no_ack=False) for _ in range(20)]
+        taken = _publish_and_take(connection, queue, 20)
         tags = [message.delivery_tag for message in taken]
         assert _unacked(broker, tags) == tags  # each one held by the broker until its ack
         for message in taken:
@@ -90,14 +96,7 @@ def test_messages_taken_in_one_thread_are_acked_from_many_at_once(connection, qu
     """As a thread-pool worker does: its event loop takes the messages, its pool's threads ack
     them (CELERY_TASK_ACKS_LATE) through the one channel and its one client. A guard that
     every ack lands when they share it (kombu's per-command clients pass it too)."""
-    channel = connection.default_channel
-    producer = connection.Producer(channel)
-    for n in range(200):
-        producer.publish(
-            {"n": n}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
-        )
-    bound = queue(channel)
-    taken = [bound.get(no_ack=False) for _ in range(200)]
+    taken = _publish_and_take(connection, queue, 200)
     tags = [message.delivery_tag for message in taken]
     assert len(_unacked(broker, tags)) == 200
     failures: list[BaseException] = []
