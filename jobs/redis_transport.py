@@ -18,9 +18,7 @@ a `redis://`, `rediss://` or `sentinel://` URL uses these classes and keeps the 
 as its transport's name, so what reads that name sees what it would with kombu's own
 (`as_uri()`: the worker's banner, Flower's broker page; `rediss://`'s SSL default; a
 failover switch to the next URL). Any other URL, and any other Celery app in the process
-(the benchmark's bare Celery and common way), get kombu's own. kombu keeps one connection
-pool per broker URL for the whole process: another app in the same process, on the same
-URL, may share the app's pool and so these transports.
+(the benchmark's bare Celery and common way), get kombu's own, and pools of their own.
 """
 
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from celery.app.amqp import AMQP as CeleryAMQP
 from kombu import Connection as KombuConnection
 from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
+from kombu.utils.collections import HashedSeq
 
 
 class _OneClient:
@@ -82,6 +81,13 @@ class Connection(KombuConnection):
         if isinstance(name, str) and name in TRANSPORTS:
             return TRANSPORTS[name]
         return super().get_transport_cls()
+
+    def __eqhash__(self) -> Any:
+        # kombu keeps its connection and producer pools process-wide, keyed by this: without
+        # a key of its own, the app would take the pool another Celery app in the process had
+        # made for the same URL (the benchmark's and the tests' common way), with kombu's
+        # transport in it.
+        return HashedSeq(__name__, super().__eqhash__())
 
     def Pool(self, limit: int | None = None, **kwargs: Any) -> "ConnectionPool":
         # kombu's pool makes its connections with a class of its own (PooledConnection);

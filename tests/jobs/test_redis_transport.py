@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 import redis
+from celery import Celery
 from django.conf import settings
 from kombu import Connection, Exchange, Queue
 from kombu.transport import redis as kombu_redis
@@ -68,7 +69,13 @@ def test_the_apps_broker_connection_uses_the_transport_that_keeps_one_client(con
 
 def test_the_apps_pooled_connections_use_it_too():
     """What publishes jobs (apply_async, the publisher thread, the relay, control commands)
-    takes a connection from the app's pool, which kombu builds with a class of its own."""
+    takes a connection from the app's pool, which kombu builds with a class of its own, and
+    keeps for the whole process: here another Celery app on the same broker makes its pool
+    first, as the benchmark's common way does."""
+    another = Celery("another", broker=celery_app.conf.broker_url, set_as_current=False)
+    another.conf.broker_transport_options = celery_app.conf.broker_transport_options
+    with another.producer_or_acquire() as producer:
+        assert not isinstance(producer.channel, redis_transport.Channel)  # kombu's own
     with celery_app.producer_or_acquire() as producer:
         assert isinstance(producer.channel, redis_transport.Channel)
     with celery_app.pool.acquire(block=True) as pooled:
