@@ -166,6 +166,15 @@ def test_each_broker_url_gets_its_transport_and_keeps_its_scheme():
     assert celery_app.connection_for_write("rediss://broker.example:6380/0").ssl
 
 
+def test_a_failover_to_the_next_url_keeps_the_transport():
+    """kombu re-reads the next URL's scheme when it switches to it after a connection error
+    (nothing connects here)."""
+    connection = celery_app.connection_for_write("redis://127.0.0.2:6379/0;redis://127.0.0.3/0")
+    connection.maybe_switch_next()
+    assert connection.hostname == "127.0.0.3"
+    assert connection.get_transport_cls() is redis_transport.Transport
+
+
 def test_flower_reads_the_apps_broker_url():
     """Flower's broker page and queue lengths pick their client by the scheme of the app's
     broker URL (`conn.as_uri()`)."""
