@@ -578,6 +578,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "jobs.schema.add_refusals_any_operation_may_answer",
+        "jobs.schema.inline_nullable_objects",
+    ],
 }
 
 # --- Logging ----------------------------------------------------------------------------------

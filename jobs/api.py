@@ -6,7 +6,6 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import permissions, serializers, status
 from rest_framework.parsers import BaseParser
@@ -17,7 +16,13 @@ from rest_framework.views import APIView
 
 from jobs import operations
 from jobs.models import DeadLetter, Job
-from jobs.serializers import BAD_CREDENTIALS_THROTTLED, BAD_REQUEST, DetailOut, JobOut
+from jobs.serializers import (
+    BAD_CREDENTIALS_THROTTLED,
+    BAD_REQUEST,
+    DetailOut,
+    JobOut,
+    StrictCharField,
+)
 
 
 class QueueOut(serializers.Serializer[Any]):
@@ -49,6 +54,8 @@ class DeadLetterOut(serializers.ModelSerializer[DeadLetter]):
     class Meta:
         model = DeadLetter
         fields = ["id", "job", "error", "attempts", "failed_at", "status"]
+        # Always in the answer: the model's default would make it optional in the schema.
+        extra_kwargs = {"status": {"required": True}}
 
 
 class DeadLettersOut(serializers.Serializer[Any]):
@@ -56,11 +63,11 @@ class DeadLettersOut(serializers.Serializer[Any]):
 
 
 class ReasonIn(serializers.Serializer[Any]):
-    reason = serializers.CharField(max_length=2000)
+    reason = StrictCharField(max_length=2000)
 
 
 class RequeueIn(serializers.Serializer[Any]):
-    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
 
 class RequeuedOut(serializers.Serializer[Any]):
@@ -76,7 +83,7 @@ def json_parsers() -> list[type[BaseParser]]:
 
 
 class PauseIn(serializers.Serializer[Any]):
-    reason = serializers.CharField(max_length=2000, help_text="Why: for the audit.")
+    reason = StrictCharField(max_length=2000, help_text="Why: for the audit.")
 
 
 class PausedOut(serializers.Serializer[Any]):
@@ -85,7 +92,7 @@ class PausedOut(serializers.Serializer[Any]):
 
 
 class CancelIn(serializers.Serializer[Any]):
-    reason = serializers.CharField(
+    reason = StrictCharField(
         max_length=2000, help_text="Why: for the audit, and kept on the job (outcome_reason)."
     )
 
@@ -100,10 +107,10 @@ class CancelledOut(serializers.Serializer[Any]):
 
 
 class LetterFilterIn(serializers.Serializer[Any]):
-    job_name = serializers.CharField(
+    job_name = StrictCharField(
         max_length=100, required=False, allow_blank=True, help_text="The job's name, exactly."
     )
-    error_contains = serializers.CharField(
+    error_contains = StrictCharField(
         max_length=500,
         required=False,
         allow_blank=True,
@@ -119,11 +126,11 @@ class LetterFilterIn(serializers.Serializer[Any]):
 
 
 class RequeueMatchingIn(LetterFilterIn):
-    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    reason = StrictCharField(max_length=2000, required=False, allow_blank=True)
 
 
 class DiscardMatchingIn(LetterFilterIn):
-    reason = serializers.CharField(max_length=2000, help_text="Why: for the audit.")
+    reason = StrictCharField(max_length=2000, help_text="Why: for the audit.")
 
 
 class ActedOnOut(serializers.Serializer[Any]):
@@ -181,7 +188,10 @@ class DeadLetterActionView(StaffAPIView):
     body: type[serializers.Serializer[Any]] = serializers.Serializer
 
     def post(self, request: Request, letter_id: int) -> Response:
-        letter = get_object_or_404(DeadLetter, pk=letter_id)
+        # Said in the API's words, not get_object_or_404's (which names the model).
+        letter = DeadLetter.objects.filter(pk=letter_id).first()
+        if letter is None:
+            raise Http404("No such dead letter.")
         form = self.body(data=request.data)
         form.is_valid(raise_exception=True)
         try:

@@ -1,6 +1,7 @@
 """One place that turns HTTP outcomes into the retry policy's two kinds of error."""
 
 import logging
+import re
 import threading
 from typing import Any
 
@@ -31,9 +32,14 @@ def _broken_before_an_answer(error: requests.ConnectionError) -> bool:
     return bool(error.args) and isinstance(error.args[0], ProtocolError)
 
 
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After", "")
-    return float(value) if value.replace(".", "", 1).isdigit() else None
+    # Seconds in ASCII digits; not str.isdigit(), which passes "²", or float(), which takes
+    # "nan" and "1e9".
+    return float(value) if _SECONDS.fullmatch(value) else None
 
 
 def call(

@@ -15,6 +15,15 @@ from jobs.models import Job
 _DATETIME = serializers.DateTimeField()
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string, as the schema says; DRF would turn `"name": 0` into the name "0"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 def _datetime(value: Any) -> str | None:
     return None if value is None else _DATETIME.to_representation(value)
 
@@ -101,6 +110,16 @@ BAD_REQUEST = OpenApiResponse(
         resource_type_field_name=None,
     ),
     description="Invalid fields, or a body that cannot be read; nothing written.",
+)
+# Signup's 413: its avatar over the avatar's limit (a field error), or the whole body over the
+# request's (`{"detail"}`).
+TOO_LARGE = OpenApiResponse(
+    PolymorphicProxySerializer(
+        component_name="TooLargeOut",
+        serializers=[FieldErrorsOut, DetailOut],
+        resource_type_field_name=None,
+    ),
+    description="A file, or the whole body, over its size limit; nothing written.",
 )
 DETAIL = OpenApiResponse(DetailOut)
 # Credentials are checked against a throttle: too many bad ones from one address, and every

@@ -26,6 +26,8 @@ from jobs.metrics import exposition
 from jobs.models import DeadLetter, Job, OperatorAction
 
 RECENT_JOBS = 50
+# The most digits of a dead letter's id that fit its column (a 64-bit integer).
+MAX_ID_DIGITS = 18
 
 View = Callable[..., HttpResponse]
 
@@ -110,7 +112,13 @@ def act_on_dead_letters(request: HttpRequest) -> HttpResponse:
     """Requeue or discard the dead letters ticked on the dashboard."""
     action = request.POST.get("action")
     reason = request.POST.get("reason", "").strip()
-    ids = [value for value in request.POST.getlist("letter") if value.isdigit()]
+    # Ids as the form sends them: ASCII digits that fit the key (str.isdigit() alone passes
+    # "²", which int() refuses, and any length, which the database does).
+    ids = [
+        int(value)
+        for value in request.POST.getlist("letter")
+        if value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS
+    ]
     if action not in ("requeue", "discard") or not ids:
         messages.error(request, "Tick one or more dead letters, then requeue or discard them.")
         return redirect("ops:dashboard")

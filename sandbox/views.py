@@ -185,8 +185,10 @@ def create_refund(request: HttpRequest) -> JsonResponse:
         return _answer(request, "payments", 400, {"detail": "Idempotency-Key header is required"})
     charge_id = str(_body(request).get("charge", ""))
     charge = None
-    if charge_id.startswith("ch_") and charge_id[3:].isdigit():
-        charge = Charge.objects.filter(pk=int(charge_id[3:])).first()
+    number = charge_id.removeprefix("ch_")
+    # ASCII digits that fit the key: str.isdigit() alone passes "²", which int() refuses.
+    if charge_id.startswith("ch_") and number.isascii() and number.isdigit() and len(number) < 19:
+        charge = Charge.objects.filter(pk=int(number)).first()
     if charge is None:
         return _answer(request, "payments", 404, {"detail": f"no charge {charge_id!r}"})
     first = Refund.objects.filter(idempotency_key=key).first()

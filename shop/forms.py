@@ -99,11 +99,13 @@ def order_items_from(data: QueryDict) -> list[dict]:
         if not name.startswith(QUANTITY_PREFIX) or not value.strip():
             continue
         sku = name.removeprefix(QUANTITY_PREFIX)
-        try:
-            quantity = int(value)
-        except ValueError:
+        value = value.strip()
+        # ASCII digits only: int() also takes other scripts' digits, "1_0" and "+3".
+        if not (value.isascii() and value.isdigit()):
             errors.append(f"{sku}: the quantity must be a whole number.")
             continue
+        # More digits than any allowed quantity has: out of range, without int()'s limit.
+        quantity = int(value) if len(value) <= 9 else settings.ORDER_MAX_QUANTITY + 1
         if quantity == 0:
             continue
         if not 1 <= quantity <= settings.ORDER_MAX_QUANTITY:

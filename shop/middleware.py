@@ -42,6 +42,11 @@ def refusal(
     )
 
 
+def _too_many_fields(request: HttpRequest) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    return refusal(request, 400, f"The request has more than {limit} fields.")
+
+
 class UnservableRequests:
     """Answer what stops any view, not the view's own input: a body over
     DATA_UPLOAD_MAX_MEMORY_SIZE (413), more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS or files
@@ -55,6 +60,13 @@ class UnservableRequests:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            # The query string is parsed here, not wherever it is first read: DRF reads it
+            # while it chooses a renderer, and with DEBUG on its error handling then needs the
+            # renderer it failed to choose; the 400 below became the server's bare 500.
+            request.GET  # noqa: B018 - read for its check (cached on the request)
+        except TooManyFieldsSent:
+            return _too_many_fields(request)
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
@@ -62,8 +74,7 @@ class UnservableRequests:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             return refusal(request, 413, f"The request body is larger than {limit} bytes.")
         if isinstance(exception, TooManyFieldsSent):
-            limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
-            return refusal(request, 400, f"The request has more than {limit} fields.")
+            return _too_many_fields(request)
         if isinstance(exception, TooManyFilesSent):
             limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
             return refusal(request, 400, f"The request has more than {limit} files.")

@@ -1,5 +1,7 @@
 """Input validation and output shapes of the JSON API (docs/api.md, "Shapes")."""
 
+import re
+
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -7,19 +9,12 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.serializers import JobOut
+from jobs.serializers import JobOut, StrictCharField
 from shop import avatars
 from shop.cards import DEFAULT_CARD_NUMBER, read_card
 from shop.models import Customer, Order, OrderExport, OrderLine, Product, phone_validator
 
-
-class StrictCharField(serializers.CharField):
-    """A JSON string, as the schema says; DRF would turn `"name": 0` into the name "0"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -214,11 +209,19 @@ class OrderWithJobsOut(serializers.Serializer):
     jobs = JobOut(many=True)
 
 
+class DayField(serializers.DateField):
+    """A day as `YYYY-MM-DD` in ASCII digits, as the schema says: DRF's ISO 8601 parsing (Django's
+    parse_date) also reads "20261101", "2026-W44-7" and other scripts' digits."""
+
+    def to_internal_value(self, value):
+        if not (isinstance(value, str) and DAY.fullmatch(value)):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
+
+
 class OrderExportInput(serializers.Serializer):
-    start = serializers.DateField(input_formats=["iso-8601"], help_text="The first day (UTC).")
-    end = serializers.DateField(
-        input_formats=["iso-8601"], help_text="The last day (UTC), included."
-    )
+    start = DayField(input_formats=["iso-8601"], help_text="The first day (UTC).")
+    end = DayField(input_formats=["iso-8601"], help_text="The last day (UTC), included.")
 
 
 class OrderExportOut(OutputSerializer):

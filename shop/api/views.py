@@ -22,6 +22,7 @@ from jobs.serializers import (
     BAD_REQUEST,
     DETAIL,
     FIELD_ERRORS,
+    TOO_LARGE,
     DetailOut,
 )
 from shop import invoices, selectors, services
@@ -50,7 +51,7 @@ class SignupView(APIView):
             201: s.SignupOut,
             400: BAD_REQUEST,
             409: FIELD_ERRORS,
-            413: FIELD_ERRORS,
+            413: TOO_LARGE,
             429: OpenApiResponse(
                 DetailOut,
                 description="Too many signups from this address: wait the seconds of the "

@@ -77,6 +77,16 @@ def test_a_generated_client_signs_up_places_an_order_and_polls_it_until_paid(
         )
         assert isinstance(again, models.FieldErrorsOut)
         assert again.errors["email"] == ["This email is already registered."]
+        # So does a refusal any operation may answer (docs/api.md, "Errors"): a body over the
+        # size limit, which signup also answers as a field error for its avatar.
+        too_large = signup.sync(
+            client=anonymous,
+            body=models.SignupInputRequest(
+                email="big@example.com", name="x" * 3_000_000, password="compile-the-cobol-1959"
+            ),
+        )
+        assert isinstance(too_large, models.DetailOut)
+        assert too_large.detail == "The request body is larger than 2621440 bytes."
 
         catalogue = list_products.sync(client=anonymous)
         assert isinstance(catalogue, models.ProductsOut)
@@ -93,6 +103,14 @@ def test_a_generated_client_signs_up_places_an_order_and_polls_it_until_paid(
             idempotency_key="generated-client-order-1",
         )
         assert isinstance(placed, models.OrderWithJobsOut)
+        refused = place_order.sync(
+            client=customer,
+            body=models.OrderInputRequest(
+                items=[models.OrderItemInputRequest(sku="MUG-001" + " " * 3_000_000, quantity=1)]
+            ),
+        )
+        assert isinstance(refused, models.DetailOut)
+        assert refused.detail == "The request body is larger than 2621440 bytes."
         assert placed.order.status == models.OrderOutStatusEnum.PENDING_PAYMENT
         assert placed.order.total == "28.00"
         assert "jobs.charge_payment" in {job.name for job in placed.jobs}

@@ -181,3 +181,30 @@ def test_an_answer_cut_short_is_a_transient_error_and_not_sent_again(server_fact
     with pytest.raises(TransientError, match="broke off"):
         call("POST", url, json={"n": 1}, headers={"Idempotency-Key": "k1"})
     assert sent == [f"POST {url}"]
+
+
+@pytest.mark.parametrize("retry_after", ["²", "1²", "soon"])
+def test_a_retry_after_that_is_no_number_leaves_the_retry_to_the_jobs_own_backoff(retry_after):
+    # "²" is a digit to str.isdigit() and not to float().
+    import http.server
+
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503)
+            self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(TransientError) as raised:
+            call("GET", f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert raised.value.retry_after is None

@@ -568,3 +568,36 @@ def test_the_dead_letters_audit_moves_into_the_operators_audit():
         "jobs.sync_crm_contact",
         "crm",
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/ops/queues/crm/pause", {"reason": 1303732888962}, "reason"),
+        ("/api/ops/dead-letters/requeue", {"job_name": 1}, "job_name"),
+        (
+            "/api/ops/dead-letters/discard",
+            {"error_contains": ["x"], "reason": "r"},
+            "error_contains",
+        ),
+        ("/api/ops/dead-letters/discard", {"job_name": "jobs.x", "reason": True}, "reason"),
+    ],
+)
+def test_the_ops_api_takes_text_as_json_strings_only(staff_api, path, body, field):
+    # DRF's CharField turns a number or a boolean into its text; the schema says string.
+    response = staff_api.post(path, body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == [field]
+    assert not PausedQueue.objects.exists()
+    assert not OperatorAction.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", ["requeue", "discard"])
+def test_a_dead_letter_that_is_not_there_is_a_404_that_names_no_model(staff_api, action):
+    response = staff_api.post(f"/api/ops/dead-letters/999999/{action}", {"reason": "x"})
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such dead letter."}

@@ -212,3 +212,19 @@ def test_the_dashboard_says_what_each_job_is_about_and_links_an_orders_page(clie
     link = f'<a href="/orders/{order.pk}">order #{order.pk}</a>'
     assert page.count(link) == 2  # its dead letter, and its job among the recent ones
     assert f"customer #{order.customer.pk}" in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad_id", ["²", "\u0661", "9" * 20, "-1", "1.0", ""])
+def test_the_dashboard_passes_over_ticked_ids_that_are_no_letters_ids(client, staff, bad_id):
+    # "²" is a digit to str.isdigit() and not to int(), nor is an Arabic-Indic 1 an id the
+    # form sends; 20 nines overflow the column.
+    letter = dead_job(CustomerFactory())
+    client.force_login(staff)
+
+    response = client.post(
+        "/ops/dead-letters", {"action": "requeue", "letter": [bad_id, letter.pk]}
+    )
+
+    assert response.status_code == 302
+    assert DeadLetter.objects.get(pk=letter.pk).status == "requeued"

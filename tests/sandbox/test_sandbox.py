@@ -153,3 +153,11 @@ def test_the_gateway_decides_by_the_test_card(client):
 
     assert (first.status_code, retry.status_code, other.status_code) == (500, 201, 500)
     assert set(Charge.objects.values_list("idempotency_key", flat=True)) == {"ok", "mc", "flaky"}
+
+
+def test_a_refund_of_a_charge_id_that_is_no_number_is_a_404(client):
+    # "²" is a digit to str.isdigit() and not to int(); 25 nines overflow the column.
+    for charge_id in ("ch_²", "ch_" + "9" * 25):
+        response = refund(client, "k", charge_id)
+
+        assert response.status_code == 404, (charge_id, response.status_code)

