@@ -11,6 +11,9 @@ class ServiceSwitch(models.Model):
     failure_rate = models.FloatField(default=0.0)  # 0.0 … 1.0: share of requests answered 503
     fail_next = models.PositiveIntegerField(default=0)  # the next N requests fail, then recover
 
+    class Meta:
+        verbose_name_plural = "service switches"
+
     def __str__(self) -> str:
         return f"{self.service}: {self.latency_ms} ms, {self.failure_rate:.0%} failing"
 

@@ -147,7 +147,8 @@ def _with_reason(word: str, reason: str) -> str:
 
 
 def _clock(moment: datetime) -> str:
-    return f"{timezone.localtime(moment):%H:%M:%S}"
+    # With its zone, as the page's "Placed" shows it: a bare time reads as the reader's own.
+    return f"{timezone.localtime(moment):%H:%M:%S %Z}"
 
 
 def in_words(left: timedelta) -> str:

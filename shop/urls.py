@@ -4,6 +4,8 @@ from shop import views
 
 urlpatterns = [
     path("", views.catalogue, name="catalogue"),
+    # What a browser asks for on a page that names no icon (the admin's, the API's schema).
+    path("favicon.ico", views.favicon),
     path("products/<str:sku>", views.product_detail, name="product_detail"),
     path("account", views.account, name="account"),
     path("account/avatar", views.account_avatar, name="account_avatar"),

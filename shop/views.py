@@ -16,6 +16,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -56,6 +57,11 @@ def _checkout_context() -> dict:
         "test_cards": TEST_CARDS,
         "default_card": TEST_CARDS[0].spaced,
     }
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    return redirect(static("shop/favicon.svg"))
 
 
 @require_GET
@@ -339,10 +345,14 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
         {
             **_timeline(order, staff=request.user.is_staff),
             "lines": order.lines.select_related("product"),
-            # Customers cancel their own orders; staff do it in the admin.
-            "can_cancel": order.is_cancellable and order.customer.user_id == request.user.pk,
+            "can_cancel": _can_cancel(request, order),
         },
     )
+
+
+def _can_cancel(request: HttpRequest, order: Order) -> bool:
+    # Customers cancel their own orders; staff do it in the admin.
+    return order.is_cancellable and order.customer.user_id == request.user.pk
 
 
 @never_cache
@@ -350,7 +360,11 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 @require_GET
 def order_timeline(request: HttpRequest, order_id: int) -> HttpResponse:
     order = _visible_order(request, order_id)
-    return render(request, "shop/_timeline.html", _timeline(order, staff=request.user.is_staff))
+    context = {
+        **_timeline(order, staff=request.user.is_staff),
+        "can_cancel": _can_cancel(request, order),
+    }
+    return render(request, "shop/_timeline.html", context)
 
 
 # never_cache: an invoice is personal, and no cache between the shop and its customer keeps it.

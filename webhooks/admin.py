@@ -63,6 +63,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "created_at",
         "delivered_at",
     ]
+    # `subject` above shows them; as fields they were a list of every model to pick from.
+    exclude = ["subject_type", "subject_id"]
     inlines = [WebhookAttemptInline]
 
     def has_add_permission(self, request) -> bool:

@@ -68,3 +68,38 @@ def test_the_open_order_page_follows_a_job_that_comes_back_to_life(
     page.wait_for_selector("#timeline [data-final=true]")
     assert page.evaluate("() => window.notReloaded === true")  # the same page, never reloaded
     context.close()
+
+
+@pytest.fixture
+def pending_order(transactional_db, empty_queues) -> Order:
+    """An order waiting for its payment (no worker runs), of a customer who can cancel it."""
+    customer: Customer = CustomerFactory.create(
+        user__email="decline@example.com", user__username="decline@example.com"
+    )
+    Product.objects.create(sku="MUG-001", name="Enamel camping mug", price="14.00", stock=50)
+    return services.place_order(customer=customer, items=[{"sku": "MUG-001", "quantity": 1}]).order
+
+
+def test_the_open_order_page_stops_offering_cancel_once_the_order_cannot_be(
+    browser, live_server, pending_order
+):
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto("/login")
+    page.fill("input[name=username]", "decline@example.com")
+    page.fill("input[name=password]", "a-long-enough-password")
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/")
+    page.goto(f"/orders/{pending_order.pk}")
+    cancel = page.locator("details.cancel-order")
+    assert cancel.is_visible()
+    page.evaluate("() => { window.notReloaded = true; }")
+
+    # Its card is declined, as the charge job records it: nothing is left to cancel.
+    Order.objects.filter(pk=pending_order.pk).update(status=Order.Status.PAYMENT_FAILED)
+    page.locator("#timeline .status-payment_failed").wait_for(timeout=5_000)
+
+    cancel.wait_for(state="hidden", timeout=5_000)
+    assert page.evaluate("() => window.notReloaded === true")
+    context.close()

@@ -83,7 +83,8 @@ def test_a_delay_says_until_when_never_why_technically(settings):
     steps = timeline.order_steps(jobs=jobs, now=now)
 
     def clock(moment):
-        return f"{timezone.localtime(moment):%H:%M:%S}"
+        # With its zone, as the order page's "Placed" shows it: a bare time is ambiguous.
+        return f"{timezone.localtime(moment):%H:%M:%S} UTC"
 
     assert [step.outcome for step in steps] == [
         f"Delayed, trying again at {clock(retry_at)}",

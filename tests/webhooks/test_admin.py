@@ -17,3 +17,25 @@ def test_staff_cannot_register_an_endpoint_on_a_private_address_outside_the_demo
     assert "url" in private.errors
     assert "events" in unknown_event.errors
     assert fine.is_valid(), fine.errors
+
+
+@pytest.mark.django_db
+def test_a_deliverys_admin_page_shows_its_subject_and_offers_nothing_to_change(admin_client):
+    from shop.models import Order
+    from tests.factories import OrderFactory
+    from webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    order: Order = OrderFactory()
+    endpoint = WebhookEndpoint.objects.create(url="http://127.0.0.1:9/hook", secret="whsec_x")
+    delivery = WebhookDelivery(endpoint=endpoint, event="order.placed", payload={})
+    delivery.subject = order
+    delivery.save()
+
+    page = admin_client.get(f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert str(order) in html
+    # The generic relation's two columns were a form's fields: a list of every model.
+    assert 'name="subject_type"' not in html
+    assert 'name="subject_id"' not in html

@@ -4,6 +4,9 @@
 // whose jobs all finished). It never stops for good: a finished job can come back to life (an
 // operator requeues a dead letter, a lost run is taken up again) and the page must follow it
 // without a reload. While the tab is hidden it does not poll; it looks again when shown.
+// An element elsewhere on the page that makes sense only in some states of a live part (an
+// order's Cancel, while the order can be cancelled) says which with data-live-while, a CSS
+// selector: it is hidden whenever the live content holds nothing that matches it.
 (function () {
   "use strict";
 
@@ -45,6 +48,7 @@
         })
         .then(function (html) {
           container.innerHTML = html;
+          showWhatStillApplies();
           schedule();
         })
         .catch(function () {
@@ -58,6 +62,12 @@
       }
     });
     schedule();
+  }
+
+  function showWhatStillApplies() {
+    document.querySelectorAll("[data-live-while]").forEach(function (element) {
+      element.hidden = document.querySelector(element.dataset.liveWhile) === null;
+    });
   }
 
   document.querySelectorAll("[data-live-url]").forEach(follow);
