@@ -580,8 +580,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "jobs.schema.add_refusals_any_operation_may_answer",
-        "jobs.schema.inline_nullable_objects",
+        "config.schema.add_refusals_any_operation_may_answer",
+        "config.schema.inline_nullable_objects",
     ],
 }
 

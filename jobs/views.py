@@ -26,7 +26,7 @@ from jobs.metrics import exposition
 from jobs.models import DeadLetter, Job, OperatorAction
 
 RECENT_JOBS = 50
-# The most digits of a dead letter's id that fit its column (a 64-bit integer).
+# The most digits that always fit a dead letter's id (a 64-bit integer).
 MAX_ID_DIGITS = 18
 
 View = Callable[..., HttpResponse]

@@ -7,7 +7,7 @@ counterparts would, deduplicate on the same keys, and fail or slow down on deman
 
 import json
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -45,7 +45,10 @@ PROCESSING_ERROR_SOURCE = "tok_chargeDeclinedProcessingError"
 # A charge without `source` (clients from before the test cards) is charged as this card.
 DEFAULT_SOURCE = "tok_visa"
 # What SMS providers take: an E.164 number, and at most ten 160-character segments.
-E164 = re.compile(r"^\+[1-9]\d{1,14}\Z")
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}\Z")  # not \d: every script's digits
+# A plain decimal in ASCII digits: Decimal() also reads "NaN", "Infinity", "1e3", "-1" and any
+# script's digits, and a NaN made the comparison with the decline limit raise (a 500).
+AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 SMS_MAX_LENGTH = 1600
 # What the third parties take is flat, or holds one object (analytics' properties). A body
 # that parses but nests near Python's recursion limit could not even be stored
@@ -136,10 +139,10 @@ def create_charge(request: HttpRequest) -> JsonResponse:
     body = _body(request)
     if not key:
         return _answer(request, "payments", 400, {"detail": "Idempotency-Key header is required"})
-    try:
-        amount = Decimal(str(body.get("amount")))
-    except InvalidOperation:
+    raw_amount = str(body.get("amount"))
+    if not AMOUNT.fullmatch(raw_amount):
         return _answer(request, "payments", 400, {"detail": "amount must be a decimal string"})
+    amount = Decimal(raw_amount)
     source = body.get("source", DEFAULT_SOURCE)
     if source in DECLINED_SOURCES:
         return _answer(request, "payments", 402, {"detail": DECLINED_SOURCES[source]})
@@ -186,8 +189,9 @@ def create_refund(request: HttpRequest) -> JsonResponse:
     charge_id = str(_body(request).get("charge", ""))
     charge = None
     number = charge_id.removeprefix("ch_")
-    # ASCII digits that fit the key: str.isdigit() alone passes "²", which int() refuses.
-    if charge_id.startswith("ch_") and number.isascii() and number.isdigit() and len(number) < 19:
+    # ASCII digits, as many as a key can have: str.isdigit() alone passes "²", which int()
+    # refuses, as it does a str of over 4,300 digits.
+    if charge_id.startswith("ch_") and number.isascii() and number.isdigit() and len(number) <= 18:
         charge = Charge.objects.filter(pk=int(number)).first()
     if charge is None:
         return _answer(request, "payments", 404, {"detail": f"no charge {charge_id!r}"})

@@ -104,8 +104,9 @@ def order_items_from(data: QueryDict) -> list[dict]:
         if not (value.isascii() and value.isdigit()):
             errors.append(f"{sku}: the quantity must be a whole number.")
             continue
-        # More digits than any allowed quantity has: out of range, without int()'s limit.
-        quantity = int(value) if len(value) <= 9 else settings.ORDER_MAX_QUANTITY + 1
+        # More digits than the largest quantity has: out of range, without int()'s limit.
+        too_long = len(value.lstrip("0")) > len(str(settings.ORDER_MAX_QUANTITY))
+        quantity = settings.ORDER_MAX_QUANTITY + 1 if too_long else int(value)
         if quantity == 0:
             continue
         if not 1 <= quantity <= settings.ORDER_MAX_QUANTITY:

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
 from django.utils.http import parse_header_parameters
 
 from jobs import log_context
@@ -50,8 +51,9 @@ def _too_many_fields(request: HttpRequest) -> HttpResponse:
 class UnservableRequests:
     """Answer what stops any view, not the view's own input: a body over
     DATA_UPLOAD_MAX_MEMORY_SIZE (413), more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS or files
-    than DATA_UPLOAD_MAX_NUMBER_FILES (400), which Django raises wherever the body or the query
-    string is first read; and the database unavailable (503 with Retry-After).
+    than DATA_UPLOAD_MAX_NUMBER_FILES (400), which Django raises wherever the body is first
+    read (the query string is read before every view); and the database unavailable (503 with
+    Retry-After).
 
     Django would answer the first three with its HTML 400 page, and the last with a 500.
     """
@@ -60,14 +62,18 @@ class UnservableRequests:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, *args: object) -> HttpResponse | None:
         try:
-            # The query string is parsed here, not wherever it is first read: DRF reads it
-            # while it chooses a renderer, and with DEBUG on its error handling then needs the
-            # renderer it failed to choose; the 400 below became the server's bare 500.
+            # The query string is parsed before the view, not wherever it is first read: DRF
+            # reads it while it chooses a renderer, and with DEBUG on its error handling then
+            # needs the renderer it failed to choose; the 400 became the server's bare 500.
+            # (Here, not in __call__: the answer goes out through the security middleware.)
             request.GET  # noqa: B018 - read for its check (cached on the request)
         except TooManyFieldsSent:
             return _too_many_fields(request)
-        return self.get_response(request)
+        return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, RequestDataTooBig):
@@ -107,8 +113,10 @@ def upload_size_limit(get_response: Callable[[HttpRequest], HttpResponse]):
     def middleware(request: HttpRequest) -> HttpResponse:
         if _declared_length(request) > settings.AVATAR_MAX_BYTES + MULTIPART_OVERHEAD_BYTES:
             message = f"The upload is larger than {settings.AVATAR_MAX_BYTES // 1024**2} MB."
-            if _is_api(request.path):
+            if request.path == reverse("api-signup"):  # the one API address with a file
                 return JsonResponse({"errors": {"avatar": [message]}}, status=413)
+            if _is_api(request.path):
+                return JsonResponse({"detail": message}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
         return get_response(request)
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 # E.164, the form SMS providers take: "+", country code and number, nothing else.
 phone_validator = RegexValidator(
-    r"^\+[1-9]\d{1,14}\Z",
+    r"^\+[1-9][0-9]{1,14}\Z",  # [0-9], not \d, which matches every script's digits
     "Enter the number in international format, without spaces: +4915112345678.",
 )
 

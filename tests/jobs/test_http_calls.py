@@ -183,9 +183,14 @@ def test_an_answer_cut_short_is_a_transient_error_and_not_sent_again(server_fact
     assert sent == [f"POST {url}"]
 
 
-@pytest.mark.parametrize("retry_after", ["²", "1²", "soon"])
-def test_a_retry_after_that_is_no_number_leaves_the_retry_to_the_jobs_own_backoff(retry_after):
-    # "²" is a digit to str.isdigit() and not to float().
+@pytest.mark.parametrize(
+    ("retry_after", "seconds"),
+    [("5", 5.0), ("1.5", 1.5), ("²", None), ("1²", None), ("soon", None), ("nan", None)],
+)
+def test_a_retry_after_in_seconds_is_the_jobs_hint_and_anything_else_is_not(
+    server_factory, retry_after, seconds
+):
+    # "²" is a digit to str.isdigit() and not to float(); float() takes "nan".
     import http.server
 
     class Unavailable(http.server.BaseHTTPRequestHandler):
@@ -207,4 +212,4 @@ def test_a_retry_after_that_is_no_number_leaves_the_retry_to_the_jobs_own_backof
         server.shutdown()
         server.server_close()
 
-    assert raised.value.retry_after is None
+    assert raised.value.retry_after == seconds

@@ -156,8 +156,18 @@ def test_the_gateway_decides_by_the_test_card(client):
 
 
 def test_a_refund_of_a_charge_id_that_is_no_number_is_a_404(client):
-    # "²" is a digit to str.isdigit() and not to int(); 25 nines overflow the column.
-    for charge_id in ("ch_²", "ch_" + "9" * 25):
+    # "²" is a digit to str.isdigit() and not to int(), and int() refuses a str of over 4,300
+    # digits.
+    for charge_id in ("ch_²", "ch_" + "9" * 5000):
         response = refund(client, "k", charge_id)
 
         assert response.status_code == 404, (charge_id, response.status_code)
+
+
+@pytest.mark.parametrize("amount", ["NaN", "sNaN", "Infinity", "-1", "\u0661\u0660", "1e3", ""])
+def test_the_gateway_refuses_an_amount_that_is_not_a_plain_positive_decimal(client, amount):
+    response = charge(client, f"k-{amount}", amount=amount)
+
+    assert response.status_code == 400, (amount, response.status_code)
+    assert response.json() == {"detail": "amount must be a decimal string"}
+    assert not Charge.objects.exists()

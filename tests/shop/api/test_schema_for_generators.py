@@ -188,10 +188,10 @@ def test_a_client_generated_from_the_schema_imports_every_module(schema_bytes, t
 
 
 def test_every_operation_declares_the_refusals_any_operation_may_answer(api_client, operations):
-    """docs/api.md, "Errors": any operation may answer 503 (the database away), and one with a
-    body 413 and 415 as well, each `{"detail"}`. Undeclared, a generated client returned None
-    for them, or raised; declared as field errors only (signup's 413, whose avatar is the
-    other), it failed on the missing `errors`."""
+    """docs/api.md, "Errors": any operation may answer 400 (too many query fields) and 503 (the
+    database away), and one with a body 413 and 415 as well, each `{"detail"}`. Undeclared, a
+    generated client returned None for them, or raised; declared as field errors only
+    (signup's 413, whose avatar is the other), it failed on the missing `errors`."""
     components = api_client.get("/api/openapi.json").json()["components"]["schemas"]
 
     def shapes(response: dict) -> set[str]:
@@ -207,7 +207,7 @@ def test_every_operation_declares_the_refusals_any_operation_may_answer(api_clie
         return found
 
     for key, operation in operations.items():
-        statuses = ["503", *(["413", "415"] if "requestBody" in operation else [])]
+        statuses = ["400", "503", *(["413", "415"] if "requestBody" in operation else [])]
         for status in statuses:
             assert status in operation["responses"], (key, status)
             if (key, status) == (("/api/health", "get"), "503"):

@@ -14,6 +14,7 @@ from jobs.models import Job
 from shop.middleware import MULTIPART_OVERHEAD_BYTES
 from shop.models import ApiToken, Customer
 from shop.tokens import digest
+from tests.factories import customer_with_token
 from tests.helpers import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -333,7 +334,15 @@ def test_a_mobile_number_is_optional_and_shown_when_given(api_client):
 
 
 @pytest.mark.parametrize(
-    "phone", ["015112345678", "+49 151 12345678", "+0123456", "+4915112345678901", 4915112345678]
+    "phone",
+    [
+        "015112345678",
+        "+49 151 12345678",
+        "+0123456",
+        "+4915112345678901",
+        4915112345678,
+        "+49\u0661\u0665\u0661\u0661\u0662\u0663\u0664\u0665",  # Arabic-Indic digits
+    ],
 )
 def test_a_mobile_number_not_in_international_format_is_refused(api_client, phone):
     response = api_client.post("/api/signup", {**VALID, "phone": phone}, format="json")
@@ -341,3 +350,18 @@ def test_a_mobile_number_not_in_international_format_is_refused(api_client, phon
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["phone"]
     assert nothing_written()
+
+
+@override_settings(AVATAR_MAX_BYTES=10_000)
+def test_a_multipart_body_far_over_the_limit_elsewhere_on_the_api_is_a_detail_413(api_client):
+    """Only signup takes an avatar: elsewhere the refusal names none (the schema says
+    `{"detail"}` for a 413 there)."""
+    _, token = customer_with_token()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    huge = SimpleUploadedFile("big.png", b"\0" * 200_000, content_type="image/png")
+
+    response = api_client.post("/api/orders", {"file": huge}, format="multipart")
+
+    assert response.status_code == 413
+    assert set(response.json()) == {"detail"}
+    assert "larger than" in response.json()["detail"]
