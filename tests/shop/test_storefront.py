@@ -2,6 +2,7 @@
 its avatar and orders, checkout with a test card, and the error pages."""
 
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -176,3 +177,18 @@ def test_a_products_picture_must_be_one_of_the_shops_static_files():
     product.full_clean()
 
     assert "No static picture at 'shop/products/nope.svg'" in str(refused.value)
+
+
+def test_the_site_has_an_icon_where_browsers_look_for_one(client):
+    # Chromium asks every page without a <link rel="icon"> (the admin's) for /favicon.ico, and
+    # reports a 404 as a console error; the shop's pages name the icon themselves.
+    from django.contrib.staticfiles import finders
+    from django.templatetags.static import static
+
+    redirect = client.get("/favicon.ico")
+    catalogue = client.get("/")
+
+    assert redirect.status_code == 302
+    assert redirect["Location"] == static("shop/favicon.svg")
+    assert "<svg" in Path(finders.find("shop/favicon.svg")).read_text()
+    assert f'<link rel="icon" href="{redirect["Location"]}"'.encode() in catalogue.content

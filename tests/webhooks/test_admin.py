@@ -20,7 +20,7 @@ def test_staff_cannot_register_an_endpoint_on_a_private_address_outside_the_demo
 
 
 @pytest.mark.django_db
-def test_a_deliverys_admin_page_shows_its_subject_and_offers_nothing_to_change(admin_client):
+def test_a_deliverys_admin_page_shows_its_subject_without_a_list_of_every_model(admin_client):
     from shop.models import Order
     from tests.factories import OrderFactory
     from webhooks.models import WebhookDelivery, WebhookEndpoint
