@@ -1,12 +1,14 @@
 """The public JSON API (docs/api.md). Views validate, call one service, and shape the answer."""
 
-from typing import NoReturn
+import threading
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework import permissions, status
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied, Throttled
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -433,3 +435,17 @@ class HealthView(APIView):
 def not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
     """Unknown /api/ addresses: errors are JSON, as docs/api.md says of the whole API."""
     return JsonResponse({"detail": "Not found."}, status=404)
+
+
+class SchemaView(SpectacularJSONAPIView):
+    """/api/openapi.json, built by one thread of the process at a time. drf-spectacular loads
+    its extensions (its contrib packages, found or not) the first time it builds a schema, and
+    threads that did so at once answered 500s (`'NoneType' object has no attribute
+    'startswith'`): a burst of first requests after a start (tests/config/test_security.py)."""
+
+    _building = threading.Lock()
+
+    def _get_schema_response(self, request: Request) -> Response:
+        with self._building:
+            response: Any = super()._get_schema_response(request)
+        return response
