@@ -101,24 +101,22 @@ class DetailOut(serializers.Serializer[dict[str, Any]]):
 
 
 FIELD_ERRORS = OpenApiResponse(FieldErrorsOut, description="Invalid fields; nothing written.")
-# A 400 is a field error, or {"detail"} when there are no fields to blame: a body that is not
-# JSON at all, a bad header.
+# A field error, or {"detail"} when there are no fields to blame. One component for both uses
+# below (its name is the 400's, which came first): a generated client has one type for it.
+FIELD_ERRORS_OR_DETAIL = PolymorphicProxySerializer(
+    component_name="BadRequestOut",
+    serializers=[FieldErrorsOut, DetailOut],
+    resource_type_field_name=None,
+)
+# A 400: invalid fields, or a body that is not JSON at all, a bad header.
 BAD_REQUEST = OpenApiResponse(
-    PolymorphicProxySerializer(
-        component_name="BadRequestOut",
-        serializers=[FieldErrorsOut, DetailOut],
-        resource_type_field_name=None,
-    ),
+    FIELD_ERRORS_OR_DETAIL,
     description="Invalid fields, or a body that cannot be read; nothing written.",
 )
 # Signup's 413: its avatar over the avatar's limit (a field error), or the whole body over the
 # request's (`{"detail"}`).
 TOO_LARGE = OpenApiResponse(
-    PolymorphicProxySerializer(
-        component_name="TooLargeOut",
-        serializers=[FieldErrorsOut, DetailOut],
-        resource_type_field_name=None,
-    ),
+    FIELD_ERRORS_OR_DETAIL,
     description="A file, or the whole body, over its size limit; nothing written.",
 )
 DETAIL = OpenApiResponse(DetailOut)

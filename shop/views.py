@@ -346,13 +346,19 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
             **_timeline(order, staff=request.user.is_staff),
             "lines": order.lines.select_related("product"),
             "can_cancel": _can_cancel(request, order),
+            "own_order": _is_own(request, order),
         },
     )
 
 
+def _is_own(request: HttpRequest, order: Order) -> bool:
+    """The order is the visitor's own (not a staff member's look at a customer's)."""
+    return order.customer.user_id == request.user.pk
+
+
 def _can_cancel(request: HttpRequest, order: Order) -> bool:
     # Customers cancel their own orders; staff do it in the admin.
-    return order.is_cancellable and order.customer.user_id == request.user.pk
+    return order.is_cancellable and _is_own(request, order)
 
 
 @never_cache

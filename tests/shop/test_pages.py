@@ -225,3 +225,22 @@ def test_only_the_owner_cancels_and_only_with_a_csrf_token(client, shopper):
     assert stranger.post(f"/orders/{order.pk}/cancel").status_code == 404
     assert client.get(f"/orders/{order.pk}/cancel").status_code == 405
     assert Order.objects.get().status == Order.Status.PENDING_PAYMENT
+
+
+def test_an_order_page_speaks_to_its_customer_and_plainly_to_staff(client, shopper):
+    ProductFactory(sku="MUG-001", stock=3)
+    client.post("/orders", {"quantity_MUG-001": "1"})
+    order = Order.objects.get()
+    staff = get_user_model().objects.create_user(
+        username="ops@example.com", password="run-the-shop-1", is_staff=True
+    )
+
+    own = client.get(f"/orders/{order.pk}").content.decode()
+    client.force_login(staff)
+    seen_by_staff = client.get(f"/orders/{order.pk}").content.decode()
+
+    assert "Your order's progress" in own
+    assert "Cancel order" in own
+    assert "Your order" not in seen_by_staff
+    assert "<h2>Progress</h2>" in seen_by_staff
+    assert "Cancel order" not in seen_by_staff  # staff cancel in the admin
