@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 
+from bench.stats import postgres_cpu_seconds
 from stack.waiting import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +165,17 @@ class Bench:
     def workers_cpu_seconds(self) -> float:
         """User and system CPU time of the running workers' processes and their children."""
         return sum(worker.cpu_seconds() for worker in self.workers)
+
+    def database_server_cpu_seconds(self) -> float | None:
+        """CPU time of the PostgreSQL server, when the database is PostgreSQL on this machine
+        (its work per job shares the workers' cores); None otherwise (SQLite's work is the
+        workers' own, in their processes)."""
+        from django.db import connection
+
+        loopback = settings.DATABASES["default"].get("HOST") in ("127.0.0.1", "localhost", "::1")
+        if connection.vendor != "postgresql" or not loopback:
+            return None
+        return postgres_cpu_seconds()
 
     def start_io_workers(self, count: int = 1, *, idle: bool = False) -> None:
         for n in range(count):

@@ -105,6 +105,14 @@ def table(results: dict) -> str:
             out(f"     {'  the app ÷ bare Celery, no-op jobs':40} {_spread(ratio, '×')}")
             ratio = machinery["app_noop_cpu_vs_common_noop"]
             out(f"     {'  the app ÷ the common way, no-op jobs':40} {_spread(ratio, '×')}")
+        database_cpu = machinery.get("database_cpu_ms_per_job")  # PostgreSQL, since 2026-12-07
+        if database_cpu:
+            out("     CPU per job in the PostgreSQL server (user + system, ms):")
+            for way, name in CPU_WAYS:
+                out(f"     {'  ' + name:40} {_spread(database_cpu[way], ' ms')}")
+            ratio = machinery["app_noop_cpu_with_database_vs_bare"]
+            name = "  workers and server, the app ÷ bare"
+            out(f"     {name:40} {_spread(ratio, '×')}")
         broker = machinery["broker"]
         out(
             f"     raw broker, one client: LPUSH {broker['push_per_s']:,.0f}/s, BRPOP "

@@ -158,6 +158,8 @@ def job_machinery(bench: Bench, size: Size) -> dict:
     shuffle = random.Random(7)
     rates: dict[str, list[float]] = {way: [] for way in MACHINERY_WAYS}
     cpu: dict[str, list[float]] = {way: [] for way in MACHINERY_WAYS}
+    # On PostgreSQL on this machine, the server's CPU per job too: the statements run there.
+    database_cpu: dict[str, list[float]] = {way: [] for way in MACHINERY_WAYS}
     message = b""
     for round_ in range(size.rounds):
         order = list(rates)
@@ -189,10 +191,14 @@ def job_machinery(bench: Bench, size: Size) -> dict:
                     queues="celery",
                 )
             before = bench.workers_cpu_seconds()
+            database_before = bench.database_server_cpu_seconds()
             samples = bench.drain(bench.consume, bench.broker_depth, timeout=60 + n / 5)
             if way.startswith("app"):
                 bench.watch(bench.ledger_backlog, timeout=60)
             cpu[way].append((bench.workers_cpu_seconds() - before) / n * 1000)
+            database_after = bench.database_server_cpu_seconds()
+            if database_before is not None and database_after is not None:
+                database_cpu[way].append((database_after - database_before) / n * 1000)
             rates[way].append(drain_rate(samples, n))
             bench.stop_workers()
             bench.purge()
@@ -213,6 +219,21 @@ def job_machinery(bench: Bench, size: Size) -> dict:
         "app_vs_common": _ratios(rates["app"], rates["common"]),
         "app_noop_cpu_vs_bare": _ratios(cpu["app_noop"], cpu["bare"]),
         "app_noop_cpu_vs_common_noop": _ratios(cpu["app_noop"], cpu["common_noop"]),
+        # The database server's CPU per job, when it is PostgreSQL on the same machine (its
+        # work shares the workers' cores; SQLite's is in the workers' figure already).
+        **(
+            {
+                "database_cpu_ms_per_job": {
+                    way: Spread.of(values).as_dict() for way, values in database_cpu.items()
+                },
+                "app_noop_cpu_with_database_vs_bare": _ratios(
+                    [w + d for w, d in zip(cpu["app_noop"], database_cpu["app_noop"], strict=True)],
+                    [w + d for w, d in zip(cpu["bare"], database_cpu["bare"], strict=True)],
+                ),
+            }
+            if all(database_cpu.values())
+            else {}
+        ),
         "broker": broker,
         "app_noop_vs_broker_push": Spread.of(rates["app_noop"]).median / broker["push_per_s"],
     }

@@ -17,6 +17,27 @@ def machine_busy_seconds() -> float:
     return (sum(int(f) for f in fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds(proc: Path = Path("/proc")) -> float | None:
+    """CPU seconds spent by this machine's PostgreSQL server processes (user and system, the
+    postmaster's reaped children included: the backends of connections closed since), or None
+    where none can be seen (another host, another container): on the same cores as the
+    workers, its work per job is part of what limits their rate. Every database's, so only
+    meaningful while the bench is all the server does."""
+    total, seen = 0, False
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended since the listing
+        name, _, rest = text.partition(" (")[2].rpartition(")")
+        if name != "postgres":
+            continue
+        seen = True
+        fields = rest.split()
+        total += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK") if seen else None
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0 to 100), interpolated between the nearest ranks."""
     if not values:
