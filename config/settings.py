@@ -143,6 +143,17 @@ for database in DATABASES.values():
             "timeout": env.float("SQLITE_TIMEOUT_SECONDS", default=20),
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
+    elif database["ENGINE"] == "django.db.backends.postgresql":
+        # Django turns psycopg's prepared statements off, for connection poolers that do not
+        # keep them. Its own queries bind on the client and are never prepared either way;
+        # this lets the two statements every job runs (jobs.ledger: the claim and the finish)
+        # be prepared, which halves the server's work on them (docs/performance.md). Off
+        # (DATABASE_PREPARED_STATEMENTS=false) behind a transaction pooler that does not
+        # keep prepared statements (PgBouncer before 1.21, or without max_prepared_statements).
+        database.setdefault("OPTIONS", {}).setdefault(
+            "prepare_threshold",
+            5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None,
+        )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that worker threads and worker processes see the test data.
     # The test suite gives each run its own (tests/embedded_services.py).

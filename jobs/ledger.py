@@ -22,10 +22,13 @@ ledger turns that into "at most one run at a time, and never again once finished
 """
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -34,6 +37,7 @@ from jobs import clock
 from jobs.clock import DbNow
 from jobs.models import Job, OperatorAction, PausedQueue
 
+logger = logging.getLogger(__name__)
 State = Job.State
 EPOCH_HEADER = "job_epoch"
 
@@ -191,32 +195,30 @@ def _take_if_current(
     started_sql, started_params = clock.sql()
     until_sql, until_params = clock.sql(lease_seconds)
     jobs, paused = ops.quote_name(Job._meta.db_table), ops.quote_name(PausedQueue._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {jobs}"  # noqa: S608 - names, not input
-            " SET state = %s, attempts = attempts + 1, retries = %s,"
-            f" started_at = {started_sql}, lease_until = {until_sql}, lease_holder = %s,"
-            " next_attempt_at = NULL, stalled_reason = ''"
-            " WHERE id = %s AND epoch = %s"
-            " AND (state = %s OR (state IN (%s, %s) AND retries < %s))"
-            # Not while its queue is paused (a unique index: one lookup in a table of a few rows).
-            f" AND NOT EXISTS (SELECT 1 FROM {paused} WHERE {paused}.queue = {jobs}.queue)"
-            " RETURNING attempts, created_at, eta, concerning_type_id, concerning_id, started_at",
-            [
-                State.RUNNING,
-                retries,
-                *started_params,
-                *until_params,
-                holder,
-                Job._meta.pk.get_db_prep_value(job_id, connection),
-                epoch,
-                State.QUEUED,
-                State.RETRYING,
-                State.RUNNING,
-                retries,
-            ],
-        )
-        row = cursor.fetchone()
+    row, _ = _run_every_job(
+        f"UPDATE {jobs}"  # noqa: S608 - names, not input
+        " SET state = %s, attempts = attempts + 1, retries = %s,"
+        f" started_at = {started_sql}, lease_until = {until_sql}, lease_holder = %s,"
+        " next_attempt_at = NULL, stalled_reason = ''"
+        " WHERE id = %s AND epoch = %s"
+        " AND (state = %s OR (state IN (%s, %s) AND retries < %s))"
+        # Not while its queue is paused (a unique index: one lookup in a table of a few rows).
+        f" AND NOT EXISTS (SELECT 1 FROM {paused} WHERE {paused}.queue = {jobs}.queue)"
+        " RETURNING attempts, created_at, eta, concerning_type_id, concerning_id, started_at",
+        [
+            State.RUNNING,
+            retries,
+            *started_params,
+            *until_params,
+            holder,
+            Job._meta.pk.get_db_prep_value(job_id, connection),
+            epoch,
+            State.QUEUED,
+            State.RETRYING,
+            State.RUNNING,
+            retries,
+        ],
+    )
     if row is None:
         return None
     attempt, created_at, eta, concerning_type_id, concerning_id, started_at = row
@@ -249,27 +251,63 @@ def mark_ended(job_id: str, *, attempt: int, state: str, reason: str) -> bool:
     two alternative conditions as Q objects) cost the worker's CPU more than the claim and
     the database's work together, about 0.5 ms a job (bench/, "Job machinery")."""
     finished_sql, finished_params = clock.sql()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {connection.ops.quote_name(Job._meta.db_table)}"  # noqa: S608 - names
-            " SET state = %s, outcome_reason = %s,"
-            f" finished_at = {finished_sql}, last_error = '', lease_until = NULL,"
-            " lease_holder = '', stalled_reason = ''"
-            " WHERE id = %s AND attempts = %s"
-            # Its run holds it, or handed it back a moment ago and nothing claimed it since.
-            " AND (state = %s OR (state = %s AND stalled_reason = %s))",
-            [
-                state,
-                reason,
-                *finished_params,
-                Job._meta.pk.get_db_prep_value(job_id, connection),
-                attempt,
-                State.RUNNING,
-                State.QUEUED,
-                Job.Stall.HANDED_BACK,
-            ],
-        )
-        return bool(cursor.rowcount > 0)
+    _, ended = _run_every_job(
+        f"UPDATE {connection.ops.quote_name(Job._meta.db_table)}"  # noqa: S608 - names
+        " SET state = %s, outcome_reason = %s,"
+        f" finished_at = {finished_sql}, last_error = '', lease_until = NULL,"
+        " lease_holder = '', stalled_reason = ''"
+        " WHERE id = %s AND attempts = %s"
+        # Its run holds it, or handed it back a moment ago and nothing claimed it since.
+        " AND (state = %s OR (state = %s AND stalled_reason = %s))",
+        [
+            state,
+            reason,
+            *finished_params,
+            Job._meta.pk.get_db_prep_value(job_id, connection),
+            attempt,
+            State.RUNNING,
+            State.QUEUED,
+            Job.Stall.HANDED_BACK,
+        ],
+    )
+    return ended > 0
+
+
+def _run_every_job(sql: str, params: list[Any]) -> tuple[tuple[Any, ...] | None, int]:
+    """Run one of the two statements that every job runs, its claim and its finish: the
+    first row it returns (or None) and the rows it changed.
+
+    On PostgreSQL, as a prepared statement: planning them again for every job was half of the
+    server's work on them (docs/performance.md, "What limits the machinery"). Django's
+    cursors bind parameters on the client, which cannot be prepared, so this is a psycopg
+    cursor that binds on the server, on Django's own connection (so in the caller's
+    transaction, after Django's health check), with Django's exceptions. Whether psycopg
+    prepares it is the connection's `prepare_threshold` (config/settings.py,
+    DATABASE_PREPARED_STATEMENTS): None behind a pooler that does not keep them.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return (cursor.fetchone() if cursor.description else None), cursor.rowcount
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        try:
+            cursor.execute(sql, params, prepare=True)
+        except psycopg.errors.InvalidSqlStatementName:
+            # The server session no longer has what psycopg prepared on it: a transaction
+            # pooler that does not keep prepared statements moved this connection to
+            # another. Prepare nothing more on it, and run the statement as it is (only
+            # outside a transaction: an error inside one has aborted it).
+            logger.error(
+                "A prepared statement was gone from the database session (a connection "
+                "pooler that does not keep them?): set DATABASE_PREPARED_STATEMENTS=false."
+            )
+            connection.connection.prepare_threshold = None
+            if connection.in_atomic_block:
+                raise
+            cursor.execute(sql, params)
+        return (cursor.fetchone() if cursor.description else None), cursor.rowcount
 
 
 class Progress(enum.Enum):

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection, transaction
 
 from jobs import dead_letters, ledger, operations
 from jobs.models import Job
@@ -146,3 +147,89 @@ def test_a_run_that_finishes_just_after_its_hand_back_records_its_success(job):
     job.refresh_from_db()
     assert (job.state, job.stalled_reason) == ("succeeded", "")
     assert claim(job, holder="w2@host:200").outcome is Outcome.FINISHED  # its message, put back
+
+
+# --- On PostgreSQL, the statements every job runs are prepared --------------------------------
+
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"
+)
+
+
+def prepared_on_this_connection() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def run_through(job) -> None:
+    run = claim(job)
+    assert run.outcome is Outcome.RUN
+    assert ledger.mark_succeeded(str(job.pk), attempt=run.attempt)
+
+
+@pytest.fixture
+def none_prepared_yet():
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # psycopg forgets its own list of them on this, too
+
+
+@on_postgresql
+def test_the_claim_and_the_finish_are_planned_once_per_connection(none_prepared_yet):
+    jobs = [Job.objects.create(name="jobs.sync_crm_contact", queue="bulk") for _ in range(3)]
+
+    for job in jobs:
+        run_through(job)
+
+    prepared = prepared_on_this_connection()
+    assert [s for s in prepared if "RETURNING attempts" in s] != [], prepared  # the claim
+    assert [s for s in prepared if "SET state = $1, outcome_reason" in s] != [], prepared
+    assert len(prepared) == 2, prepared  # each once, not once a job
+    assert set(Job.objects.values_list("state", flat=True)) == {"succeeded"}
+
+
+@on_postgresql
+def test_a_rolled_back_transaction_leaves_the_next_claim_working(job, none_prepared_yet):
+    other = Job.objects.create(name="jobs.sync_crm_contact", queue="bulk")
+
+    def run_then_roll_back():
+        with transaction.atomic():
+            run_through(job)  # prepared inside the transaction that is rolled back
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        run_then_roll_back()
+
+    run_through(job)
+    run_through(other)
+
+    assert set(Job.objects.values_list("state", flat=True)) == {"succeeded"}
+
+
+@on_postgresql
+def test_behind_a_pooler_that_drops_them_nothing_is_prepared(job, none_prepared_yet, monkeypatch):
+    # What DATABASE_PREPARED_STATEMENTS=false gives the connection
+    # (tests/config/test_database_settings.py).
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
+
+    run_through(job)
+
+    assert prepared_on_this_connection() == []
+    job.refresh_from_db()
+    assert job.state == "succeeded"
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)  # a worker's claim and finish run in autocommit
+def test_a_statement_gone_from_the_session_is_run_unprepared_and_said(job, caplog):
+    # As behind a transaction pooler that hands the connection another server session.
+    first, second = job, Job.objects.create(name="jobs.sync_crm_contact", queue="bulk")
+    run_through(first)
+    connection.connection.pgconn.exec_(b"DEALLOCATE ALL")  # unseen by psycopg's own list
+
+    run_through(second)
+
+    second.refresh_from_db()
+    assert second.state == "succeeded"
+    assert "DATABASE_PREPARED_STATEMENTS=false" in caplog.text
+    assert prepared_on_this_connection() == []  # nothing prepared on it any more
