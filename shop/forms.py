@@ -132,6 +132,13 @@ def card_from(data: QueryDict) -> Card:
 
 
 def idempotency_key_from(data: QueryDict) -> str | None:
-    """The key the catalogue form was rendered with, so a double submit places one order."""
+    """The key the catalogue form was rendered with, so a double submit places one order;
+    None without one. ValidationError for a key too long to keep: dropping it would let a
+    second submit place a second order."""
     key = data.get("idempotency_key", "").strip()
-    return key if 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH else None
+    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise ValidationError(
+            f"The form's key is longer than {IDEMPOTENCY_KEY_MAX_LENGTH} characters; "
+            "order from a fresh page."
+        )
+    return key or None

@@ -243,6 +243,10 @@ def place_order(request: HttpRequest) -> HttpResponse:
         card = card_from(request.POST)
     except ValidationError as exc:
         problems += [f"Card number: {message}" for message in exc.messages]
+    try:
+        idempotency_key = idempotency_key_from(request.POST)
+    except ValidationError as exc:
+        problems += exc.messages
     if problems:
         messages.error(request, "Order not placed: " + " ".join(problems))
         return redirect("catalogue")
@@ -250,7 +254,7 @@ def place_order(request: HttpRequest) -> HttpResponse:
         result = services.place_order(
             customer=customer,
             items=items,
-            idempotency_key=idempotency_key_from(request.POST),
+            idempotency_key=idempotency_key,
             card=card,
         )
     except services.OrderRejected as exc:

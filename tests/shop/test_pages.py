@@ -88,6 +88,19 @@ def test_ordering_from_the_catalogue_leads_to_the_order_page(client, shopper):
     assert b"live.js" in page.content
 
 
+def test_a_form_key_too_long_to_keep_is_refused_not_dropped(client, shopper):
+    # Dropped, the order would be placed without a key, and a second submit of the same
+    # form would place a second order.
+    ProductFactory(sku="MUG-001", stock=3)
+
+    response = client.post(
+        "/orders", {"quantity_MUG-001": "1", "idempotency_key": "k" * 256}, follow=True
+    )
+
+    assert not Order.objects.exists()
+    assert any("longer than 255" in str(m) for m in response.context["messages"])
+
+
 def test_an_order_beyond_the_stock_is_refused_with_a_message(client, shopper):
     ProductFactory(sku="MUG-001", stock=1)
 
