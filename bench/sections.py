@@ -203,7 +203,7 @@ def job_machinery(bench: Bench, size: Size) -> dict:
             bench.stop_workers()
             bench.purge()
     broker = raw_broker(bench, message, size.drain_jobs)
-    return {
+    results = {
         "worker_processes": processes,
         "concurrency": IO_CONCURRENCY,
         "jobs": size.drain_jobs,
@@ -219,24 +219,20 @@ def job_machinery(bench: Bench, size: Size) -> dict:
         "app_vs_common": _ratios(rates["app"], rates["common"]),
         "app_noop_cpu_vs_bare": _ratios(cpu["app_noop"], cpu["bare"]),
         "app_noop_cpu_vs_common_noop": _ratios(cpu["app_noop"], cpu["common_noop"]),
-        # The database server's CPU per job, when it is PostgreSQL on the same machine (its
-        # work shares the workers' cores; SQLite's is in the workers' figure already).
-        **(
-            {
-                "database_cpu_ms_per_job": {
-                    way: Spread.of(values).as_dict() for way, values in database_cpu.items()
-                },
-                "app_noop_cpu_with_database_vs_bare": _ratios(
-                    [w + d for w, d in zip(cpu["app_noop"], database_cpu["app_noop"], strict=True)],
-                    [w + d for w, d in zip(cpu["bare"], database_cpu["bare"], strict=True)],
-                ),
-            }
-            if all(database_cpu.values())
-            else {}
-        ),
         "broker": broker,
         "app_noop_vs_broker_push": Spread.of(rates["app_noop"]).median / broker["push_per_s"],
     }
+    if all(database_cpu.values()):
+        # The database server's CPU per job, when it is PostgreSQL on the same machine (its
+        # work shares the workers' cores; SQLite's is in the workers' figure already).
+        results["database_cpu_ms_per_job"] = {
+            way: Spread.of(values).as_dict() for way, values in database_cpu.items()
+        }
+        results["app_noop_cpu_with_database_vs_bare"] = _ratios(
+            [w + d for w, d in zip(cpu["app_noop"], database_cpu["app_noop"], strict=True)],
+            [w + d for w, d in zip(cpu["bare"], database_cpu["bare"], strict=True)],
+        )
+    return results
 
 
 # The machinery alone (no-op bodies), then the real analytics job.

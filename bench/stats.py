@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
+from stack.processes import stat_fields
+
 
 def machine_busy_seconds() -> float:
     """CPU seconds the machine's cores have spent since boot on anything but idling or
@@ -29,11 +31,10 @@ def postgres_cpu_seconds(proc: Path = Path("/proc")) -> float | None:
             text = stat.read_text()
         except OSError:
             continue  # ended since the listing
-        name, _, rest = text.partition(" (")[2].rpartition(")")
+        name, fields = stat_fields(text)
         if name != "postgres":
             continue
         seen = True
-        fields = rest.split()
         total += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
     return total / os.sysconf("SC_CLK_TCK") if seen else None
 

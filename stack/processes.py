@@ -84,6 +84,13 @@ def database_url() -> str:
     return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+def stat_fields(text: str) -> tuple[str, list[str]]:
+    """A `/proc/<pid>/stat` line: the process's name, and the fields after it (its state
+    first; utime is [11]). The name may itself hold ") ", so it ends at the last ")"."""
+    head, _, rest = text.rpartition(")")
+    return head.partition(" (")[2], rest.split()
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -135,7 +142,7 @@ class Proc:
         total = 0
         for n, pid in enumerate([self.pid, *children_of(self.pid)]):
             with suppress(OSError, IndexError, ValueError):
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                _, fields = stat_fields(Path(f"/proc/{pid}/stat").read_text())
                 # utime, stime; and the parent's cutime, cstime (children it has waited for)
                 total += sum(int(f) for f in fields[11 : 15 if n == 0 else 13])
         return total / os.sysconf("SC_CLK_TCK")
