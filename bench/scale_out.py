@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import Spread, machine_busy_seconds
+from stack.procfs import cpu_ticks, stat_fields
 
 HOST_COUNTS = (1, 2, 4)
 # Threads per worker host. A job costs about 12 ms of CPU in all (worker 7, sandbox 3,
@@ -338,9 +339,8 @@ def _namespace_cpu(cluster: Any, name: str) -> tuple[float, float]:
     waited_ns = 0
     for pid in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            # utime, stime, cutime, cstime: fields 14 to 17 of stat(5), after the name.
-            ticks += sum(int(value) for value in fields[11:15])
+            _, fields = stat_fields(Path(f"/proc/{pid}/stat").read_text())
+            ticks += cpu_ticks(fields)
             for task in Path(f"/proc/{pid}/task").iterdir():
                 with contextlib.suppress(OSError, IndexError, ValueError):
                     # Time on a run queue, waiting for a core (sched-stats.rst), in ns.

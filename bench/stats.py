@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-from stack.processes import stat_fields
+from stack.procfs import cpu_ticks, stat_fields
 
 
 def machine_busy_seconds() -> float:
@@ -35,7 +35,7 @@ def postgres_cpu_seconds(proc: Path = Path("/proc")) -> float | None:
         if name != "postgres":
             continue
         seen = True
-        total += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
+        total += cpu_ticks(fields)  # the postmaster's included: it reaps finished backends
     return total / os.sysconf("SC_CLK_TCK") if seen else None
 
 

@@ -25,6 +25,7 @@ from django.db import connection
 from jobs import embedded_broker
 from jobs.embedded_broker import DURABLE_CONFIG
 from sandbox import mailbox
+from stack.procfs import children_of, cpu_ticks, stat_fields
 from stack.waiting import free_port, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,25 +85,6 @@ def database_url() -> str:
     return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def stat_fields(text: str) -> tuple[str, list[str]]:
-    """A `/proc/<pid>/stat` line: the process's name, and the fields after it (its state
-    first; utime is [11]). The name may itself hold ") ", so it ends at the last ")"."""
-    head, _, rest = text.rpartition(")")
-    return head.partition(" (")[2], rest.split()
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 @dataclass
 class Proc:
     name: str
@@ -143,8 +125,8 @@ class Proc:
         for n, pid in enumerate([self.pid, *children_of(self.pid)]):
             with suppress(OSError, IndexError, ValueError):
                 _, fields = stat_fields(Path(f"/proc/{pid}/stat").read_text())
-                # utime, stime; and the parent's cutime, cstime (children it has waited for)
-                total += sum(int(f) for f in fields[11 : 15 if n == 0 else 13])
+                # The parent's count holds its reaped children; a live child's, its own alone.
+                total += cpu_ticks(fields, reaped_children=n == 0)
         return total / os.sysconf("SC_CLK_TCK")
 
     def rss_bytes(self) -> int:

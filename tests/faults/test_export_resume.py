@@ -18,7 +18,7 @@ from jobs.models import DeadLetter, Job
 from shop import exports
 from shop.models import OrderExport
 from shop.tokens import issue_token
-from stack.processes import children_of
+from stack.procfs import children_of
 from stack.waiting import wait_until
 from tests.factories import many_orders
 from tests.object_store import moto_server

@@ -16,7 +16,7 @@ from jobs.models import Job
 from sandbox.models import AnalyticsEvent
 from sandbox.switches import set_switch
 from shop.models import Order
-from stack.processes import children_of
+from stack.procfs import children_of
 from stack.waiting import wait_until
 from tests.faults.helpers import assert_orders_done_once, wait_for_every_job_final
 from tests.helpers import png_bytes

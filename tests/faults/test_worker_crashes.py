@@ -10,7 +10,7 @@ from jobs.models import DeadLetter, Job
 from sandbox.models import AnalyticsEvent, Charge, ReceivedRequest
 from sandbox.switches import set_switch
 from shop.models import Order, Payment
-from stack.processes import children_of
+from stack.procfs import children_of
 from stack.waiting import wait_until
 from tests.faults.helpers import wait_for_every_job_final
 
