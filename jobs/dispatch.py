@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from typing import Any
 from celery import Task, current_app
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import DatabaseError, close_old_connections, connections, models, router, transaction
+from django.db import close_old_connections, connections, models, router, transaction
 from django.db.models import F
 from kombu import Producer
 
@@ -301,8 +301,10 @@ class _Publisher:
                 finally:
                     self._done(len(sent))
                     sent = []
-                    with suppress(DatabaseError):
+                    try:
                         close_old_connections()
+                    except Exception:  # logged, and the thread goes on publishing
+                        logger.exception("publisher: could not let go of its connection")
 
     def _done(self, count: int) -> None:
         with self._lock:

@@ -87,3 +87,30 @@ def test_a_job_goes_out_while_its_row_is_locked_and_is_stamped_after(empty_queue
     job.refresh_from_db()
     assert job.published_at is not None  # ... and stamped once the lock was let go
     assert job.publishes == 1
+
+
+def test_the_publisher_thread_outlives_an_error_after_a_batch(empty_queues, monkeypatch, caplog):
+    # After each batch the thread lets go of its database connection; whatever that raises
+    # (here pytest-django's RuntimeError, as a test without database access once made it
+    # raise) is logged and the thread goes on: dead, its process would publish nothing more.
+    from jobs import dispatch
+
+    def refused() -> None:
+        raise RuntimeError("Database access not allowed")
+
+    monkeypatch.setattr(dispatch, "close_old_connections", refused)
+    own_publisher = dispatch._Publisher()
+    first, second = (
+        new_job("jobs.track_analytics_event", event_id=n, name=n, properties={})
+        for n in ("first", "second")
+    )
+    Job.objects.bulk_create([first, second])
+
+    own_publisher.submit([first])
+    assert own_publisher.flush()
+    own_publisher.submit([second])
+
+    assert own_publisher.flush()
+    assert empty_queues.llen("bulk") == 2
+    assert not Job.objects.filter(published_at__isnull=True).exists()
+    assert "could not let go of its connection" in caplog.text  # said, not swallowed
