@@ -10,11 +10,10 @@ from django.http import QueryDict
 
 from shop.avatars import clean_avatar
 from shop.cards import Card, default_card, read_card
-from shop.models import phone_validator
+from shop.models import IDEMPOTENCY_KEY_MAX_LENGTH, phone_validator
 
 QUANTITY_PREFIX = "quantity_"
 CARD_NUMBER_FIELD = "card_number"
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 class SignupForm(forms.Form):

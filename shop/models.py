@@ -9,6 +9,9 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
+# An order's Idempotency-Key (the API's header, the checkout form's hidden field).
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
 # E.164, the form SMS providers take: "+", country code and number, nothing else.
 phone_validator = RegexValidator(
     r"^\+[1-9][0-9]{1,14}\Z",  # [0-9], not \d, which matches every script's digits
@@ -133,7 +136,9 @@ class Order(models.Model):
     # The client's Idempotency-Key and a digest of the body it came with: the same key with
     # the same body replays the order, with another body it is refused.
     # NULL, not "": orders without a key must not collide in the unique constraint below.
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH, null=True, blank=True
+    )
     request_digest = models.CharField(max_length=64, blank=True)
     # The ids of the jobs the placing request answered with, in that order: a replay of the
     # request answers with these again (shop.services.place_order). Stored, not worked out

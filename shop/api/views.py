@@ -30,7 +30,7 @@ from jobs.serializers import (
 from shop import invoices, selectors, services
 from shop.api import serializers as s
 from shop.api.parsers import JSONParser
-from shop.models import Customer, Order
+from shop.models import IDEMPOTENCY_KEY_MAX_LENGTH, Customer, Order
 from shop.throttling import SignupThrottle
 
 
@@ -154,7 +154,7 @@ class OrdersView(APIView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
-                {"type": "string", "maxLength": 255},
+                {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
                 OpenApiParameter.HEADER,
                 description="Repeat the request safely: the same key and body give the same order.",
             )
@@ -173,10 +173,9 @@ class OrdersView(APIView):
         form = s.OrderInput(data=request.data)
         form.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key", "").strip() or None
-        if key is not None and len(key) > 255:
-            return Response(
-                {"detail": "Idempotency-Key is longer than 255 characters."}, status=400
-            )
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+            detail = f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX_LENGTH} characters."
+            return Response({"detail": detail}, status=400)
         try:
             result = services.place_order(
                 customer=customer_of(request),
