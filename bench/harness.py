@@ -73,6 +73,15 @@ class Bench:
     @classmethod
     @contextmanager
     def running(cls, workdir: Path | None = None) -> Iterator["Bench"]:
+        if settings.configured:
+            # Read already, they would not hold the environment set below: the bench would
+            # run on the wrong databases and fail far from the cause ("The connection
+            # 'sandbox' doesn't exist"). Helpers the bench imports first must not read them.
+            raise RuntimeError(
+                "Django's settings were read before the bench set its environment: a module "
+                "imported before Bench.running reads them on import (stack.procfs is the "
+                "place for helpers without Django)."
+            )
         workdir = workdir or Path(tempfile.mkdtemp(prefix="shop-jobs-bench-"))
         ports = {name: free_port() for name in ("web", "sandbox", "smtp", "broker")}
         env = _environment(workdir, ports)

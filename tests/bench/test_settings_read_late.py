@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # What bench.__main__.main imports before it starts the stack, then whether that read the settings.
@@ -28,3 +30,18 @@ def test_the_bench_modules_do_not_read_django_settings_when_imported():
 
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "not read"
+
+
+def test_the_bench_refuses_to_start_on_settings_read_before_its_environment():
+    # The mechanism itself, for whatever import comes next: here the test process has read
+    # the settings (pytest-django), as a module imported too early would have.
+    from django.conf import settings
+
+    from bench.harness import Bench
+
+    assert settings.configured
+    with (
+        pytest.raises(RuntimeError, match="settings were read before the bench set"),
+        Bench.running(),
+    ):
+        pass
