@@ -115,11 +115,18 @@ def test_a_generated_client_signs_up_places_an_order_and_polls_it_until_paid(
         assert placed.order.total == "28.00"
         assert "jobs.charge_payment" in {job.name for job in placed.jobs}
 
-        def paid():
+        # The order turns paid in the charge's own transaction; its job's ledger row is marked
+        # succeeded just after (docs/api.md, GET /api/orders/<id>): a client polls for both.
+        def paid_and_charged():
             seen = get_order.sync(client=customer, order_id=placed.order.id)
-            return seen if seen.order.status == models.OrderOutStatusEnum.PAID else None
+            charged = [job.state for job in seen.jobs if job.name == "jobs.charge_payment"]
+            paid = seen.order.status == models.OrderOutStatusEnum.PAID
+            return seen if paid and charged == [models.StateEnum.SUCCEEDED] else None
 
-        order = wait_until(paid, message="the order, read by the generated client, to be paid")
+        order = wait_until(
+            paid_and_charged,
+            message="the order, read by the generated client, to be paid and its charge succeeded",
+        )
 
         assert isinstance(order, models.OrderWithJobsOut)
         assert order.order.id == placed.order.id
