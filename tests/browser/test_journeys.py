@@ -9,9 +9,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from jobs.models import DeadLetter
 from shop import exports
 from shop.models import OrderExport, Product
 from shop.tasks import sync_crm_deal
+from stack.waiting import wait_until
 from tests.factories import many_orders
 from tests.helpers import png_bytes
 
@@ -186,6 +188,11 @@ def test_an_operator_recovers_a_dead_job_from_the_dashboard(
     crm = ops.locator("form.card", has=ops.locator("h3", has_text="crm"))
     crm.locator("input[name=failure_rate_percent]").fill("0")
     crm.locator("button[type=submit]").click()
+    # The job is dead at once; its letter is written by a job of its own, a moment later.
+    wait_until(
+        lambda: DeadLetter.objects.filter(status="open", job__name="jobs.sync_crm_deal").exists(),
+        message="the dead letter",
+    )
     ops.goto("/ops/")
     assert "sync_crm_deal" in ops.inner_text("#dead-letters ~ form")
     screenshot(ops, "ops-dashboard")

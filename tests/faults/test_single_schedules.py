@@ -59,7 +59,29 @@ def test_two_beats_run_each_schedule_once_per_due_time(stack, tmp_path):
         assert beat.alive(), beat.output()[-3000:]
         beat.stop()
     elapsed = time.monotonic() - started
-    time.sleep(2)  # the worker takes what was sent
+    # The worker takes what was sent, by its log: each task beat sent is received, then
+    # succeeds. Waited for until every run beat recorded was received (a duplicate would be
+    # more, and fails below with its numbers) and every task received has succeeded.
+    runs_by_task = {
+        "jobs.schedule_weekly_sales_report": "weekly sales report",
+        "jobs.relay_unpublished_jobs": "relay backstop",
+    }
+
+    def every_run_taken() -> bool:
+        log = worker.output().splitlines()
+        for task, run_name in runs_by_task.items():
+            lines = [line for line in log if f"Task {task}[" in line]
+            received = sum(1 for line in lines if "] received" in line)
+            succeeded = sum(1 for line in lines if "] succeeded in " in line)
+            if received < ScheduleRun.objects.filter(name=run_name).count():
+                return False
+            if succeeded != received:
+                return False
+        return True
+
+    # (A beat stopped between recording a run and sending it would leave a run that never
+    # arrives, and time this out: a window of a statement or two.)
+    wait_until(every_run_taken, timeout=30, message="the worker to run every task beat sent")
 
     # Both beats were sending: each claimed some runs, and saw the other's refused.
     for beat in beats:

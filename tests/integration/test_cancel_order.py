@@ -143,7 +143,15 @@ def test_a_charge_at_the_gateway_when_the_order_is_cancelled_is_refunded(
     assert answer["order"]["status"] == "cancelled"
     assert not Charge.objects.exists()  # not charged yet: the gateway is still at it
 
-    wait_until(lambda: finished(order_id, "jobs.refund_payment"), message="the refund", timeout=30)
+    # The charge records the refund job in its transaction and ends its own job after that commit:
+    # the refund can be done before the charge's job says so.
+    wait_until(
+        lambda: (
+            finished(order_id, "jobs.refund_payment") and finished(order_id, "jobs.charge_payment")
+        ),
+        message="the refund and the charge's end",
+        timeout=30,
+    )
     charge_job = job(order_id, "jobs.charge_payment")
     assert charge_job.state == "skipped"
     assert "the charge is refunded" in charge_job.outcome_reason
