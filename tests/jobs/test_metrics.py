@@ -115,6 +115,7 @@ def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
         )
 
     finished = "shop_jobs_finished_total"
+    ledger = Job.objects.exclude(state="scheduled")
 
     # A process counts what it did next to its database write, not inside it: a job's end
     # and an order's completion just after they are written (the scrape may lag the ledger),
@@ -128,8 +129,7 @@ def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
         assert response.status_code == 200, response.text
         samples = parse(response.text)
         caught_up = (
-            sum(by_label(samples, finished, "job").values())
-            >= Job.objects.exclude(state="scheduled").count()
+            sum(by_label(samples, finished, "job").values()) >= ledger.count()
             and value(samples, "shop_order_completion_seconds_count") >= 1
             and sum(by_label(samples, "shop_jobs_published_total", "source").values())
             == Job.objects.aggregate(n=Sum("publishes"))["n"]
@@ -149,7 +149,6 @@ def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
         "tests.metrics_fail_for_good": 1
     }
     # Every job of the ledger, the signup's and the order's included, counted once.
-    ledger = Job.objects.exclude(state="scheduled")
     assert sum(by_label(samples, finished, "job").values()) == ledger.count()
     for name, attempts in ledger.values_list("name").annotate(n=Sum("attempts")):
         runs = value(samples, "shop_jobs_run_duration_seconds_count", job=name)
@@ -162,8 +161,8 @@ def test_the_web_scrape_counts_what_every_process_of_the_host_did(stack):
         queue: float(n) for queue, n in first_runs.items()
     }
     # The web's publisher, the relay and beat's sweep together sent what the ledger counts.
-    # (Their sum equals the ledger's `publishes`: the wait above.)
     published = by_label(samples, "shop_jobs_published_total", "source")
+    assert sum(published.values()) == Job.objects.aggregate(n=Sum("publishes"))["n"]
     assert published["commit"] >= 1  # the signup's and the order's, from gunicorn's workers
     assert published["relay"] >= 3  # the three recorded above, and the retry
     # The order's jobs all ended (its review reminder waits for its hour): observed once.
